@@ -1,0 +1,81 @@
+"""Sites: where in the transformer activations are read, steered or spliced.
+
+A site names a block (double-stream ``transformer_blocks[i]`` or single-stream
+``single_transformer_blocks[i]``), a stream (``img`` or ``txt`` tokens), a place (``resid``:
+the block's output; ``mlp``: the feed-forward hidden activation after GELU, for the neuron
+baseline) and the denoising steps to read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+BLOCK_KINDS = ("double", "single")
+STREAMS = ("img", "txt")
+PLACES = ("resid", "mlp")
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    block: str  # "double" | "single"
+    index: int
+    stream: str = "img"
+    place: str = "resid"
+    steps: tuple[int, ...] = (0,)
+    tokens_per_image: int | None = None  # training-split subsample; None keeps all tokens
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @classmethod
+    def from_config(cls, name: str, cfg: dict) -> "Site":
+        known = {"block", "index", "stream", "place", "steps", "tokens_per_image"}
+        return cls(
+            name=name,
+            block=cfg["block"],
+            index=int(cfg["index"]),
+            stream=cfg.get("stream", "img"),
+            place=cfg.get("place", "resid"),
+            steps=tuple(int(s) for s in cfg.get("steps", [0])),
+            tokens_per_image=cfg.get("tokens_per_image"),
+            extra={k: v for k, v in cfg.items() if k not in known},
+        )
+
+    @property
+    def module_path(self) -> str:
+        """Attribute path of the block inside a FluxTransformer2DModel."""
+        blocks = "transformer_blocks" if self.block == "double" else "single_transformer_blocks"
+        return f"{blocks}.{self.index}"
+
+    def depth(self, n_double: int) -> int:
+        """0-based position of this site's block in execution order (double blocks run first)."""
+        return self.index if self.block == "double" else n_double + self.index
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("extra")
+        d["steps"] = list(self.steps)
+        return d
+
+
+def validate_site(site: Site, n_double: int, n_single: int, n_steps: int) -> list[str]:
+    """Semantic checks the JSON schema cannot express; returns error messages (empty: valid)."""
+    errors = []
+    n = {"double": n_double, "single": n_single}.get(site.block)
+    if n is None:
+        errors.append(f"site '{site.name}': block '{site.block}' is not one of {list(BLOCK_KINDS)}")
+    elif not 0 <= site.index < n:
+        errors.append(
+            f"site '{site.name}': {site.block} block index {site.index} does not exist; "
+            f"the model has {n} {site.block}-stream blocks (valid: 0..{n - 1})"
+        )
+    if site.stream not in STREAMS:
+        errors.append(f"site '{site.name}': stream '{site.stream}' is not one of {list(STREAMS)}")
+    if site.place not in PLACES:
+        errors.append(f"site '{site.name}': place '{site.place}' is not one of {list(PLACES)}")
+    bad = [s for s in site.steps if not 0 <= s < n_steps]
+    if bad:
+        errors.append(
+            f"site '{site.name}': steps {bad} are outside the schedule of {n_steps} "
+            f"denoising steps (valid: 0..{n_steps - 1})"
+        )
+    return errors
