@@ -1,0 +1,33 @@
+# Quick start (a clean clone, CPU, no network beyond the package index):
+#   make figures     # embedded default -> results/figures/
+#   make test        # the test suite
+# Both create .venv on first use. On a GPU machine set TORCH to the build you want,
+# e.g. `make figures TORCH='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128'`.
+
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch==2.13.0
+BIN    := $(VENV)/bin
+CORES  ?= all
+
+.PHONY: figures test lint report clean-results
+
+$(BIN)/diffdict: pyproject.toml requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)          # first, so nothing pulls a CUDA build of torch
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+figures: $(BIN)/diffdict
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) results/figures/
+
+test: $(BIN)/diffdict
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
+
+lint: $(BIN)/diffdict
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint
+
+report: $(BIN)/diffdict
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) --report results/report/workflow.html

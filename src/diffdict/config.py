@@ -1,0 +1,224 @@
+"""Configuration: load, check against the JSON schema and the model, and answer per-site /
+per-dictionary questions for the workflow.
+
+Checks run before any job: the JSON schema (with messages that name the valid choices, which
+raw jsonschema messages do not), then semantic checks the schema cannot express: block indices
+against the configured model's block counts, steps against the schedule, each dictionary
+kind's hyperparameter names, and which sites a dictionary can be trained on.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .sites import Site, validate_site
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the offending key and the valid choices."""
+
+
+def load_yaml(path: str | Path) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
+
+
+def _schema(schema_path: str | Path | None) -> dict:
+    path = Path(schema_path) if schema_path else SCHEMA_PATH
+    if not path.exists():
+        raise ConfigError(f"config schema not found at {path}")
+    return load_yaml(path)
+
+
+def _where(path) -> str:
+    return "config" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _schema_messages(config: dict, schema: dict) -> list[str]:
+    import jsonschema
+
+    messages = []
+    validator = jsonschema.Draft202012Validator(schema)
+    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+        where = _where(err.absolute_path)
+        if err.validator == "additionalProperties":
+            allowed = sorted(err.schema.get("properties", {}))
+            extra = sorted(set(err.instance) - set(allowed))
+            for key in extra:
+                messages.append(f"{where}: unknown key '{key}'; valid keys: {', '.join(allowed)}")
+        elif err.validator == "enum":
+            messages.append(
+                f"{where}: {err.instance!r} is not a valid choice; valid: {', '.join(map(str, err.validator_value))}"
+            )
+        elif err.validator == "required":
+            messages.append(f"{where}: {err.message}")
+        else:
+            messages.append(f"{where}: {err.message}")
+    return messages
+
+
+def apply_defaults(config: dict, schema: dict) -> dict:
+    """Fill schema defaults into a copy of `config` (objects and additionalProperties maps)."""
+    config = copy.deepcopy(config)
+
+    def fill(node: Any, sch: dict) -> None:
+        if not isinstance(node, dict) or sch.get("type") != "object":
+            return
+        for key, sub in sch.get("properties", {}).items():
+            if key not in node and "default" in sub:
+                node[key] = copy.deepcopy(sub["default"])
+            if key in node:
+                fill(node[key], sub)
+        if isinstance(sch.get("additionalProperties"), dict):
+            for key, value in node.items():
+                if key not in sch.get("properties", {}):
+                    fill(value, sch["additionalProperties"])
+
+    fill(config, schema)
+    return config
+
+
+# ---- model architecture (for index checks without loading weights) ----------------------
+
+
+def transformer_config(model_cfg: dict) -> dict:
+    """The transformer's config.json, read without loading weights.
+
+    Looks in the local diffusers folder, then in the Hugging Face cache (offline). A toy model
+    whose folder does not exist yet (the workflow trains it) answers with the builder's config.
+    """
+    path = Path(model_cfg["path"])
+    local = path / "transformer" / "config.json"
+    if local.exists():
+        return json.loads(local.read_text())
+    if not path.exists() and "/" in model_cfg["path"] and not model_cfg["path"].startswith((".", "/")):
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model_cfg["path"], "transformer/config.json")
+        if isinstance(cached, str):
+            return json.loads(Path(cached).read_text())
+    if model_cfg["kind"] == "toy":
+        from .world.pipeline import transformer_config as toy_config
+
+        return toy_config()
+    raise FileNotFoundError(
+        f"cannot read the transformer config of '{model_cfg['path']}': no local folder "
+        f"with transformer/config.json and not in the Hugging Face cache. Download it first, e.g. "
+        f"`huggingface-cli download black-forest-labs/FLUX.1-schnell --local-dir {model_cfg['path']}`"
+    )
+
+
+def model_blocks(model_cfg: dict) -> tuple[int, int]:
+    """(n_double, n_single) of the configured model."""
+    tcfg = transformer_config(model_cfg)
+    return int(tcfg["num_layers"]), int(tcfg["num_single_layers"])
+
+
+# ---- dictionaries -----------------------------------------------------------------------
+
+
+def dictionary_kinds() -> dict[str, dict]:
+    """kind -> {hyperparameter: default}; the dictionaries package is the source of truth."""
+    from .dictionaries import HPARAMS
+
+    return HPARAMS
+
+
+def dictionary_sites(config: dict, dname: str) -> list[str]:
+    """Sites a dictionary is trained on: its `sites:` list, else every site of fitting place."""
+    d = config["dictionaries"][dname]
+    if "sites" in d:
+        return list(d["sites"])
+    place = "mlp" if d["kind"] == "neurons" else "resid"
+    return [s for s, sc in config["sites"].items() if sc.get("place", "resid") == place]
+
+
+def _check_dictionaries(config: dict) -> list[str]:
+    errors = []
+    kinds = dictionary_kinds()
+    for name, d in config["dictionaries"].items():
+        kind = d["kind"]
+        if kind not in kinds:  # schema enum and package disagree: report, don't crash
+            errors.append(f"config.dictionaries.{name}.kind: '{kind}' unknown; valid: {', '.join(kinds)}")
+            continue
+        allowed = set(kinds[kind]) | {"kind", "sites"}
+        for key in sorted(set(d) - allowed):
+            errors.append(
+                f"config.dictionaries.{name}: unknown key '{key}' for kind '{kind}'; "
+                f"valid keys: {', '.join(sorted(allowed))}"
+            )
+        for s in d.get("sites", []):
+            if s not in config["sites"]:
+                errors.append(
+                    f"config.dictionaries.{name}.sites: unknown site '{s}'; valid: {', '.join(config['sites'])}"
+                )
+                continue
+            place = config["sites"][s].get("place", "resid")
+            if (kind == "neurons") != (place == "mlp"):
+                need = "mlp" if kind == "neurons" else "resid"
+                errors.append(
+                    f"config.dictionaries.{name}: kind '{kind}' needs a site with place '{need}', "
+                    f"but site '{s}' has place '{place}'"
+                )
+    return errors
+
+
+def check(config: dict, schema_path: str | Path | None = None, check_model: bool = True) -> dict:
+    """Validate `config`; return it with defaults filled. Raises ConfigError listing every problem."""
+    schema = _schema(schema_path)
+    errors = _schema_messages(config, schema)
+    if errors:
+        raise ConfigError(_format(errors))
+    config = apply_defaults(config, schema)
+    errors += _check_dictionaries(config)
+    m = config["model"]
+    if config["prompts"]["source"] == "file":
+        p = config["prompts"].get("path")
+        if not p:
+            errors.append("config.prompts.path: required when prompts.source is 'file'")
+        elif not Path(p).exists():
+            errors.append(f"config.prompts.path: prompt file '{p}' does not exist")
+    elif m["kind"] != "toy":
+        errors.append("config.prompts.source: 'world' prompts only fit the toy model; use 'file' for flux")
+    if check_model:
+        try:
+            n_double, n_single = model_blocks(m)
+        except (FileNotFoundError, ValueError) as e:
+            errors.append(f"config.model: {e}")
+        else:
+            for name, sc in config["sites"].items():
+                site = Site.from_config(name, sc)
+                errors += [f"config.sites.{msg}" for msg in validate_site(
+                    site, n_double, n_single, m["num_inference_steps"])]
+    if errors:
+        raise ConfigError(_format(errors))
+    return config
+
+
+def _format(errors: list[str]) -> str:
+    head = "invalid configuration" + (f" ({len(errors)} problems)" if len(errors) > 1 else "")
+    return head + ":\n  - " + "\n  - ".join(errors)
+
+
+# ---- derived quantities used by the Snakefile --------------------------------------------
+
+
+def n_shards(config: dict, split: str) -> int:
+    return math.ceil(config["prompts"]["splits"][split] / config["prompts"]["shard_size"])
+
+
+def shard_names(config: dict, split: str) -> list[str]:
+    return [f"{i:03d}" for i in range(n_shards(config, split))]
+
+
+def as_json(obj: Any) -> str:
+    """Canonical JSON for rule params (sorted keys, so equal settings compare equal)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))

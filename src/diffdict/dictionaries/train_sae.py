@@ -1,0 +1,268 @@
+"""Training loop for `TopKSAE`, following Gao et al. 2024 (and sparsify's trainer in spirit).
+
+* Inputs are normalised (per dimension by default, as the paper's code does) with statistics
+  of a sample; the trained weights are folded back so that the returned SAE acts on raw x.
+* b_dec starts at the geometric median of that sample; W_enc = W_dec^T with unit rows.
+* Loss = FVU of the batch + auxk_coef * AuxK, where AuxK asks the top-k_aux *dead* latents to
+  reconstruct the residual error, normalised by the error's variance (0 when nothing is dead).
+* Before each step the decoder gradient's component parallel to each row is removed; after
+  it the rows are renormalised.
+* Checkpoints (model, optimiser, step, data position, dead counters, RNG, log rows) go to
+  ``checkpoint_dir`` every ``checkpoint_every`` steps and at the end; a rerun resumes from the
+  last one and, given the same data and seed, ends with identical weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..atomic import atomic_path
+from .data import BatchesFactory, rebatch, sample
+from .sae import TopKSAE
+
+log = logging.getLogger(__name__)
+
+LOG_COLUMNS = ("step", "tokens", "loss", "fvu", "auxk", "l0", "dead_fraction", "lr", "tokens_per_s")
+NORMALIZE = ("dim", "scalar", "none")
+
+
+@dataclass
+class SAEConfig:
+    n_features: int = 65536  # the paper's code: 65,536 latents for d = 3072
+    k: int = 64
+    batch_size: int = 1024  # tokens per step
+    tokens: int = 30_000_000  # training budget; epochs of the training split repeat as needed
+    lr: float | None = None  # None: 2e-4 / sqrt(n_features / 2**14)
+    lr_warmup_steps: int = 50
+    lr_decay_frac: float = 0.2  # linear decay to 0 over this final fraction of steps
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 6.25e-10
+    grad_clip: float = 1.0
+    auxk_coef: float = 1 / 32
+    k_aux: int = 64
+    dead_tokens: int | None = None  # None: min(10M, tokens // 10) tokens without firing = dead
+    normalize: str = "dim"  # dim: per-dimension standardisation; scalar: E||x - mean||^2 = d; none
+    batch_topk: bool = False
+    init_tokens: int = 16384  # sample for normalisation statistics and the geometric median
+    seed: int = 0
+    checkpoint_every: int = 500  # steps
+    log_every: int = 50  # steps
+
+    def __post_init__(self):
+        self.betas = tuple(self.betas)
+        if self.normalize not in NORMALIZE:
+            raise ValueError(f"normalize '{self.normalize}' is not one of {list(NORMALIZE)}")
+        if not 0 < self.k <= self.n_features:
+            raise ValueError(f"k={self.k} must be in 1..n_features={self.n_features}")
+
+    @property
+    def lr_value(self) -> float:
+        return self.lr if self.lr is not None else 2e-4 / math.sqrt(self.n_features / 2**14)
+
+    @property
+    def dead_threshold(self) -> int:
+        return self.dead_tokens if self.dead_tokens is not None else min(10_000_000, self.tokens // 10)
+
+    @property
+    def total_steps(self) -> int:
+        return math.ceil(self.tokens / self.batch_size)
+
+    def lr_at(self, step: int) -> float:
+        warm = min(1.0, (step + 1) / max(1, self.lr_warmup_steps))
+        decay_steps = int(self.total_steps * self.lr_decay_frac)
+        left = self.total_steps - step
+        decay = min(1.0, left / decay_steps) if decay_steps > 0 else 1.0
+        return self.lr_value * warm * decay
+
+
+SAE_DEFAULTS = {f.name: f.default for f in fields(SAEConfig)}
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by ``stop_after``: simulates a killed job (the checkpoint stays)."""
+
+
+def geometric_median(x: torch.Tensor, iters: int = 100, tol: float = 1e-6) -> torch.Tensor:
+    """Weiszfeld's algorithm: the point minimising the sum of Euclidean distances."""
+    x = x.double()
+    y = x.mean(0)
+    for _ in range(iters):
+        w = 1 / (x - y).norm(dim=1).clamp_min(1e-8)
+        y_new = (w[:, None] * x).sum(0) / w.sum()
+        if (y_new - y).norm() <= tol * y.norm().clamp_min(1e-8):
+            y = y_new
+            break
+        y = y_new
+    return y.float()
+
+
+def normalisation_stats(x: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, scale) with x_normalised = (x - mean) / scale."""
+    mean = x.double().mean(0)
+    if mode == "none":
+        return torch.zeros_like(mean).float(), torch.ones_like(mean).float()
+    var = x.double().var(0)
+    if mode == "dim":
+        std = var.sqrt()
+        scale = torch.where(std > 1e-6 * std.max().clamp_min(1e-30), std, torch.ones_like(std))
+    else:
+        scale = var.mean().sqrt().clamp_min(1e-30).expand_as(mean).clone()
+    return mean.float(), scale.float()
+
+
+def sae_loss(sae: TopKSAE, x: torch.Tensor, dead: torch.Tensor, cfg: SAEConfig):
+    """-> (loss, fvu, auxk, values, index) for a normalised batch x; ``dead`` [n_features] bool.
+
+    FVU is centred on the batch mean. AuxK: the top-k_aux dead latents reconstruct the error
+    e = x - x_hat (detached), normalised by e's variance and scaled by min(1, n_dead / k_aux)
+    while few latents are dead; exactly 0 when none is."""
+    n_dead = int(dead.sum())
+    k_aux = min(cfg.k_aux, n_dead) if cfg.auxk_coef > 0 else 0
+    values, index, aux_v, aux_i = sae.encode_topk(x, dead if k_aux else None, k_aux)
+    e = x - sae.decode_sparse(values, index).float()
+    fvu = e.pow(2).sum() / (x - x.mean(0)).pow(2).sum()
+    auxk = x.new_zeros(())
+    if k_aux:
+        r = e.detach()
+        e_hat = sae.decode_sparse(aux_v, aux_i, bias=False).float()
+        auxk = (e_hat - r).pow(2).sum() / (r - r.mean(0)).pow(2).sum() * min(1.0, n_dead / cfg.k_aux)
+    return fvu + cfg.auxk_coef * auxk, fvu, auxk, values, index
+
+
+def train_sae(
+    factory: BatchesFactory,
+    d_model: int,
+    cfg: SAEConfig,
+    checkpoint_dir: Path | None = None,
+    log_path: Path | None = None,
+    device: str | torch.device = "cpu",
+    site: str = "?",
+    stop_after: int | None = None,
+    callback: Callable[[int, dict], None] | None = None,
+    progress: bool = True,
+) -> TopKSAE:
+    """Train (or resume) a TopK SAE; returns it folded into model space."""
+    device = torch.device(device)
+    ckpt_path = Path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir else None
+    signature = {"cfg": asdict(cfg), "d_model": d_model, "site": site}
+    signature["cfg"].pop("checkpoint_every"), signature["cfg"].pop("log_every")
+
+    sae = TopKSAE(d_model, cfg.n_features, cfg.k, cfg.batch_topk).to(device)
+    opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr_value, betas=cfg.betas, eps=cfg.eps)
+    st = _load_checkpoint(ckpt_path, signature, device)
+    if st is not None:
+        sae.load_state_dict(st["model"])
+        opt.load_state_dict(st["optim"])
+        torch.set_rng_state(st["rng"])
+        log.info("site %s: resuming from step %d (%d tokens)", site, st["step"], st["tokens"])
+    else:
+        torch.manual_seed(cfg.seed)
+        init = sample(factory, cfg.init_tokens, site).x
+        mean, scale = normalisation_stats(init, cfg.normalize)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        sae.init_weights(geometric_median((init - mean) / scale), generator=gen)
+        sae.to(device)
+        st = {"step": 0, "tokens": 0, "epoch": 0, "offset": 0, "rows": [], "mean": mean, "scale": scale,
+              "since_fired": torch.zeros(cfg.n_features, dtype=torch.long)}
+    mean, scale = st["mean"].to(device), st["scale"].to(device)
+    since_fired = st["since_fired"].to(device)
+    rows: list[dict] = st["rows"]
+    step, tokens = st["step"], st["tokens"]
+
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    data = rebatch(factory, cfg.batch_size, site, st["epoch"], st["offset"])
+    bar = tqdm(total=cfg.tokens, initial=tokens, unit="tok", unit_scale=True, mininterval=5,
+               desc=f"sae {site}", disable=not progress)
+    win, acc = {"t": time.perf_counter(), "tokens": tokens, "step": step}, torch.zeros(4, device=device)
+    position = (st["epoch"], st["offset"])
+    sae.train()
+    while tokens < cfg.tokens:
+        batch, *position = next(data)
+        x = (batch.x.to(device, non_blocking=True) - mean) / scale
+        with autocast:
+            loss, fvu, auxk, values, index = sae_loss(sae, x, since_fired >= cfg.dead_threshold, cfg)
+
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sae.remove_gradient_parallel_to_decoder_directions()
+        torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
+        lr = cfg.lr_at(step)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.step()
+        sae.set_decoder_norm_to_unit_norm()
+
+        with torch.no_grad():
+            fired = index[values > 0]
+            since_fired += len(x)
+            since_fired[fired] = 0
+            acc += torch.stack([loss, fvu, auxk, (values > 0).sum() / len(x)]).detach()  # no GPU sync
+        step += 1
+        tokens += len(x)
+        bar.update(len(x))
+
+        last = tokens >= cfg.tokens
+        if step % cfg.log_every == 0 or last:
+            now = time.perf_counter()
+            m = (acc / (step - win["step"])).tolist()
+            if not math.isfinite(m[0]):
+                raise FloatingPointError(f"site '{site}': SAE loss became {m[0]} before step {step}")
+            row = {"step": step, "tokens": tokens, "loss": m[0], "fvu": m[1], "auxk": m[2], "l0": m[3],
+                   "dead_fraction": float((since_fired >= cfg.dead_threshold).float().mean()),
+                   "lr": lr, "tokens_per_s": (tokens - win["tokens"]) / max(now - win["t"], 1e-9)}
+            rows.append(row)
+            bar.set_postfix(fvu=f"{row['fvu']:.3f}", l0=f"{row['l0']:.1f}", dead=f"{row['dead_fraction']:.2f}")
+            if callback is not None:
+                callback(step, row)
+            win, acc = {"t": time.perf_counter(), "tokens": tokens, "step": step}, acc.zero_()
+        if ckpt_path is not None and (step % cfg.checkpoint_every == 0 or last):
+            _save_checkpoint(ckpt_path, signature, sae, opt, step, tokens, position, since_fired, rows, mean, scale)
+        if stop_after is not None and step >= stop_after and not last:
+            bar.close()
+            raise TrainingInterrupted(f"stopped after step {step} (stop_after)")
+    bar.close()
+
+    if log_path is not None:
+        write_log(log_path, rows)
+    sae.eval()
+    out = sae.fold_normalisation(mean, scale)
+    out.build_info = {"steps": step, "tokens": tokens, "normalize": cfg.normalize,
+                      "final_fvu": rows[-1]["fvu"] if rows else None,
+                      "dead_fraction": rows[-1]["dead_fraction"] if rows else None}
+    return out
+
+
+def write_log(path: str | Path, rows: list[dict], columns: tuple[str, ...] = LOG_COLUMNS) -> None:
+    """Atomically write training-log rows as CSV."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _save_checkpoint(path, signature, sae, opt, step, tokens, position, since_fired, rows, mean, scale):
+    st = {"signature": signature, "model": sae.state_dict(), "optim": opt.state_dict(), "step": step,
+          "tokens": tokens, "epoch": position[0], "offset": position[1], "since_fired": since_fired.cpu(),
+          "rows": rows, "mean": mean.cpu(), "scale": scale.cpu(), "rng": torch.get_rng_state()}
+    with atomic_path(path) as tmp:
+        torch.save(st, tmp)
+    write_log(path.with_name("train_log.csv"), rows)  # live copy, for watching a long run
+
+
+def _load_checkpoint(path, signature, device):
+    if path is None or not path.exists():
+        return None
+    st = torch.load(path, map_location=device, weights_only=False)
+    if st.get("signature") != signature:
+        log.warning("%s was written for other settings; starting afresh", path)
+        return None
+    return st

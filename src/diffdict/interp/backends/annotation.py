@@ -1,0 +1,123 @@
+"""Grounded explainer/judge for the shapes world: explanations are planted concepts.
+
+Explain: among the concepts, pick the one whose token mask best correlates (Pearson, over all
+tokens of the explanation examples: top images with their heatmaps and non-activating images
+with zero heat) with the feature's activation; optionally AND further concepts while that
+raises the correlation (``max_concepts``). Without token masks, image-level labels are
+correlated with each image's maximum activation instead.
+
+Judge: 1 when the image's annotation contains every explained concept, else 0 (``soft``: the
+fraction of explained concepts present).
+
+Annotations come either from an annotator object (``.concepts``, ``annotate(images) ->
+list[set[str]]``, optional ``token_masks(images, grid) -> bool [B, gh, gw, C]``) or from plain
+arrays keyed by prompt id (`AnnotationBackend.from_arrays`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .base import Backend, Example, Explanation, Judgement
+
+
+class AnnotationBackend(Backend):
+    name = "annotation"
+
+    def __init__(self, annotator=None, max_concepts: int = 1, soft: bool = False):
+        if annotator is None:
+            raise ValueError("annotation backend needs an annotator (the shapes world's Annotator, or "
+                             "AnnotationBackend.from_arrays(...)); it is only available for the toy world")
+        self.annotator = annotator
+        self.concepts = list(annotator.concepts)
+        self.max_concepts, self.soft = int(max_concepts), bool(soft)
+
+    @classmethod
+    def from_arrays(cls, concepts, prompt_ids, labels, token_masks=None, **kw) -> "AnnotationBackend":
+        return cls(ArrayAnnotator(concepts, prompt_ids, labels, token_masks), **kw)
+
+    def _labels(self, examples: Sequence[Example]) -> np.ndarray:
+        a = self.annotator
+        if hasattr(a, "labels_for"):
+            return a.labels_for([e.prompt_id for e in examples])
+        sets = a.annotate(np.stack([e.image for e in examples]))
+        return np.array([[c in s for c in self.concepts] for s in sets], bool).reshape(len(examples), -1)
+
+    def _masks(self, examples: Sequence[Example], grid) -> np.ndarray | None:
+        a = self.annotator
+        if hasattr(a, "masks_for"):
+            return a.masks_for([e.prompt_id for e in examples])
+        if hasattr(a, "token_masks"):
+            return np.asarray(a.token_masks(np.stack([e.image for e in examples]), tuple(grid)), bool)
+        return None
+
+    def explain(self, feature: int, top: Sequence[Example], negatives: Sequence[Example] = ()) -> Explanation:
+        exs = [*top, *negatives]
+        grid = top[0].heat.shape
+        heat = np.stack([e.heat if e.heat is not None else np.zeros(grid, np.float32) for e in exs]).astype(np.float64)
+        masks = self._masks(exs, grid)
+        if masks is not None:
+            y, X = heat.reshape(-1), masks.reshape(-1, len(self.concepts)).astype(np.float64)
+        else:  # image level: labels vs max activation per image
+            y, X = heat.reshape(len(exs), -1).max(1), self._labels(exs).astype(np.float64)
+        chosen: list[int] = []
+        current, best = np.ones(len(y)), -np.inf
+        for _ in range(self.max_concepts):
+            r = _corr(y, current[:, None] * X)
+            r[chosen] = -np.inf
+            j = int(np.argmax(r))
+            if r[j] <= best:
+                break
+            chosen.append(j)
+            best, current = r[j], current * X[:, j]
+        names = tuple(self.concepts[j] for j in chosen)
+        return Explanation(feature, " & ".join(names), concepts=names)
+
+    def judge(self, explanation: Explanation, example: Example) -> Judgement:
+        return self.judge_many([(explanation, example)])[0]
+
+    def judge_many(self, items):
+        if not items:
+            return []
+        labels = self._labels([ex for _, ex in items])  # one annotator call for the batch
+        out = []
+        for (e, _), lab in zip(items, labels):
+            if not e.concepts:
+                out.append(Judgement(None, ok=False, error="explanation has no concepts"))
+                continue
+            have = lab[[self.concepts.index(c) for c in e.concepts]]
+            out.append(Judgement(float(have.mean()) if self.soft else float(have.all())))
+        return out
+
+
+def _corr(y: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Pearson correlation of y [n] with each column of X [n, C]; 0 for constant columns."""
+    yc, Xc = y - y.mean(), X - X.mean(0)
+    den = np.sqrt((yc ** 2).sum() * (Xc ** 2).sum(0))
+    return np.divide(yc @ Xc, den, out=np.zeros(X.shape[1]), where=den > 0)
+
+
+class ArrayAnnotator:
+    """Annotations as arrays keyed by prompt id: ``labels`` bool [n, C], ``token_masks`` bool [n, gh, gw, C]."""
+
+    def __init__(self, concepts, prompt_ids, labels, token_masks=None):
+        self.concepts = list(concepts)
+        self._row = {int(p): i for i, p in enumerate(np.asarray(prompt_ids))}
+        self.labels = np.asarray(labels, bool)
+        self.token_masks_arr = None if token_masks is None else np.asarray(token_masks, bool)
+        if self.labels.shape != (len(self._row), len(self.concepts)):
+            raise ValueError(f"labels shape {self.labels.shape} != ({len(self._row)}, {len(self.concepts)})")
+
+    def _rows(self, pids):
+        try:
+            return [self._row[int(p)] for p in pids]
+        except KeyError as e:
+            raise KeyError(f"no annotation for prompt_id {e.args[0]}") from None
+
+    def labels_for(self, pids) -> np.ndarray:
+        return self.labels[self._rows(pids)]
+
+    def masks_for(self, pids) -> np.ndarray | None:
+        return None if self.token_masks_arr is None else self.token_masks_arr[self._rows(pids)]

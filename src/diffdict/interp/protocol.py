@@ -1,0 +1,153 @@
+"""The detection protocol: which features, which images for the explainer, which for the judge.
+
+One procedure for every method (SAE, ITDA, neurons, random):
+
+1. Images (prompt ids) of the interpretation split are split once, seeded, into an
+   *explanation* subset and a *held-out* subset (``explain_fraction``). Because the split is by
+   image and shared by all features, the judge never sees an image the explainer saw — the
+   paper's code judged the very images it had explained (score leak). `FeatureTask.check`
+   enforces disjointness at run time.
+2. Eligible features: ≥ ``min_active_tokens`` active tokens (see `stats`), ≥ ``n_explain``
+   positive images in the explanation subset, ≥ ``n_pos`` positive and ≥ ``n_neg`` negative
+   images in the held-out subset. A positive image has ≥ ``min_active_per_image`` active
+   tokens; a negative image has a maximum below the feature's ``neg_threshold`` (see `stats`).
+3. ``n_features`` eligible features are sampled with a seeded generator.
+4. Per feature: explainer = its top ``n_explain`` explanation-subset images (by maximum
+   activation) and ``n_explain_neg`` random non-activating ones (used by grounded explainers
+   only); judge = its top ``n_pos`` held-out images and ``n_neg`` held-out negatives: random
+   (``negatives: random``), top held-out images of other sampled features on which this one is
+   inactive (``other``, as in the paper), or half of each (``mixed``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+NEGATIVE_KINDS = ("random", "other", "mixed")
+
+DEFAULTS = {
+    "seed": 0,
+    "n_features": 50,
+    "explain_fraction": 0.5,
+    "min_active_tokens": 6,
+    "min_active_per_image": 1,
+    "n_explain": 5,
+    "n_explain_neg": 10,
+    "n_mid": 3,
+    "n_pos": 5,
+    "n_neg": 5,
+    "negatives": "random",
+}
+
+
+class LeakError(AssertionError):
+    """The judge would see an image the explainer saw."""
+
+
+@dataclass
+class FeatureTask:
+    feature: int
+    explain: list[int]  # top explanation-subset images (shown with heatmaps)
+    explain_neg: list[int]  # non-activating explanation-subset images
+    mid: list[int]  # mid-quantile explanation-subset images (cards only)
+    positives: list[int]  # held-out
+    negatives: list[int]  # held-out
+    negative_kinds: list[str] = field(default_factory=list)
+    vmax: float = 1.0  # colour scale shared by the feature's panels
+
+    def check(self) -> None:
+        seen = set(self.explain) | set(self.explain_neg) | set(self.mid)
+        judged = set(self.positives) | set(self.negatives)
+        if seen & judged:
+            raise LeakError(f"feature {self.feature}: judge images {sorted(seen & judged)} were shown to the explainer")
+        if set(self.positives) & set(self.negatives):
+            raise LeakError(f"feature {self.feature}: images {sorted(set(self.positives) & set(self.negatives))} "
+                            "are both positive and negative")
+
+
+def split_images(prompt_ids, explain_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of the unique prompt ids -> (explanation subset, held-out subset), each sorted."""
+    if not 0 < explain_fraction < 1:
+        raise ValueError(f"interp.explain_fraction must be in (0, 1), got {explain_fraction}")
+    ids = np.unique(np.asarray(prompt_ids, np.int64))
+    perm = np.random.default_rng([seed, 1]).permutation(len(ids))
+    n = int(round(explain_fraction * len(ids)))
+    return np.sort(ids[perm[:n]]), np.sort(ids[perm[n:]])
+
+
+def build_tasks(features: pd.DataFrame, images: pd.DataFrame, all_ids, cfg: dict) -> tuple[list[FeatureTask], dict]:
+    """Sample features and choose their examples (see module doc). Returns (tasks, info)."""
+    c = {**DEFAULTS, **{k: v for k, v in cfg.items() if k in DEFAULTS}}
+    if c["negatives"] not in NEGATIVE_KINDS:
+        raise ValueError(f"interp.negatives '{c['negatives']}' is not one of {list(NEGATIVE_KINDS)}")
+    explain_ids, held_ids = split_images(all_ids, c["explain_fraction"], c["seed"])
+    im = images.assign(held=images["prompt_id"].isin(held_ids).to_numpy())
+    im["pos"] = im["n_active"] >= c["min_active_per_image"]
+    thr = features.set_index("feature")["neg_threshold"]
+    im["fires"] = ~(im["max"].to_numpy() < thr.reindex(im["feature"]).to_numpy())  # not a negative
+    pos = im[im["pos"]]
+    F = len(features)
+    n_pos_exp = np.bincount(pos["feature"][~pos["held"]], minlength=F)
+    n_pos_held = np.bincount(pos["feature"][pos["held"]], minlength=F)
+    n_fires_held = np.bincount(im["feature"][im["held"] & im["fires"]], minlength=F)
+    n_neg_held = len(held_ids) - n_fires_held
+    ok = ((features["n_active_tokens"].to_numpy() >= c["min_active_tokens"]) & (n_pos_exp >= c["n_explain"])
+          & (n_pos_held >= c["n_pos"]) & (n_neg_held >= c["n_neg"]))
+    eligible = np.flatnonzero(ok)
+    rng = np.random.default_rng([c["seed"], 2])
+    chosen = np.sort(rng.choice(eligible, size=min(c["n_features"], len(eligible)), replace=False))
+
+    # sorted per feature by decreasing max: groups for the chosen features only
+    ranked = pos[pos["feature"].isin(chosen)].sort_values(["feature", "max", "prompt_id"], ascending=[True, False, True])
+    groups = {f: g for f, g in ranked.groupby("feature", sort=False)}
+    fires = {f: set(g["prompt_id"]) for f, g in im[im["feature"].isin(chosen) & im["fires"]].groupby("feature")}
+    tasks = []
+    for f in chosen:
+        g = groups[f]
+        exp, held = g[~g["held"]], g[g["held"]]
+        top = exp["prompt_id"].to_numpy()[: c["n_explain"]]
+        rest = exp.iloc[c["n_explain"]:]
+        mid = rest["prompt_id"]
+        if len(rest):  # closest to the median of the remaining images' maxima
+            mid = mid.iloc[np.argsort(np.abs(rest["max"].to_numpy() - np.median(rest["max"])), kind="stable")]
+        exp_neg = np.setdiff1d(explain_ids, list(fires.get(f, set())))
+        tasks.append(FeatureTask(
+            feature=int(f), explain=top.tolist(),
+            explain_neg=rng.choice(exp_neg, min(c["n_explain_neg"], len(exp_neg)), replace=False).tolist(),
+            mid=sorted(mid.to_numpy()[: c["n_mid"]].tolist()),
+            positives=held["prompt_id"].to_numpy()[: c["n_pos"]].tolist(),
+            negatives=[], vmax=float(g["max"].max()),
+        ))
+    # negatives after all positives are known ("other" draws from other features' positives)
+    held_neg = {t.feature: np.setdiff1d(held_ids, list(fires.get(t.feature, set()))) for t in tasks}
+    for t in tasks:
+        n_other = {"random": 0, "other": c["n_neg"], "mixed": c["n_neg"] // 2}[c["negatives"]]
+        others = np.unique([p for u in tasks if u.feature != t.feature for p in u.positives])
+        others = np.intersect1d(others, held_neg[t.feature])
+        other = rng.choice(others, min(n_other, len(others)), replace=False) if len(others) else np.array([], np.int64)
+        pool = np.setdiff1d(held_neg[t.feature], other)
+        rand = rng.choice(pool, c["n_neg"] - len(other), replace=False)
+        t.negatives = [*map(int, other), *map(int, rand)]
+        t.negative_kinds = ["other"] * len(other) + ["random"] * len(rand)
+        t.explain_neg = [int(p) for p in t.explain_neg]
+        t.check()
+    info = {"n_features_total": F, "n_eligible": int(len(eligible)), "n_alive": int((features["n_nonzero_tokens"] > 0).sum()),
+            "n_sampled": len(tasks), "n_explain_images": len(explain_ids), "n_heldout_images": len(held_ids),
+            "explain_ids": explain_ids.tolist(), "heldout_ids": held_ids.tolist(), "config": c}
+    if set(info["explain_ids"]) & set(info["heldout_ids"]):
+        raise LeakError("explanation and held-out image subsets overlap")
+    return tasks, info
+
+
+def tasks_to_json(tasks: list[FeatureTask]) -> list[dict]:
+    return [asdict(t) for t in tasks]
+
+
+def tasks_from_json(rows: list[dict]) -> list[FeatureTask]:
+    tasks = [FeatureTask(**r) for r in rows]
+    for t in tasks:
+        t.check()
+    return tasks

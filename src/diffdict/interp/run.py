@@ -1,0 +1,188 @@
+"""The interpretation stages, as the CLI calls them.
+
+    feature_stats     dictionary + interp-split store -> codes.safetensors, stats.parquet, image_stats.parquet
+    make_cards        -> tasks.json (split, sampled features, examples), cards/feature_XXXXXX.png
+    explain_and_score -> explanations.parquet, judgements.parquet, scores.parquet/.csv, summary.json
+
+Each stage reads the previous stage's files, so changing the explainer reruns only the last
+stage (and its model answers come from the response cache). `run_interp` runs all three.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..atomic import atomic_path, write_json, write_parquet
+from . import render
+from .backends import Example, make_backend
+from .cards import card_pairs, make_card
+from .codes import CodeTable, encode_batches, store_batches
+from .images import ShardImages
+from .protocol import DEFAULTS as PROTOCOL_DEFAULTS
+from .protocol import build_tasks, tasks_from_json, tasks_to_json
+from .scoring import FAILURE_POLICIES, feature_scores, summarise
+from .stats import feature_statistics, heatmaps
+
+log = logging.getLogger("diffdict.interp")
+
+DEFAULTS = {
+    **PROTOCOL_DEFAULTS,
+    "batch_size": 4096,  # tokens per encode batch
+    "codes_dtype": "float32",
+    "quantiles": [0.5, 0.9, 0.99],
+    "active_quantile": 0.5,  # token active when >= this quantile of the feature's nonzero activations
+    "negative_quantile": 0.0,  # image negative when its max < this quantile (0: feature exactly zero on it)
+    "image_size": 256,  # side of images sent to explainer/judge
+    "card_size": 160,  # side of card panels
+    "failure_policy": "exclude",
+    "n_boot": 1000,
+    "ci": 0.95,
+    "explainer": {"backend": "annotation"},
+    "judge": None,  # None: same backend settings as the explainer
+    "cache_dir": None,  # None: {out_dir}/cache (put it outside Snakemake outputs to survive reruns)
+}
+
+CODES, STATS, IMAGE_STATS, TASKS = "codes.safetensors", "stats.parquet", "image_stats.parquet", "tasks.json"
+
+
+def resolve_config(cfg: dict | None) -> dict:
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown interp config keys {unknown}; valid keys: {sorted(DEFAULTS)}")
+    c = {**DEFAULTS, **cfg}
+    if c["failure_policy"] not in FAILURE_POLICIES:
+        raise ValueError(f"interp.failure_policy '{c['failure_policy']}' is not one of {list(FAILURE_POLICIES)}")
+    return c
+
+
+def feature_stats(dictionary, store, out_dir, cfg: dict | None = None) -> Path:
+    """Encode the interp split (a `Dictionary` or its path; an `ActivationStore` or its path)."""
+    from ..store import ActivationStore
+
+    c = resolve_config(cfg)
+    out = Path(out_dir)
+    if not hasattr(dictionary, "encode"):
+        from ..dictionaries.base import load_dictionary
+
+        dictionary = load_dictionary(dictionary)
+    if not hasattr(store, "batches"):
+        store = ActivationStore.open(store)
+    grid = store.attrs.get("grid")
+    if not grid:
+        raise ValueError(f"{getattr(store, 'path', store)}: store has no 'grid' attribute (image-token grid)")
+    meta = {"dictionary_kind": getattr(dictionary, "kind", "?"), "site": store.attrs.get("site")}
+    codes = encode_batches(dictionary, store_batches(store, c["batch_size"]), grid, dtype=c["codes_dtype"], meta=meta)
+    codes.save(out / CODES)
+    st = feature_statistics(codes, c["quantiles"], c["active_quantile"], c["negative_quantile"])
+    write_parquet(out / STATS, st.features)
+    write_parquet(out / IMAGE_STATS, st.images)
+    log.info("interp: %d tokens encoded; %d/%d features alive", len(codes),
+             int((st.features["n_nonzero_tokens"] > 0).sum()), codes.n_features)
+    return out
+
+
+def make_cards(features_dir, shard_paths, cfg: dict | None = None, title: str = "") -> Path:
+    """Sample features, choose their examples (tasks.json) and draw their cards."""
+    c = resolve_config(cfg)
+    d = Path(features_dir)
+    codes = CodeTable.load(d / CODES)
+    tasks, info = build_tasks(pd.read_parquet(d / STATS), pd.read_parquet(d / IMAGE_STATS),
+                              codes.prompt_id.numpy(), c)
+    log.info("interp: %d eligible features of %d; sampled %d", info["n_eligible"], info["n_features_total"], len(tasks))
+    images = ShardImages(shard_paths)
+    heat = heatmaps(codes, [p for t in tasks for p in card_pairs(t)])
+    stats = pd.read_parquet(d / STATS).set_index("feature")
+    with atomic_path(d / "cards", is_dir=True) as tmp:
+        for t in tasks:
+            s = stats.loc[t.feature]
+            head = f"{title} feature {t.feature}   freq {s['frequency']:.2e}   max {s['max']:.3g}   threshold {s['threshold']:.3g}"
+            (tmp / f"feature_{t.feature:06d}.png").write_bytes(render.png_bytes(make_card(t, images, heat, head.strip(), c["card_size"])))
+    write_json(d / TASKS, {"info": info, "tasks": tasks_to_json(tasks)})
+    return d
+
+
+def explain_and_score(features_dir, shard_paths, out_dir, cfg: dict | None = None, annotator=None) -> dict:
+    """Explain every sampled feature, judge held-out positives and negatives, write the tables."""
+    c = resolve_config(cfg)
+    d, out = Path(features_dir), Path(out_dir)
+    saved = json.loads((d / TASKS).read_text())
+    tasks, info = tasks_from_json(saved["tasks"]), saved["info"]  # tasks_from_json re-checks disjointness
+    cache_dir = c["cache_dir"] or out / "cache"
+    explainer = make_backend(c["explainer"], annotator=annotator, cache_dir=cache_dir)
+    judge = make_backend(c["judge"], annotator=annotator, cache_dir=cache_dir) if c["judge"] else explainer
+    codes = CodeTable.load(d / CODES)
+    images = ShardImages(shard_paths)
+    size = c["image_size"]
+
+    want = [(t.feature, p) for t in tasks for p in t.explain]
+    if judge.judge_heatmap:
+        want += [(t.feature, p) for t in tasks for p in (*t.positives, *t.negatives)]
+    heat = heatmaps(codes, want)
+
+    def ex(f, p, with_heat, vmax):
+        return Example(p, images[p], heat[(f, p)] if with_heat else None, vmax, size)
+
+    expl = explainer.explain_many([(t.feature, [ex(t.feature, p, True, t.vmax) for p in t.explain],
+                                    [ex(t.feature, p, False, t.vmax) for p in t.explain_neg]) for t in tasks])
+    items, rows = [], []
+    for t, e in zip(tasks, expl):
+        if not e.ok:
+            continue
+        for p, label, kind in [*((p, 1, "positive") for p in t.positives),
+                               *((p, 0, k) for p, k in zip(t.negatives, t.negative_kinds))]:
+            items.append((e, ex(t.feature, p, judge.judge_heatmap, t.vmax)))
+            rows.append({"feature": t.feature, "prompt_id": p, "label": label, "kind": kind})
+    judged = judge.judge_many(items)
+
+    jt = pd.DataFrame([{**r, "score": j.score if j.ok else np.nan, "ok": j.ok, "error": j.error,
+                        "tokens": j.usage.tokens, "cost": j.usage.cost, "requests": j.usage.requests,
+                        "cached": j.usage.cached} for r, j in zip(rows, judged)],
+                      columns=["feature", "prompt_id", "label", "kind", "score", "ok", "error", "tokens", "cost",
+                               "requests", "cached"])
+    et = pd.DataFrame([{"feature": e.feature, "explanation": e.text, "concepts": list(e.concepts), "ok": e.ok,
+                        "error": e.error, "explain_prompt_ids": t.explain, "tokens": e.usage.tokens,
+                        "cost": e.usage.cost, "requests": e.usage.requests, "cached": e.usage.cached}
+                       for t, e in zip(tasks, expl)],
+                      columns=["feature", "explanation", "concepts", "ok", "error", "explain_prompt_ids", "tokens",
+                               "cost", "requests", "cached"])
+    scores = feature_scores(jt, et, c["failure_policy"])
+    summary = summarise(scores, c["n_boot"], c["ci"], c["seed"])
+    usage = pd.concat([et[["cost", "requests", "cached"]], jt[["cost", "requests", "cached"]]])
+    summary.update({
+        "requests": int(usage["requests"].sum()), "cached": int(usage["cached"].sum()),
+        "cost_spent": float(usage.loc[usage["cached"] == 0, "cost"].sum()),
+        "judge_failures": int((~jt["ok"]).sum()),
+        "explainer": _public(c["explainer"]), "judge": _public(c["judge"] or c["explainer"]),
+        "failure_policy": c["failure_policy"], "dictionary_kind": codes.meta.get("dictionary_kind"),
+        "site": codes.meta.get("site"),
+        **{k: info[k] for k in ("n_features_total", "n_eligible", "n_alive", "n_sampled", "n_explain_images",
+                                "n_heldout_images")},
+    })
+    write_parquet(out / "explanations.parquet", et)
+    write_parquet(out / "judgements.parquet", jt)
+    write_parquet(out / "scores.parquet", scores)
+    with atomic_path(out / "scores.csv") as tmp:
+        scores.to_csv(tmp, index=False)
+    write_json(out / "summary.json", summary)
+    log.info("interp: balanced accuracy %.3f [%.3f, %.3f] over %d features; %d failures; %d requests, %d cached",
+             summary["balanced_accuracy"], summary["balanced_accuracy_lo"], summary["balanced_accuracy_hi"],
+             summary["n_scored"], summary["failures"], summary["requests"], summary["cached"])
+    return summary
+
+
+def run_interp(dictionary, store, shard_paths, out_dir, cfg: dict | None = None, annotator=None) -> dict:
+    """All stages into one directory: codes, stats, cards, explanations, scores, summary."""
+    feature_stats(dictionary, store, out_dir, cfg)
+    make_cards(out_dir, shard_paths, cfg)
+    return explain_and_score(out_dir, shard_paths, out_dir, cfg, annotator=annotator)
+
+
+def _public(backend_cfg: dict | None) -> dict:
+    """Backend settings safe to record (the key's variable *name* is fine; values never are)."""
+    return {k: v for k, v in (backend_cfg or {}).items() if "key" not in k or k == "api_key_env"}

@@ -1,0 +1,1 @@
+"""Metrics: reconstruction (FVU, L0, dead), spliced generation, concept recovery."""

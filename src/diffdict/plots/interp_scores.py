@@ -1,0 +1,39 @@
+"""Interpretability scores per method, with bootstrap confidence intervals.
+
+Input: one row per scored feature: ``site, dict, kind, feature`` and the score column
+(``balanced_accuracy`` by default; ``auroc`` works too), e.g. `collect.collect_tables` over
+``interp/{site}/{dict}/{explainer}/scores.parquet`` with ``levels=("explainer",)``. With several
+explainers, one panel each. Bars are means over features; whiskers are 95% bootstrap CIs over
+features (seeded); the dotted line is chance (0.5).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import seaborn as sns
+
+from .style import apply_style, dict_order, dict_palette, kind_of, require, save_figure, site_order
+
+
+def plot_interp_scores(df: pd.DataFrame, out: str | os.PathLike, score: str = "balanced_accuracy"):
+    require(df, ["site", "dict", score], "interpretability scores")
+    apply_style()
+    data = df.dropna(subset=[score])
+    km = kind_of(data)
+    col = "explainer" if "explainer" in data.columns and data["explainer"].nunique() > 1 else None
+    g = sns.catplot(data=data, kind="bar", x="site", y=score, hue="dict", col=col,
+                    order=site_order(data["site"]), hue_order=dict_order(km), palette=dict_palette(km),
+                    errorbar=("ci", 95), n_boot=1000, seed=0, capsize=0.1, height=3.4, aspect=1.3)
+    for ax in g.axes.flat:
+        ax.axhline(0.5, color="0.4", lw=0.8, ls=":")
+        ax.set_ylim(0, 1)
+        ax.tick_params(axis="x", rotation=30)
+    g.set_axis_labels("site", score.replace("_", " "))
+    n = data.groupby("dict")["feature"].nunique() if "feature" in data.columns else data.groupby("dict").size()
+    g.figure.suptitle("Explanation scores, mean and 95% CI over features", y=1.03, weight="bold")
+    g.legend.set_title("dict (features)")
+    for text in g.legend.texts:
+        text.set_text(f"{text.get_text()} ({n.get(text.get_text(), 0)})")
+    return save_figure(g.figure, out, tight_layout=False)

@@ -1,0 +1,207 @@
+"""Steering success, measured: did the image move toward the feature's explanation, and how
+much else changed?
+
+Two graders share one output table (one row per steered cell, `METRIC_COLUMNS`):
+
+- shapes world (`annotator_metrics`): the world's annotator names each image's concepts
+  (``"color=red"``, ``"shape=circle"``...). The explanation is mapped to target concepts;
+  ``concept_hit`` is 1 when the steered image shows them, ``shift`` is that minus the same test on
+  the unsteered image (so the mean of ``shift`` is the hit rate gained by steering), and
+  ``change_elsewhere`` is the fraction of the *other* annotated attributes whose value changed.
+- real models (`judge_metrics`): a judge compares the steered with the unsteered image,
+  ``judge(steered, unsteered, explanation) -> p`` in [0, 1], the probability that the steered
+  image shows the explanation *more* (0.5: no difference). ``concept_hit = p``,
+  ``shift = 2p - 1`` (same [-1, 1] range as above); ``change_elsewhere`` is ``pixel_change``.
+
+``pixel_change`` (both graders) is the mean squared pixel difference to the unsteered image, on
+a [0, 1] intensity scale: a model-free proxy for how much of the image was rewritten.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Callable, Iterable, Mapping, Protocol
+
+import numpy as np
+import pandas as pd
+
+from ..atomic import atomic_path
+from .grid import SteeringRun
+
+METRIC_COLUMNS = (
+    "feature", "explanation", "target", "strength", "prompt_id", "concept_hit", "shift",
+    "change_elsewhere", "pixel_change", "method",
+)
+
+
+class Judge(Protocol):
+    def __call__(self, steered: np.ndarray, unsteered: np.ndarray, explanation: str) -> float:
+        """Probability in [0, 1] that `steered` (uint8 [H, W, 3]) shows `explanation` more than
+        `unsteered` does; 0.5 when neither does more."""
+
+
+Annotate = Callable[[np.ndarray], list]  # uint8 [B, H, W, 3] -> list of sets of "attr=value"
+
+
+def judge_from_scorer(score: Callable[[np.ndarray, str], float]) -> Judge:
+    """Adapt a single-image scorer (the interp judges: ``score(image, explanation)`` in [0, 1])
+    into a pairwise `Judge`: 0.5 plus half the score gained by steering."""
+
+    def judge(steered: np.ndarray, unsteered: np.ndarray, explanation: str) -> float:
+        p = 0.5 + 0.5 * (score(steered, explanation) - score(unsteered, explanation))
+        return float(np.clip(p, 0, 1)) if np.isfinite(p) else float("nan")
+
+    return judge
+
+
+def judge_from_backend(backend) -> Judge:
+    """Adapt an interp `Backend` (``backend.judge(Explanation, Example) -> Judgement``, one
+    image at a time) into a pairwise `Judge`; a failed judgement gives NaN."""
+    from ..interp.backends.base import Example, Explanation
+
+    def score(image: np.ndarray, explanation: str) -> float:
+        j = backend.judge(Explanation(feature=-1, text=explanation), Example(prompt_id=-1, image=image))
+        return float(j.score) if j.ok and j.score is not None else float("nan")
+
+    return judge_from_scorer(score)
+
+
+def pixel_change(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared difference of two uint8 images on a [0, 1] intensity scale."""
+    d = (a.astype(np.float32) - b.astype(np.float32)) / 255.0
+    return float(np.mean(d * d))
+
+
+def _split(concept: str) -> tuple[str, str]:
+    attr, _, value = concept.partition("=")
+    return attr.strip().lower(), value.strip().lower()
+
+
+def explanation_targets(explanation: str, vocabulary: Iterable[str]) -> dict[str, set[str]]:
+    """Concepts an explanation names, as ``{attribute: {values}}``.
+
+    Explicit ``attr=value`` tokens win; otherwise each vocabulary value that the explanation
+    names as a word (plural allowed; ``-``, ``_`` and spaces interchangeable) counts. Several values of one
+    attribute are alternatives ("red or blue"); different attributes must all hold.
+    """
+    text = explanation.lower()
+    explicit = re.findall(r"([a-z_]+)\s*=\s*([a-z0-9_\-]+)", text)
+    targets: dict[str, set[str]] = {}
+    if explicit:
+        for attr, value in explicit:
+            targets.setdefault(attr, set()).add(value)
+        return targets
+    for concept in vocabulary:
+        attr, value = _split(concept)
+        words = [re.escape(w) for w in re.split(r"[-_ ]+", value) if w]
+        # "top-left" also matches "top left" / "top_left"; a plural "s"/"es" is allowed
+        if words and re.search(r"\b" + r"[-_ ]+".join(words) + r"(s|es)?\b", text):
+            targets.setdefault(attr, set()).add(value)
+    return targets
+
+
+def _attrs(concepts: Iterable[str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for c in concepts:
+        attr, value = _split(c)
+        out.setdefault(attr, set()).add(value)
+    return out
+
+
+def _hit(targets: dict[str, set[str]], attrs: dict[str, set[str]]) -> float:
+    return float(all(attrs.get(a, set()) & vals for a, vals in targets.items()))
+
+
+def _target_str(targets: dict[str, set[str]]) -> str:
+    return " & ".join(f"{a}={'|'.join(sorted(v))}" for a, v in sorted(targets.items()))
+
+
+def _explanations(run: SteeringRun, explanations: Mapping[int, str] | None) -> pd.Series:
+    if explanations is None:
+        return run.table["explanation"].fillna("").astype(str)
+    return run.table["feature"].map(lambda f: explanations.get(int(f), "")).astype(str)
+
+
+def annotator_metrics(
+    run: SteeringRun,
+    annotate: Annotate,
+    explanations: Mapping[int, str] | None = None,
+    vocabulary: Iterable[str] | None = None,
+    concepts: Mapping[int, Iterable[str]] | None = None,
+    batch_size: int = 64,
+) -> pd.DataFrame:
+    """Grade a steering run with the shapes world's annotator (see the module docstring).
+
+    Targets come from `concepts` (``{feature: ["color=red", ...]}``, the structured form the
+    annotation explainer writes to ``explanations.parquet``) when a feature has them, else from
+    the explanation text (`explanation_targets`). `vocabulary` lists the world's
+    ``attr=value`` concepts (``diffdict.world.CONCEPTS``; default: every concept the annotator
+    reports on these images or the explainer gave).
+    Rows whose explanation names no known concept get NaN ``concept_hit``/``shift`` and an empty
+    ``target`` (kept, so they are counted, not hidden).
+    """
+    used = np.unique(np.concatenate([run.table["image"], run.table["baseline_image"]]))
+    annotations: dict[int, set[str]] = {}
+    for i in range(0, len(used), batch_size):
+        idx = used[i : i + batch_size]
+        got = annotate(run.images[idx])
+        if len(got) != len(idx):
+            raise ValueError(f"annotator returned {len(got)} annotations for {len(idx)} images")
+        annotations.update({int(j): {str(c) for c in a} for j, a in zip(idx, got)})
+    given = [c for cs in (concepts or {}).values() for c in cs]
+    vocab = set(vocabulary) if vocabulary is not None else set().union(*annotations.values(), given)
+    expl = _explanations(run, explanations)
+    rows = []
+    for r, e in zip(run.table.itertuples(), expl):
+        given = list((concepts or {}).get(int(r.feature), ()))
+        targets = _attrs(given) if given else explanation_targets(e, vocab)
+        steered, base = _attrs(annotations[r.image]), _attrs(annotations[r.baseline_image])
+        if targets:
+            hit = _hit(targets, steered)
+            shift = hit - _hit(targets, base)
+        else:
+            hit = shift = np.nan
+        others = (set(steered) | set(base)) - set(targets)
+        changed = [a for a in others if steered.get(a) != base.get(a)]
+        rows.append({
+            "feature": int(r.feature), "explanation": e, "target": _target_str(targets),
+            "strength": float(r.strength), "prompt_id": int(r.prompt_id), "concept_hit": hit,
+            "shift": shift, "change_elsewhere": len(changed) / len(others) if others else np.nan,
+            "pixel_change": pixel_change(run.images[r.image], run.images[r.baseline_image]),
+            "method": "annotator",
+        })
+    return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+
+
+def judge_metrics(
+    run: SteeringRun, judge: Judge, explanations: Mapping[int, str] | None = None
+) -> pd.DataFrame:
+    """Grade a steering run with a pairwise judge (see the module docstring). Unsteered cells
+    are not sent to the judge: steered and unsteered are the same image, p = 0.5 exactly."""
+    expl = _explanations(run, explanations)
+    rows = []
+    for r, e in zip(run.table.itertuples(), expl):
+        steered, base = run.images[r.image], run.images[r.baseline_image]
+        if r.image == r.baseline_image:
+            p = 0.5
+        else:
+            p = float(judge(steered, base, e))
+            if not (0.0 <= p <= 1.0 or np.isnan(p)):  # NaN: a failed judgement, kept as missing
+                raise ValueError(f"judge returned {p} for feature {r.feature}; expected a probability in [0, 1]")
+        change = pixel_change(steered, base)
+        rows.append({
+            "feature": int(r.feature), "explanation": e, "target": e, "strength": float(r.strength),
+            "prompt_id": int(r.prompt_id), "concept_hit": p, "shift": 2 * p - 1,
+            "change_elsewhere": change, "pixel_change": change, "method": "judge",
+        })
+    return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a tidy table atomically: ``.parquet`` or ``.csv`` by suffix."""
+    suffix = os.fspath(path).rsplit(".", 1)[-1].lower()
+    if suffix not in ("parquet", "csv"):
+        raise ValueError(f"{path}: write .parquet or .csv")
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False) if suffix == "parquet" else df.to_csv(tmp, index=False)

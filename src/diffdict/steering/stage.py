@@ -1,0 +1,108 @@
+"""The steering stages as the CLI calls them: read the previous stages' files, pick features
+and prompts, write the grid and the steering metrics.
+
+    steer_stage           dictionary + explanations/scores + prompts + site store
+                          -> grid.png, rows/feature_XXXXX.png, images.safetensors, table.parquet
+    steering_metrics_stage images.safetensors + table.parquet + explanations
+                          -> metrics.parquet (annotator on the shapes world, judge on real models)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..sites import Site
+from .grid import SteeringRun, steering_grid
+from .metrics import Judge, annotator_metrics, judge_metrics, write_table
+from .scale import site_token_norm
+from .select import select_features
+
+DEFAULTS = {
+    "features": 4,          # int: the top-n explained features by `score`; list: these features
+    "score": "balanced_accuracy",
+    "strengths": [-0.8, 0.0, 0.4, 0.8, 1.6],  # x the site's mean token norm (paper: 0.8)
+    "prompts": 4,           # prompts per feature, sampled (seeded) from the prompts table
+    "steps": None,          # denoising steps to steer; None: all (paper)
+    "streams": None,        # img and/or txt tokens; None: the site's own stream
+    "border": 0,            # image-token border left unsteered (paper: 4 at 256 px)
+    "batch_size": 8,
+    "seed": 0,
+    "norm_tokens": 65536,   # tokens read from the store to measure the mean token norm
+}
+GRID, ROWS, IMAGES, TABLE, METRICS = "grid.png", "rows", "images.safetensors", "table.parquet", "metrics.parquet"
+
+
+def resolve_config(cfg: Mapping | None) -> dict:
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown steering config keys {unknown}; valid keys: {sorted(DEFAULTS)}")
+    return {**DEFAULTS, **cfg}
+
+
+def select_prompts(prompts: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """`n` prompts sampled without replacement (seeded), in prompt_id order."""
+    missing = [c for c in ("prompt_id", "prompt", "seed") if c not in prompts.columns]
+    if missing:
+        raise ValueError(f"prompts table lacks {missing}; see docs/architecture.md (Prompts)")
+    rows = prompts.sample(n=min(n, len(prompts)), random_state=seed) if n < len(prompts) else prompts
+    return rows.sort_values("prompt_id")
+
+
+def steer_stage(
+    pipe,
+    site: Site,
+    dictionary,
+    explanations: pd.DataFrame,
+    scores: pd.DataFrame | None,
+    prompts: pd.DataFrame,
+    store: str | os.PathLike,
+    model_cfg: Mapping,
+    out_dir: str | os.PathLike,
+    cfg: Mapping | None = None,
+) -> pd.DataFrame:
+    """Steer the best-explained features of one dictionary; write the files listed above."""
+    c = resolve_config(cfg)
+    chosen = (select_features(explanations, 0, features=c["features"]) if isinstance(c["features"], list)
+              else select_features(explanations, int(c["features"]), scores, c["score"]))
+    if not chosen:
+        raise ValueError(f"no feature to steer: no explained feature has a '{c['score']}' score")
+    rows = select_prompts(prompts, int(c["prompts"]), int(c["seed"]))
+    out = Path(out_dir)
+    return steering_grid(
+        pipe, site, dictionary, list(chosen), c["strengths"], rows["prompt"].tolist(), rows["seed"].tolist(),
+        model_cfg, out / GRID, rows_dir=out / ROWS, images_path=out / IMAGES, table_path=out / TABLE,
+        mean_norm=site_token_norm(store, int(c["norm_tokens"])), steps=c["steps"], streams=c["streams"],
+        border=int(c["border"]), prompt_ids=rows["prompt_id"].tolist(), explanations=chosen,
+        batch_size=int(c["batch_size"]), progress=True,
+    )
+
+
+def steering_metrics_stage(
+    run_dir: str | os.PathLike,
+    explanations: pd.DataFrame,
+    out: str | os.PathLike,
+    annotate: Callable[[np.ndarray], list] | None = None,
+    judge: Judge | None = None,
+    vocabulary: list[str] | None = None,
+) -> pd.DataFrame:
+    """Grade a steering run: with the world's annotator when `annotate` is given (shapes world:
+    pass ``Annotator.load(...).annotate`` and ``vocabulary=diffdict.world.CONCEPTS``), else with
+    the pairwise `judge` (real models). Exactly one grader must be given."""
+    if (annotate is None) == (judge is None):
+        raise ValueError("give exactly one grader: annotate= (shapes world) or judge= (real models)")
+    run = SteeringRun.load(Path(run_dir) / IMAGES, Path(run_dir) / TABLE)
+    text = dict(zip(explanations["feature"].astype(int), explanations["explanation"].fillna("").astype(str)))
+    if annotate is not None:
+        concepts = ({int(f): list(cs) for f, cs in zip(explanations["feature"], explanations["concepts"])
+                     if cs is not None and len(cs)} if "concepts" in explanations.columns else None)
+        table = annotator_metrics(run, annotate, text, vocabulary=vocabulary, concepts=concepts)
+    else:
+        table = judge_metrics(run, judge, text)
+    write_table(table, out)
+    return table

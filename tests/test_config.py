@@ -1,0 +1,76 @@
+"""Config validation: bad input fails at once with a message naming the valid choices."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from diffdict import config as dcfg
+
+
+@pytest.fixture(scope="module")
+def default(repo):
+    return yaml.safe_load((repo / "config" / "config.yaml").read_text())
+
+
+def test_default_config_is_valid_and_gets_defaults(default):
+    cfg = dcfg.check(default)
+    site = next(iter(cfg["sites"].values()))
+    assert site["stream"] in ("img", "txt")
+    assert cfg["model"]["batch_size"] >= 1  # filled from the schema
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda c: c["sites"]["double1_img"].update(indx=1), ["unknown key 'indx'", "valid keys:", "index"]),
+        (lambda c: c["sites"]["double1_img"].update(index=999), ["index 999 does not exist", "valid: 0.."]),
+        (lambda c: c["dictionaries"]["sae"].update(kind="foo"), ["'foo' is not a valid choice", "topk_sae", "itda"]),
+        (lambda c: c["sites"]["double1_img"].update(steps=[0, 99]), ["steps [99]", "valid: 0.."]),
+        (lambda c: c["model"].update(precision="int3"), ["'int3'", "nf4"]),
+        (lambda c: c.update(sitez={}), ["unknown key 'sitez'", "sites"]),
+        (lambda c: c["dictionaries"]["sae"].update(lrr=1e-3), ["unknown key 'lrr' for kind 'topk_sae'", "lr"]),
+        (lambda c: c["dictionaries"]["sae"].update(sites=["nope"]), ["unknown site 'nope'", "double1_img"]),
+        (lambda c: c["dictionaries"]["neurons"].update(sites=["double1_img"]), ["needs a site with place 'mlp'"]),
+    ],
+)
+def test_bad_config_names_problem_and_choices(default, mutate, expected):
+    cfg = copy.deepcopy(default)
+    mutate(cfg)
+    with pytest.raises(dcfg.ConfigError) as e:
+        dcfg.check(cfg)
+    for text in expected:
+        assert text in str(e.value), str(e.value)
+
+
+def test_missing_model_folder_names_the_fix(default):
+    cfg = copy.deepcopy(default)
+    cfg["model"].update(kind="flux", path="/nonexistent/FLUX.1-schnell")
+    cfg["prompts"].update(source="file", path=__file__)
+    with pytest.raises(dcfg.ConfigError, match="huggingface-cli download"):
+        dcfg.check(cfg)
+
+
+def test_shards_cover_split(default):
+    cfg = dcfg.check(default)
+    n = cfg["prompts"]["splits"]["interp"]
+    size = cfg["prompts"]["shard_size"]
+    assert len(dcfg.shard_names(cfg, "interp")) * size >= n > (len(dcfg.shard_names(cfg, "interp")) - 1) * size
+
+
+def test_snakemake_refuses_bad_config_before_running(repo, tmp_path, cli_env, default):
+    cfg = copy.deepcopy(default)
+    cfg["sites"]["double1_img"]["index"] = 999
+    cfg["model"]["path"] = str(repo / cfg["model"]["path"])
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(tmp_path),
+         "--configfile", str(tmp_path / "bad.yaml"), "--workflow-profile", "none", "-n", "--cores", "1"],
+        capture_output=True, text=True, env=cli_env,
+    )
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert "index 999 does not exist" in out and "valid: 0.." in out
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,68 @@
+"""The CLI entry point: dispatch, hyperparameter validation, save/load round trips."""
+
+import pytest
+import torch
+
+from diffdict.dictionaries import HPARAMS, KINDS, build, load_dictionary, validate_hparams
+from diffdict.dictionaries.base import read_metadata
+from diffdict.dictionaries.synthetic import planted
+
+P = planted(d=16, n_atoms=32, k=2, seed=0)
+SMALL = {
+    "topk_sae": {"n_features": 32, "k": 2, "batch_size": 64, "tokens": 640, "checkpoint_every": 5},
+    "itda": {"k": 2, "cos_threshold": 0.9, "max_atoms": 40, "batch_size": 64},
+    "random": {"n_features": 32, "k": 2, "seed": 3},
+    "neurons": {"k": 4},
+}
+
+
+def test_kinds_and_hparams_cover_each_other():
+    assert set(KINDS) == set(HPARAMS) == set(SMALL)
+    for kind in KINDS:
+        assert validate_hparams(kind, {**SMALL[kind], "kind": kind}) == []
+
+
+def test_unknown_kind_and_key_name_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown dictionary kind 'sea'.*topk_sae.*itda.*random.*neurons"):
+        build("sea", {}, P.factory(100), 16)
+    with pytest.raises(ValueError, match=r"unknown hyperparameter\(s\) \['n_feature'\]; valid: .*'n_features'"):
+        build("topk_sae", {"n_feature": 8}, P.factory(100), 16)
+    with pytest.raises(ValueError, match="w_out"):
+        build("neurons", {"k": 2}, P.factory(100), 16)
+    with pytest.raises(ValueError, match="place 'mlp'"):
+        build("neurons", {"k": 2}, P.factory(100), 16, extra={"w_out": torch.zeros(16, 7)})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_build_save_load_round_trip(kind, tmp_path):
+    w_out = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    d = build(kind, {"kind": kind, **SMALL[kind]}, P.factory(2000, batch=250), 16,
+              checkpoint_dir=tmp_path / "ckpt", log_path=tmp_path / "log.csv", device="cpu",
+              site_name="s1", extra={"w_out": w_out, "progress": False})
+    assert d.kind == kind and d.build_info["site"] == "s1" and (tmp_path / "log.csv").exists()
+    d.save(tmp_path / "dictionary.safetensors", extra={"site": "s1", **d.build_info})
+    meta = read_metadata(tmp_path / "dictionary.safetensors")
+    assert meta["kind"] == kind and meta["extra"]["site"] == "s1"
+    back = load_dictionary(tmp_path / "dictionary.safetensors")
+    x = P.sample(300, 11)
+    a, b = d.encode(x), back.encode(x)
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.values, b.values)
+    assert torch.equal(d.decode(a), back.decode(b))
+    assert torch.equal(d.directions, back.directions)
+    torch.testing.assert_close(back.directions.norm(dim=1), torch.ones(back.n_features))
+    assert a.indices.shape[1] <= SMALL[kind]["k"]
+
+
+def test_itda_provenance_survives_save(tmp_path):
+    def factory(epoch):
+        x = P.sample(500, 1)
+        for a in range(0, 500, 100):
+            r = torch.arange(a, a + 100)
+            yield {"x": x[a : a + 100], "row": r + 7, "prompt_id": r // 10, "step": r % 2, "token": r % 16}
+
+    d = build("itda", SMALL["itda"], factory, 16, extra={"progress": False})
+    d.save(tmp_path / "d.safetensors")
+    back = load_dictionary(tmp_path / "d.safetensors")
+    prov = back.provenance()
+    assert torch.equal(prov["prompt_id"], (prov["row"] - 7) // 10)
+    assert torch.equal(prov["token"], (prov["row"] - 7) % 16)

@@ -1,0 +1,133 @@
+"""TopK SAE: initialisation, loss, folding, recovery of a planted dictionary, resume, NaN."""
+
+import pytest
+import torch
+
+from diffdict.dictionaries import NonFiniteActivationError, TrainingInterrupted
+from diffdict.dictionaries.sae import TopKSAE
+from diffdict.dictionaries.synthetic import planted
+from diffdict.dictionaries.train_sae import SAEConfig, geometric_median, sae_loss, train_sae
+
+
+def tiny_sae(d=8, n=32, k=3, seed=0):
+    sae = TopKSAE(d, n, k)
+    sae.init_weights(torch.zeros(d), torch.Generator().manual_seed(seed))
+    return sae
+
+
+def test_init_unit_decoder_tied_encoder():
+    sae = tiny_sae()
+    torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(32))
+    torch.testing.assert_close(sae.W_enc, sae.W_dec)
+
+
+def test_geometric_median_is_robust_to_outliers():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(999, 4, generator=g) * 0.1 + torch.tensor([1.0, 2.0, 3.0, 4.0])
+    x = torch.cat([x, torch.full((50, 4), 1e4)])  # the mean would be dragged to ~480
+    assert (geometric_median(x) - torch.tensor([1.0, 2.0, 3.0, 4.0])).norm() < 0.1
+
+
+def test_auxk_is_zero_when_nothing_is_dead_and_positive_otherwise():
+    sae = tiny_sae()
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
+    cfg = SAEConfig(n_features=32, k=3, k_aux=4)
+    loss, fvu, auxk, *_ = sae_loss(sae, x, torch.zeros(32, dtype=torch.bool), cfg)
+    assert auxk.item() == 0.0 and loss.item() == fvu.item()
+    dead = torch.zeros(32, dtype=torch.bool)
+    dead[:16] = True
+    loss, fvu, auxk, *_ = sae_loss(sae, x, dead, cfg)
+    assert auxk.item() > 0 and loss.item() == pytest.approx(fvu.item() + auxk.item() / 32)
+    loss.backward()
+    assert sae.W_enc.grad[:16].abs().sum() > 0  # dead latents receive gradient through AuxK
+
+
+def test_parallel_gradient_removed():
+    sae = tiny_sae()
+    sae.W_dec.grad = torch.randn_like(sae.W_dec)
+    sae.remove_gradient_parallel_to_decoder_directions()
+    assert (sae.W_dec.grad * sae.W_dec).sum(1).abs().max() < 1e-5
+
+
+def test_fold_normalisation_acts_on_raw_space():
+    sae = tiny_sae()
+    with torch.no_grad():
+        sae.b_enc.uniform_(-0.1, 0.1)
+        sae.b_dec.normal_()
+    mean, scale = torch.randn(8) * 100, torch.rand(8) * 10 + 0.1
+    x = mean + scale * torch.randn(50, 8)
+    folded = sae.fold_normalisation(mean, scale)
+    codes, codes_n = folded.encode(x), sae.encode((x - mean) / scale)
+    torch.testing.assert_close(codes.indices, codes_n.indices)
+    torch.testing.assert_close(codes.values, codes_n.values, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(folded.decode(codes), mean + scale * sae.decode(codes_n), rtol=1e-4, atol=1e-3)
+
+
+def test_recovers_planted_atoms():
+    p = planted(d=32, n_atoms=64, k=3, noise=0.02, n_massive=2, seed=0)
+    cfg = SAEConfig(n_features=128, k=3, batch_size=256, tokens=15_000, lr=1e-2, log_every=20)
+    sae = train_sae(p.factory(8192, batch=500), 32, cfg, progress=False)
+    # planted atoms in model space (massive dims stretch them)
+    truth = torch.nn.functional.normalize(p.atoms * p.massive, dim=1)
+    cos = (sae.directions @ truth.T).max(0).values
+    assert (cos >= 0.9).float().mean() >= 0.8, cos
+    x = p.sample(2000, 7)
+    fvu = ((x - sae(x)) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()
+    assert fvu < 0.2
+
+
+def _run(p, ckpt, **kw):
+    cfg = SAEConfig(n_features=48, k=2, batch_size=64, tokens=64 * 30, lr=1e-3, checkpoint_every=10,
+                    log_every=5, dead_tokens=200, k_aux=8, lr_warmup_steps=5)
+    return train_sae(p.factory(1000, batch=100), 16, cfg, checkpoint_dir=ckpt, progress=False, **kw)
+
+
+def test_resume_after_interruption_gives_identical_weights(tmp_path):
+    p = planted(d=16, n_atoms=24, k=2, seed=3)
+    straight = _run(p, tmp_path / "a", log_path=tmp_path / "a.csv")
+    with pytest.raises(TrainingInterrupted):
+        _run(p, tmp_path / "b", stop_after=17)  # killed after step 17; last checkpoint at 10
+    ck = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert ck["step"] == 10 and ck["epoch"] == 0 and ck["offset"] == 640
+    resumed = _run(p, tmp_path / "b", log_path=tmp_path / "b.csv")
+    for name, v in straight.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[name]), name
+    assert (tmp_path / "a.csv").read_text() .splitlines()[0].startswith("step,tokens,loss,fvu")
+    assert len((tmp_path / "b.csv").read_text().splitlines()) == len((tmp_path / "a.csv").read_text().splitlines())
+
+
+def test_checkpoint_for_other_settings_is_ignored(tmp_path):
+    p = planted(d=16, n_atoms=24, k=2, seed=3)
+    with pytest.raises(TrainingInterrupted):
+        _run(p, tmp_path, stop_after=12)
+    cfg = SAEConfig(n_features=40, k=2, batch_size=64, tokens=64 * 3, checkpoint_every=10)
+    sae = train_sae(p.factory(1000, batch=100), 16, cfg, checkpoint_dir=tmp_path, progress=False)
+    assert sae.n_features == 40
+
+
+def test_nan_activation_names_site_and_row():
+    p = planted(d=8, n_atoms=8, k=2)
+    data = p.sample(600, 1)
+    data[437, 3] = float("nan")
+
+    def factory(epoch):
+        for a in range(0, 600, 100):
+            yield {"x": data[a : a + 100], "row": torch.arange(a, a + 100) + 10_000}
+
+    cfg = SAEConfig(n_features=16, k=2, batch_size=64, tokens=5000, init_tokens=64)
+    with pytest.raises(NonFiniteActivationError, match=r"site 'double7_img'.*store row 10437"):
+        train_sae(factory, 8, cfg, site="double7_img", progress=False)
+
+
+def test_lr_schedule_defaults():
+    cfg = SAEConfig(n_features=2**16, tokens=1024 * 100, lr_warmup_steps=10, lr_decay_frac=0.2)
+    assert cfg.lr_value == pytest.approx(1e-4)
+    assert cfg.lr_at(0) == pytest.approx(1e-5) and cfg.lr_at(50) == pytest.approx(1e-4)
+    assert cfg.lr_at(90) == pytest.approx(0.5e-4) and cfg.lr_at(99) > 0
+
+
+def test_batch_topk_trains():
+    p = planted(d=16, n_atoms=24, k=2, seed=3)
+    cfg = SAEConfig(n_features=48, k=2, batch_size=64, tokens=64 * 20, batch_topk=True, lr=1e-3)
+    sae = train_sae(p.factory(1000, batch=100), 16, cfg, progress=False)
+    assert sae.batch_topk and sae.encode(p.sample(10, 0)).indices.shape == (10, 2)

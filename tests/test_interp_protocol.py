@@ -1,0 +1,257 @@
+"""Protocol (leak-free splits, seeded sampling), metrics, bootstrap, annotation backend, parsing."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from diffdict.interp.backends import Example, Explanation, make_backend
+from diffdict.interp.backends.annotation import AnnotationBackend
+from diffdict.interp.backends.local_vlm import TransformersBackend
+from diffdict.interp.backends.prompts import ParseError, parse_explanation, parse_score
+from diffdict.interp.codes import CodeTable
+from diffdict.interp.protocol import FeatureTask, LeakError, build_tasks, split_images
+from diffdict.interp.scoring import auroc, balanced_accuracy, bootstrap_ci, feature_scores, summarise
+from diffdict.interp.stats import feature_statistics, heatmaps
+
+CONCEPTS = ["color=red", "color=blue", "shape=circle", "shape=square", "background=dark"]
+GRID = (4, 4)
+
+
+def shapes_world(n_img=200, seed=0):
+    """Per image: an object (colour + shape) on a 2x2 patch, and a background; token masks per concept."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((n_img, len(CONCEPTS)), bool)
+    masks = np.zeros((n_img, *GRID, len(CONCEPTS)), bool)
+    for i in range(n_img):
+        col, shp = rng.integers(2), 2 + rng.integers(2)
+        r, c = rng.integers(0, 3, size=2)
+        obj = np.zeros(GRID, bool)
+        obj[r:r + 2, c:c + 2] = True
+        masks[i, ..., col] = masks[i, ..., shp] = obj
+        labels[i, [col, shp]] = True
+        if rng.random() < 0.5:
+            masks[i, ..., 4], labels[i, 4] = ~obj, True
+    return np.arange(n_img) + 1000, labels, masks
+
+
+def codes_for(pids, masks, n_random=30, seed=1):
+    """Feature 0 = the red mask; features 1.. fire on random tokens of a random half of the images."""
+    rng = np.random.default_rng(seed)
+    n, T = len(pids), GRID[0] * GRID[1]
+    F = 1 + n_random
+    dense = np.zeros((n, T, F), np.float32)
+    dense[..., 0] = masks[..., 0].reshape(n, T) * (1 + rng.random((n, T)))
+    on = (rng.random((n, 1, n_random)) < 0.5) & (rng.random((n, T, n_random)) < 0.4)
+    dense[..., 1:] = on * (1 + rng.random((n, T, n_random)))
+    val, idx = torch.from_numpy(dense.reshape(n * T, F)).topk(min(8, F), dim=-1)
+    return CodeTable(idx.int(), val, torch.from_numpy(np.repeat(pids, T)), torch.zeros(n * T, dtype=torch.int16),
+                     torch.arange(T).repeat(n).int(), F, GRID)
+
+
+CFG = {"n_features": 100, "n_explain": 5, "n_pos": 10, "n_neg": 10, "seed": 3, "min_active_tokens": 6}
+
+
+def evaluate(codes, backend, cfg=CFG):
+    st = feature_statistics(codes, active_quantile=0.5)
+    tasks, info = build_tasks(st.features, st.images, codes.prompt_id.numpy(), cfg)
+    heat = heatmaps(codes, [(t.feature, p) for t in tasks for p in t.explain])
+    rows, exps = [], []
+    for t in tasks:
+        e = backend.explain(t.feature, [Example(p, None, heat[(t.feature, p)]) for p in t.explain],
+                            [Example(p, None) for p in t.explain_neg])
+        exps.append({"feature": t.feature, "explanation": e.text, "ok": e.ok, "error": e.error, "tokens": 0, "cost": 0.0})
+        for p, lab in [*((p, 1) for p in t.positives), *((p, 0) for p in t.negatives)]:
+            j = backend.judge(e, Example(p, None))
+            rows.append({"feature": t.feature, "label": lab, "score": j.score, "ok": j.ok, "tokens": 0, "cost": 0.0})
+    return tasks, info, feature_scores(pd.DataFrame(rows), pd.DataFrame(exps)).set_index("feature")
+
+
+def test_annotation_recovers_planted_concept_and_random_is_chance():
+    pids, labels, masks = shapes_world()
+    codes = codes_for(pids, masks)
+    backend = AnnotationBackend.from_arrays(CONCEPTS, pids, labels, masks)
+    tasks, info, scores = evaluate(codes, backend)
+    assert 0 in scores.index, "the concept feature must be eligible"
+    assert scores.loc[0, "explanation"] == "color=red"
+    assert scores.loc[0, "balanced_accuracy"] == 1.0 and scores.loc[0, "auroc"] == 1.0
+    rand = scores.drop(index=0)["balanced_accuracy"]
+    assert len(rand) >= 20 and abs(rand.mean() - 0.5) < 0.1
+    # image-level labels only (no token masks) still find the concept
+    backend2 = AnnotationBackend.from_arrays(CONCEPTS, pids, labels)
+    assert evaluate(codes, backend2)[2].loc[0, "explanation"] == "color=red"
+
+
+def test_tasks_are_leak_free_and_seeded():
+    pids, labels, masks = shapes_world()
+    codes = codes_for(pids, masks)
+    st = feature_statistics(codes)
+    for neg in ("random", "other", "mixed"):
+        tasks, info = build_tasks(st.features, st.images, codes.prompt_id.numpy(), {**CFG, "negatives": neg})
+        explain_ids, held_ids = set(info["explain_ids"]), set(info["heldout_ids"])
+        assert not explain_ids & held_ids and explain_ids | held_ids == set(pids.tolist())
+        for t in tasks:
+            assert not set(t.explain) & (set(t.positives) | set(t.negatives))  # the paper's leak
+            assert set(t.explain) | set(t.explain_neg) | set(t.mid) <= explain_ids
+            assert set(t.positives) | set(t.negatives) <= held_ids
+            assert len(t.positives) == CFG["n_pos"] and len(t.negatives) == CFG["n_neg"]
+            # negatives never activate the feature (negative_quantile 0: exactly zero on them)
+            fired = st.images[st.images["feature"] == t.feature]["prompt_id"]
+            assert not (set(t.negatives) | set(t.explain_neg)) & set(fired)
+        if neg == "other":
+            assert all(k == "other" for t in tasks for k in t.negative_kinds[:1])
+    again, _ = build_tasks(st.features, st.images, codes.prompt_id.numpy(), CFG)
+    first, _ = build_tasks(st.features, st.images, codes.prompt_id.numpy(), CFG)
+    assert [t.__dict__ for t in again] == [t.__dict__ for t in first]
+    other_seed, _ = build_tasks(st.features, st.images, codes.prompt_id.numpy(), {**CFG, "seed": 4})
+    assert [t.positives for t in other_seed] != [t.positives for t in first]
+
+
+def test_leak_is_detected():
+    t = FeatureTask(1, explain=[1, 2], explain_neg=[], mid=[], positives=[2, 3], negatives=[4])
+    with pytest.raises(LeakError, match=r"\[2\]"):
+        t.check()
+    with pytest.raises(LeakError):
+        FeatureTask(1, explain=[1], explain_neg=[], mid=[], positives=[3], negatives=[3]).check()
+
+
+def test_split_images():
+    a, b = split_images([5, 3, 3, 9, 1, 7], 0.5, seed=0)
+    assert sorted([*a, *b]) == [1, 3, 5, 7, 9] and not set(a) & set(b)
+    assert np.array_equal(split_images([5, 3, 9, 1, 7], 0.5, 0)[0], split_images([1, 3, 5, 7, 9], 0.5, 0)[0])
+    with pytest.raises(ValueError, match="explain_fraction"):
+        split_images([1, 2], 1.0, 0)
+
+
+def test_metrics():
+    assert auroc([1, 1, 0, 0], [0.9, 0.8, 0.1, 0.2]) == 1.0
+    assert auroc([1, 0], [0.5, 0.5]) == 0.5
+    assert auroc([1, 1, 0, 0], [0.9, 0.1, 0.5, 0.5]) == 0.5
+    assert np.isnan(auroc([1, 1], [0.2, 0.3]))
+    assert balanced_accuracy([1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]) == pytest.approx(0.75)
+    # agrees with the rank-sum definition on random data
+    rng = np.random.default_rng(0)
+    lab, sc = rng.random(200) < 0.3, np.round(rng.random(200), 1)
+    pos, neg = sc[lab], sc[~lab]
+    ref = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg))
+    assert auroc(lab, sc) == pytest.approx(ref)
+
+
+def test_bootstrap_ci_constructed():
+    rng = np.random.default_rng(1)
+    v = rng.normal(0.7, 0.1, size=400)
+    mean, lo, hi = bootstrap_ci(v, n_boot=2000, ci=0.95, seed=0)
+    se = v.std(ddof=1) / np.sqrt(len(v))
+    assert mean == pytest.approx(v.mean())
+    assert lo < mean < hi and (hi - lo) == pytest.approx(2 * 1.96 * se, rel=0.15)
+    assert bootstrap_ci(v, 2000, 0.95, 0) == (mean, lo, hi)  # seeded
+    m2, lo2, hi2 = bootstrap_ci([*v, np.nan], 2000, 0.95, 0)  # NaN features are left out
+    assert m2 == pytest.approx(mean)
+    assert bootstrap_ci([0.5] * 10) == (0.5, 0.5, 0.5)
+    assert all(np.isnan(bootstrap_ci([])))
+
+
+def test_failures_counted_not_dropped():
+    j = pd.DataFrame({"feature": [1] * 4, "label": [1, 1, 0, 0], "score": [1.0, np.nan, 0.0, 0.0],
+                      "ok": [True, False, True, True], "tokens": 1, "cost": 0.0})
+    e = pd.DataFrame({"feature": [1, 2], "explanation": ["x", ""], "ok": [True, False], "error": [None, "parse"],
+                      "tokens": 0, "cost": 0.0})
+    s = feature_scores(j, e, "exclude").set_index("feature")
+    assert s.loc[1, "failures"] == 1 and s.loc[1, "balanced_accuracy"] == 1.0
+    assert s.loc[2, "failures"] == 1 and np.isnan(s.loc[2, "balanced_accuracy"])
+    assert feature_scores(j, e, "wrong").set_index("feature").loc[1, "balanced_accuracy"] == 0.75
+    summ = summarise(s.reset_index(), n_boot=100)
+    assert summ["failures"] == 2 and summ["explanation_failures"] == 1 and summ["n_scored"] == 1
+
+
+@pytest.mark.parametrize("text,score", [
+    ('{"score": 0.8}', 0.8), ("```json\n{\"score\": 1}\n```", 1.0), ("0.25", 0.25), ("Score: 0.6.", 0.6),
+    ("75%", 0.75), ("Yes", 1.0), ('The answer is {"score": 0}', 0.0), ('"0.4"', 0.4),
+])
+def test_parse_score(text, score):
+    assert parse_score(text) == pytest.approx(score)
+
+
+@pytest.mark.parametrize("text", ["", None, "maybe 3 or 4", "1.5", '{"score": 2}', "no idea", '{"score": "high"}'])
+def test_parse_score_failures(text):
+    with pytest.raises(ParseError):
+        parse_score(text)
+
+
+def test_parse_explanation():
+    assert parse_explanation('Explanation: "red circles"\nbecause...') == "red circles"
+    with pytest.raises(ParseError):
+        parse_explanation("   \n")
+
+
+def test_unknown_backend_lists_valid():
+    with pytest.raises(ValueError, match=r"valid backends: \['annotation', 'openai', 'transformers'\]"):
+        make_backend({"backend": "gemini"})
+    with pytest.raises(ValueError, match="annotator"):
+        make_backend({"backend": "annotation"})
+    with pytest.raises(ValueError, match="bad options"):
+        make_backend({"backend": "openai", "base_url": "http://x/v1", "model": "m", "api_key_env": None, "colour": 1})
+
+
+class FakeProcessor:
+    def __init__(self):
+        self.seen = []
+
+    def apply_chat_template(self, messages, **kw):
+        self.seen.append(messages)
+        return {"input_ids": torch.zeros(1, 7, dtype=torch.long)}
+
+    def batch_decode(self, ids, skip_special_tokens):
+        return ['{"score": 0.7}' if "explained as" in str(self.seen[-1]) else "blue squares"]
+
+
+class FakeModel:
+    def generate(self, input_ids, max_new_tokens, do_sample):
+        assert not do_sample
+        return torch.zeros(1, input_ids.shape[1] + 3, dtype=torch.long)
+
+
+def test_transformers_backend_plumbing(tmp_path):
+    """Prompt rendering, generation call and parsing with a fake model (a real tiny VLM would need
+    a processor and chat template on disk; loading is `AutoModelForImageTextToText` offline)."""
+    proc = FakeProcessor()
+    b = TransformersBackend("unused", model=FakeModel(), processor=proc, cache_dir=tmp_path)
+    img = np.zeros((8, 8, 3), np.uint8)
+    e = b.explain(3, [Example(1, img, np.ones((2, 2)))])
+    assert e.ok and e.text == "blue squares" and e.usage.prompt_tokens == 7 and e.usage.completion_tokens == 3
+    content = proc.seen[0][-1]["content"]
+    assert content[0]["type"] == "text" and any(c["type"] == "image" for c in content)
+    j = b.judge(e, Example(2, img))
+    assert j.ok and j.score == 0.7
+    n = len(proc.seen)
+    assert b.judge(e, Example(2, img)).usage.cached == 1 and len(proc.seen) == n  # cached
+    with pytest.raises(ValueError, match="local folder"):
+        TransformersBackend(str(tmp_path / "missing"))
+
+
+def test_negative_quantile_admits_weakly_dense_features():
+    """A feature firing weakly everywhere and strongly on red has no all-zero image: ineligible
+    with negative_quantile 0, eligible (and explained) when weak images may serve as negatives."""
+    pids, labels, masks = shapes_world()
+    base = codes_for(pids, masks, n_random=0)
+    n, T = len(pids), GRID[0] * GRID[1]
+    dense = torch.full((n * T,), 0.05) + torch.from_numpy(masks[..., 0].reshape(-1).astype(np.float32)) * 2
+    codes = CodeTable(torch.cat([base.indices[:, :1], torch.ones(n * T, 1, dtype=torch.int32)], 1),
+                      torch.stack([base.values[:, 0], dense], 1), base.prompt_id, base.step, base.token, 2, GRID)
+    backend = AnnotationBackend.from_arrays(CONCEPTS, pids, labels, masks)
+    cfg = {**CFG, "n_features": 2}
+    strict = feature_statistics(codes, negative_quantile=0.0)
+    tasks, _ = build_tasks(strict.features, strict.images, codes.prompt_id.numpy(), cfg)
+    assert [t.feature for t in tasks] == [0]
+    st = feature_statistics(codes, active_quantile=0.9, negative_quantile=0.6)
+    tasks, _ = build_tasks(st.features, st.images, codes.prompt_id.numpy(), cfg)
+    assert [t.feature for t in tasks] == [0, 1]
+    thr = st.features.loc[1, "neg_threshold"]
+    im = st.images[st.images["feature"] == 1].set_index("prompt_id")["max"]
+    assert (im.loc[tasks[1].negatives] < thr).all()
+    heat = heatmaps(codes, [(1, p) for p in tasks[1].explain])
+    e = backend.explain(1, [Example(p, None, heat[(1, p)]) for p in tasks[1].explain],
+                        [Example(p, None) for p in tasks[1].explain_neg])
+    assert e.concepts == ("color=red",)
+    with pytest.raises(ValueError, match="negative_quantile"):
+        feature_statistics(codes, active_quantile=0.5, negative_quantile=0.6)

@@ -1,0 +1,54 @@
+"""Run the real Snakefile on a small toy config in a temporary directory."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def small_config(results: str = "results") -> dict:
+    """The embedded default shrunk to seconds: fewer prompts and tokens, same stages."""
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg = copy.deepcopy(cfg)
+    cfg["results"] = results
+    cfg["model"]["path"] = str(REPO / cfg["model"]["path"])
+    cfg["prompts"].update(shard_size=32, splits={"train": 64, "interp": 32, "test": 32})
+    for d in cfg["dictionaries"].values():
+        if d["kind"] == "topk_sae":
+            d["tokens"] = 20_000
+    return cfg
+
+
+def snakemake(workdir: Path, cfg: dict, *args: str, env: dict, check: bool = True,
+              timeout: float = 900) -> subprocess.CompletedProcess:
+    cfg_path = workdir / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+           "--configfile", str(cfg_path), "--workflow-profile", "none", "--cores", "2", *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and r.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted(workdir.rglob("*.log"))[-5:])
+        raise AssertionError(f"snakemake failed ({r.returncode}):\n{r.stdout[-6000:]}\n{r.stderr[-6000:]}\n{logs}")
+    return r
+
+
+def planned_jobs(dry_run_output: str) -> list[dict]:
+    """Parse `snakemake -n` output into [{'rule': ..., 'wildcards': {...}}, ...]."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", dry_run_output):
+        m = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if not m:
+            continue
+        wc = {}
+        w = re.search(r"^\s*wildcards: (.*)$", block, re.M)
+        if w:
+            wc = dict(kv.split("=", 1) for kv in w.group(1).split(", "))
+        jobs.append({"rule": m.group(1), "wildcards": wc})
+    return jobs

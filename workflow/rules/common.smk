@@ -1,0 +1,72 @@
+# Shared helpers: config validation, paths, per-site / per-dictionary parameter lookups.
+
+import json
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from diffdict import config as dcfg
+
+# Friendly checks first (they name the valid choices and check indices against the model),
+# then snakemake's own validation, which also fills in the schema's defaults.
+try:
+    config.update(dcfg.check(config, schema_path=workflow.source_path("../schemas/config.schema.yaml")))
+except dcfg.ConfigError as e:
+    raise WorkflowError(str(e)) from None
+validate(config, "../schemas/config.schema.yaml")
+
+RESULTS = config["results"]
+R = f"{RESULTS}/{config['model']['name']}"
+FIGURES_DIR = f"{RESULTS}/figures"
+SPLITS = list(config["prompts"]["splits"])
+LOGS = f"{R}/logs"
+
+
+wildcard_constraints:
+    split="|".join(SPLITS),
+    shard=r"\d{3}",
+    site="|".join(config["sites"]),
+    dict="|".join(config["dictionaries"]),
+
+
+def shards(split):
+    return dcfg.shard_names(config, split)
+
+
+def site_dict_pairs(places=None):
+    """(site, dictionary) pairs the config asks for."""
+    return [(s, d) for d in config["dictionaries"] for s in dcfg.dictionary_sites(config, d)]
+
+
+def expand_pairs(pattern):
+    return [pattern.format(R=R, site=s, dict=d) for s, d in site_dict_pairs()]
+
+
+# ---- params: canonical JSON of exactly the settings a job depends on ---------------------
+
+
+def model_json(wildcards=None):
+    return dcfg.as_json(config["model"])
+
+
+def prompts_json(wildcards):
+    return dcfg.as_json({**config["prompts"], "model_kind": config["model"]["kind"]})
+
+
+def site_json(wildcards):
+    return dcfg.as_json(config["sites"][wildcards.site])
+
+
+def dict_json(wildcards):
+    return dcfg.as_json(config["dictionaries"][wildcards.dict])
+
+
+# ---- resources for jobs that run the model ------------------------------------------------
+
+# `model.gpu: true` (the Flux configs) makes every model job ask for one GPU; the SLURM profile
+# turns that into --gpus, and locally `--resources gpu=1` runs one GPU job at a time.
+MODEL_RESOURCES = dict(
+    gpu=1 if config["model"]["gpu"] else 0,
+    mem_mb=config["model"]["mem_mb"],
+    runtime=config["model"]["runtime"],
+)

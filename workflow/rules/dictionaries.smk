@@ -1,0 +1,28 @@
+# Dictionaries: TopK SAE, ITDA, MLP neurons and random directions, one job per site x dictionary.
+
+
+rule train_dictionary:
+    """Train (SAE), build (ITDA) or extract (neurons, random) one dictionary on one site.
+
+    Resumable: checkpoints live outside the output, so a killed job's rerun continues."""
+    input:
+        train=f"{R}/activations/{{site}}/train.zarr",
+        model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
+    output:
+        weights=f"{R}/dictionaries/{{site}}/{{dict}}/dictionary.safetensors",
+        log_csv=f"{R}/dictionaries/{{site}}/{{dict}}/train_log.csv",
+    params:
+        model=model_json(),
+        site=site_json,
+        dictionary=dict_json,
+        checkpoints=f"{R}/checkpoints/{{site}}/{{dict}}",
+    log:
+        f"{LOGS}/train_dictionary/{{site}}/{{dict}}.log",
+    conda:
+        "../../envs/diffdict.yaml"
+    resources:
+        **MODEL_RESOURCES,
+    shell:
+        "diffdict train-dictionary --model {params.model:q} --site-name {wildcards.site} --site {params.site:q} "
+        "--dictionary {params.dictionary:q} --train {input.train:q} --checkpoints {params.checkpoints:q} "
+        "--out {output.weights:q} --log-csv {output.log_csv:q} > {log:q} 2>&1"
