@@ -24,6 +24,13 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/dictionaries.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/interp.smk"
+include: "workflow/rules/steering.smk"
+include: "workflow/rules/report.smk"
+if config["model"]["kind"] == "toy":
+
+    include: "workflow/rules/concepts.smk"
+
 include: "workflow/rules/figures.smk"
 
 

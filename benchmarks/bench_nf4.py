@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -23,6 +24,11 @@ from diffdict.model.nf4 import linear_weight_bytes, quantize_nf4
 from diffdict.model.tiny import tiny_transformer
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def command_line(argv) -> str:
+    args = sys.argv[1:] if argv is None else argv
+    return shlex.join(["python", f"benchmarks/{Path(__file__).name}", *args])
 
 
 def rel_err(y, ref):
@@ -40,10 +46,17 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     d = a.d_head * a.heads
-    base = tiny_transformer(0, attention_head_dim=a.d_head, num_attention_heads=a.heads, num_layers=a.double,
-                            num_single_layers=a.single, joint_attention_dim=64, pooled_projection_dim=32)
+    base = tiny_transformer(
+        0,
+        attention_head_dim=a.d_head,
+        num_attention_heads=a.heads,
+        num_layers=a.double,
+        num_single_layers=a.single,
+        joint_attention_dim=64,
+        pooled_projection_dim=32,
+    )
     g = torch.Generator().manual_seed(0)
-    side = int(a.tokens ** 0.5)
+    side = int(a.tokens**0.5)
     from diffusers import FluxPipeline
 
     x = dict(
@@ -52,7 +65,8 @@ def main(argv=None):
         pooled_projections=torch.randn(2, 32, generator=g),
         timestep=torch.full((2,), 0.7),
         img_ids=FluxPipeline._prepare_latent_image_ids(None, side, side, "cpu", torch.float32),
-        txt_ids=torch.zeros(32, 3), return_dict=False,
+        txt_ids=torch.zeros(32, 3),
+        return_dict=False,
     )
 
     def run(m, dtype):
@@ -69,35 +83,49 @@ def main(argv=None):
     for name, cd in (("nf4 (compute fp32)", torch.float32), ("nf4 (compute bf16)", torch.bfloat16)):
         q = quantize_nf4(copy.deepcopy(base), cd, "cpu")
         mem = linear_weight_bytes(q)
-        rows[name] = {"rel_err": rel_err(run(q, cd), ref), "quantized_linear_bytes": mem["quantized"],
-                      "unquantized_linear_bytes": mem["float"],
-                      "ratio_vs_bf16_same_layers": mem["quantized"] / (bf16_linear - skipped_bf16)}
+        rows[name] = {
+            "rel_err": rel_err(run(q, cd), ref),
+            "quantized_linear_bytes": mem["quantized"],
+            "unquantized_linear_bytes": mem["float"],
+            "ratio_vs_bf16_same_layers": mem["quantized"] / (bf16_linear - skipped_bf16),
+        }
     res = {
-        "command": "python benchmarks/bench_nf4.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line(argv),
         "model": {"d_model": d, "n_double": a.double, "n_single": a.single, "image_tokens": side * side},
-        "fp32_linear_bytes": fp32_linear, "bf16_linear_bytes": bf16_linear, "results": rows,
+        "fp32_linear_bytes": fp32_linear,
+        "bf16_linear_bytes": bf16_linear,
+        "results": rows,
         "tolerance": {"nf4_rel_err_max": 0.15, "bf16_rel_err_max": 0.02},
     }
     res["ok"] = all(r["rel_err"] <= 0.15 for r in rows.values()) and rows["bf16"]["rel_err"] <= 0.02
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "bench_nf4.json").write_text(json.dumps(res, indent=2) + "\n")
     md = [
-        "# NF4 vs fp32 / bf16 on a small random Flux transformer (CPU)", "",
-        f"Command: `{res['command']}`", "",
+        "# NF4 vs fp32 / bf16 on a small random Flux transformer (CPU)",
+        "",
+        f"Command: `{res['command']}`",
+        "",
         f"Model: d={d}, {a.double} double + {a.single} single blocks, {side * side} image + 32 text tokens, "
-        "random init. Error: ||y - y_fp32|| / ||y_fp32|| of the transformer output.", "",
-        "| weights | relative error vs fp32 | linear weights held | vs bf16 (same layers) |", "|---|---|---|---|",
+        "random init. Error: ||y - y_fp32|| / ||y_fp32|| of the transformer output.",
+        "",
+        "| weights | relative error vs fp32 | linear weights held | vs bf16 (same layers) |",
+        "|---|---|---|---|",
         f"| fp32 | 0 | {fp32_linear / 1e6:.2f} MB | 2.00 |",
         f"| bf16 | {rows['bf16']['rel_err']:.4f} | {bf16_linear / 1e6:.2f} MB | 1.00 |",
     ]
     for name, r in rows.items():
         if name != "bf16":
-            md.append(f"| {name} | {r['rel_err']:.4f} | {r['quantized_linear_bytes'] / 1e6:.2f} MB 4-bit + "
-                      f"{r['unquantized_linear_bytes'] / 1e6:.3f} MB float (`proj_out`) | "
-                      f"{r['ratio_vs_bf16_same_layers']:.3f} |")
-    md += ["", "Stated tolerance: NF4 relative output error <= 0.15, bf16 <= 0.02 "
-           f"({'met' if res['ok'] else 'NOT met'}). NF4 bytes include the 4-bit codes, the (double-quantised) "
-           "absmax per 64-weight block and the code tables."]
+            md.append(
+                f"| {name} | {r['rel_err']:.4f} | {r['quantized_linear_bytes'] / 1e6:.2f} MB 4-bit + "
+                f"{r['unquantized_linear_bytes'] / 1e6:.3f} MB float (`proj_out`) | "
+                f"{r['ratio_vs_bf16_same_layers']:.3f} |"
+            )
+    md += [
+        "",
+        "Stated tolerance: NF4 relative output error <= 0.15, bf16 <= 0.02 "
+        f"({'met' if res['ok'] else 'NOT met'}). NF4 bytes include the 4-bit codes, the (double-quantised) "
+        "absmax per 64-weight block and the code tables.",
+    ]
     (RESULTS / "bench_nf4.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return res

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from diffdict.plots.browser import feature_table, index_images, write_browser
+from diffdict.plots.browser import feature_table, index_images, provenance_table, write_browser
 
 FEATURES = pd.DataFrame({
     "feature": [3, 17, 42],
@@ -61,6 +61,21 @@ def test_feature_table_merges_interp_outputs():
     t = feature_table(expl, scores)
     assert list(t.columns) == ["feature", "explanation", "balanced_accuracy", "auroc"]
     assert t.set_index("feature").loc[17, "auroc"] == 0.95 and np.isnan(t.set_index("feature").loc[3, "auroc"])
+
+
+def test_provenance_table_from_dictionary():
+    import torch
+
+    class Atoms:
+        def provenance(self):
+            return {"row": torch.tensor([9, 8]), "prompt_id": torch.tensor([5, 6]), "step": torch.tensor([0, 1]),
+                    "token": torch.tensor([3, -1])}
+
+    prompts = pd.DataFrame({"prompt_id": [5, 6], "prompt": ["red circle", "blue square"]})
+    t = provenance_table(Atoms(), prompts)
+    assert t.to_dict("list") == {"feature": [0, 1], "prompt_id": [5, 6], "step": [0, 1], "token": [3, -1],
+                                 "prompt": ["red circle", "blue square"]}
+    assert provenance_table(object()) is None
 
 
 def test_index_images_rejects_ambiguous_names(tmp_path):

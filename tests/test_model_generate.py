@@ -8,17 +8,42 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from diffdict.model import capture, generate_shard, read_shard, record_site, replay_inputs, run_to_site
+from diffdict.model import (
+    capture,
+    generate_shard,
+    read_shard,
+    record_site,
+    replay_inputs,
+    run_to_site,
+)
 from diffdict.model.tiny import tiny_pipeline
 from diffdict.sites import Site
 from diffdict.store import ActivationStore
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny models: OpenMP threads only add spin-wait on a shared 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 CFG = dict(name="tiny", height=32, width=32, num_inference_steps=3, guidance_scale=0.0, max_sequence_length=12)
-PROMPTS = pd.DataFrame({
-    "prompt_id": [10, 11, 12, 13, 14],
-    "prompt": ["red circle", "a big blue square on dark background", "star", "green triangle on light", "small star"],
-    "seed": [1, 2, 3, 4, 5],
-})
+PROMPTS = pd.DataFrame(
+    {
+        "prompt_id": [10, 11, 12, 13, 14],
+        "prompt": [
+            "red circle",
+            "a big blue square on dark background",
+            "star",
+            "green triangle on light",
+            "small star",
+        ],
+        "seed": [1, 2, 3, 4, 5],
+    }
+)
 SITES = [
     Site("d1", "double", 1, "img", "resid", steps=(0, 2)),
     Site("s0t", "single", 0, "txt", "resid", steps=(1,)),
@@ -88,8 +113,9 @@ def test_replay_equals_generation_exactly(pipe, generated):
         for step in s.steps:
             for b0 in range(0, 5, 2):
                 rows = slice(b0, min(b0 + 2, 5))
-                x = run_to_site(pipe.transformer, s, replay_inputs(shard, step, rows, meta["grid"], "cpu",
-                                                                   torch.float32, False))
+                x = run_to_site(
+                    pipe.transformer, s, replay_inputs(shard, step, rows, meta["grid"], "cpu", torch.float32, False)
+                )
                 got[(step, b0)] = x
         during = [x for st, x in recs[s.name] if st in s.steps]
         # generation order: batch-major, step-minor

@@ -4,9 +4,27 @@ import diffusers
 import pytest
 import torch
 
-from diffdict.model import SiteError, check_site, mean_token_norm, record_site, site_hook, splice, steer
+from diffdict.model import (
+    SiteError,
+    check_site,
+    mean_token_norm,
+    record_site,
+    site_hook,
+    splice,
+    steer,
+)
 from diffdict.model.tiny import tiny_transformer
 from diffdict.sites import Site
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny models: OpenMP threads only add spin-wait on a shared 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 
 B, L_TXT, GRID = 2, 5, (4, 6)
 L_IMG = GRID[0] * GRID[1]
@@ -74,7 +92,10 @@ def test_single_mlp_splits_text_first(tr):
     seen = {}
     h = blk.act_mlp.register_forward_hook(lambda m, a, o: seen.update(all=o.detach().clone()))
     try:
-        with record_site(tr, site("single", 0, "txt", "mlp")) as t, record_site(tr, site("single", 0, "img", "mlp")) as i:
+        with (
+            record_site(tr, site("single", 0, "txt", "mlp")) as t,
+            record_site(tr, site("single", 0, "img", "mlp")) as i,
+        ):
             run(tr)
     finally:
         h.remove()

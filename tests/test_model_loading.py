@@ -15,6 +15,15 @@ from diffdict.model import (
 from diffdict.model.tiny import tiny_pipeline
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny models: OpenMP threads only add spin-wait on a shared 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     p = tmp_path_factory.mktemp("m") / "tiny-flux"
@@ -51,8 +60,15 @@ def test_load_nf4_on_cpu(folder):
     n4 = sum(isinstance(m, bnb.nn.Linear4bit) for m in t.modules())
     plain = [n for n, m in t.named_modules() if type(m) is torch.nn.Linear]
     assert plain == ["proj_out"] and n4 > 20  # every single block's proj_out is quantised too
-    out = pipe(prompt=["red circle"], height=32, width=32, num_inference_steps=1, guidance_scale=0.0,
-               max_sequence_length=8, output_type="np").images
+    out = pipe(
+        prompt=["red circle"],
+        height=32,
+        width=32,
+        num_inference_steps=1,
+        guidance_scale=0.0,
+        max_sequence_length=8,
+        output_type="np",
+    ).images
     assert out.shape == (1, 32, 32, 3) and torch.isfinite(torch.from_numpy(out)).all()
 
 
@@ -63,8 +79,11 @@ def test_incomplete_folder_names_missing_files(folder, tmp_path):
         f.unlink()
     (broken / "vae" / "config.json").unlink()
     assert sorted(m.split("/")[-2:][0] for m in check_model_folder(broken)) == ["transformer", "vae"]
-    with pytest.raises(ModelFolderError, match=r"incomplete; missing: .*transformer/\*\.safetensors.*vae/config.json"
-                       r".*huggingface-cli download black-forest-labs/FLUX.1-schnell"):
+    with pytest.raises(
+        ModelFolderError,
+        match=r"incomplete; missing: .*transformer/\*\.safetensors.*vae/config.json"
+        r".*huggingface-cli download black-forest-labs/FLUX.1-schnell",
+    ):
         load_pipeline(cfg(broken))
 
 
@@ -75,7 +94,10 @@ def test_missing_folder_and_uncached_repo(tmp_path, monkeypatch):
     with pytest.raises(ModelFolderError, match="model_index.json"):
         load_pipeline(cfg(tmp_path / "empty"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
-    with pytest.raises(ModelFolderError, match="nor in the Hugging Face cache.*huggingface-cli download black-forest-labs/FLUX.1-schnell"):
+    with pytest.raises(
+        ModelFolderError,
+        match="nor in the Hugging Face cache.*huggingface-cli download black-forest-labs/FLUX.1-schnell",
+    ):
         transformer_config_info("black-forest-labs/FLUX.1-schnell")
 
 
@@ -94,9 +116,15 @@ def test_nf4_quantisation_error_and_memory():
 
     base = tiny_transformer(0, attention_head_dim=32, num_attention_heads=2)
     q = quantize_nf4(copy.deepcopy(base), torch.float32, "cpu")
-    x = dict(hidden_states=torch.randn(1, 16, 16), encoder_hidden_states=torch.randn(1, 4, 32),
-             pooled_projections=torch.randn(1, 16), timestep=torch.tensor([0.5]), img_ids=torch.zeros(16, 3),
-             txt_ids=torch.zeros(4, 3), return_dict=False)
+    x = dict(
+        hidden_states=torch.randn(1, 16, 16),
+        encoder_hidden_states=torch.randn(1, 4, 32),
+        pooled_projections=torch.randn(1, 16),
+        timestep=torch.tensor([0.5]),
+        img_ids=torch.zeros(16, 3),
+        txt_ids=torch.zeros(4, 3),
+        return_dict=False,
+    )
     with torch.no_grad():
         y0, y1 = base(**x)[0], q(**x)[0]
     err = float((y1 - y0).norm() / y0.norm())

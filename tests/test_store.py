@@ -21,7 +21,7 @@ def write(path, n, chunk_rows=16, sizes=None, seed=0, dtype="float16", offset=0)
     with ActivationWriter(path, D, ATTRS, dtype=dtype, chunk_rows=chunk_rows) as w:
         i = 0
         for k in sizes or [n]:
-            w.append(torch.from_numpy(x[i:i + k]), prompt_id=np.arange(i, i + k) + offset, step=1, token=np.arange(k))
+            w.append(torch.from_numpy(x[i : i + k]), prompt_id=np.arange(i, i + k) + offset, step=1, token=np.arange(k))
             i += k
     return x
 
@@ -87,7 +87,10 @@ def test_batches_seeded_and_shuffled(tmp_path):
     p = tmp_path / "s.zarr"
     write(p, 200, chunk_rows=16)
     s = ActivationStore.open(p)
-    ids = lambda **kw: torch.cat([m["prompt_id"] for _, m in s.batches(32, with_meta=True, **kw)]).tolist()
+
+    def ids(**kw):
+        return torch.cat([m["prompt_id"] for _, m in s.batches(32, with_meta=True, **kw)]).tolist()
+
     assert ids(seed=1) == ids(seed=1)
     assert ids(seed=1) != ids(seed=2)
     assert ids(shuffle=False) == list(range(200))
@@ -167,3 +170,15 @@ def test_cut_chunk_file_fails_on_read(store):
     s = ActivationStore.open(store)
     with pytest.raises(StoreError, match="c.zarr: cannot read rows of 'x'"):
         s.read(slice(0, 40))
+
+
+def test_prefetch_same_batches_and_early_stop(tmp_path):
+    p = tmp_path / "s.zarr"
+    write(p, 100, chunk_rows=8)
+    s = ActivationStore.open(p)
+    a = list(s.batches(16, seed=3, buffer_chunks=2, prefetch=True))
+    b = list(s.batches(16, seed=3, buffer_chunks=2, prefetch=False))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    it = s.batches(16, seed=3, buffer_chunks=2)
+    next(it)
+    it.close()  # stops the reader thread without draining the store

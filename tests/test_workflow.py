@@ -74,3 +74,47 @@ def test_metrics_are_json(run):
     workdir, _ = run
     m = json.loads((workdir / "results/toy/metrics/double1_img/sae/reconstruction.json").read_text())
     assert 0 < m["fvu"] < 1 and m["n_tokens"] > 0
+
+
+def test_killed_training_leaves_no_output_and_resumes(run, cli_env):
+    """SIGKILL the whole snakemake process group mid-training; the rerun resumes from the checkpoint."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from workflow_utils import REPO
+
+    workdir, cfg = run
+    cfg = copy.deepcopy(cfg)
+    cfg["dictionaries"]["sae_long"] = {**cfg["dictionaries"]["sae"], "tokens": 400_000,
+                                       "checkpoint_every": 20, "sites": ["double1_img"]}
+    target = "results/toy/dictionaries/double1_img/sae_long/dictionary.safetensors"
+    ckpt = workdir / "results/toy/checkpoints/double1_img/sae_long/checkpoint.pt"
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), "--workflow-profile", "none", "--cores", "1", target]
+    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    assert ckpt.exists(), "no checkpoint appeared before the job ended"
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    out_dir = workdir / target.rsplit("/", 1)[0]
+    assert not (workdir / target).exists(), "a killed job left an output that looks complete"
+    assert not any(out_dir.glob("*.safetensors")) if out_dir.exists() else True
+
+    snakemake(workdir, cfg, "--unlock", env=cli_env)  # the killed run's lock, as a user would
+    snakemake(workdir, cfg, target, env=cli_env)
+    log = (workdir / "results/toy/logs/train_dictionary/double1_img/sae_long.log").read_text()
+    assert "resuming from step" in log
+    from diffdict.dictionaries import load_dictionary
+
+    d = load_dictionary(workdir / target)
+    assert d.n_features == cfg["dictionaries"]["sae"]["n_features"]

@@ -36,8 +36,7 @@ def cmd_train_toy(a):
     from .world.train import train_toy
 
     world = a.world
-    train_toy(a.out, seed=world.get("seed", 0), n_images=world.get("train_images", 6000),
-              steps=world.get("train_steps", 3000), height=a.model["height"], width=a.model["width"])
+    train_toy(a.out, seed=world["seed"], n_images=world["train_images"], steps=world["train_steps"])
 
 
 def cmd_prompts(a):
@@ -67,7 +66,7 @@ def cmd_capture(a):
     site = Site.from_config(a.site_name, a.site)
     pipe = load_pipeline(a.model)
     keep = site.tokens_per_image if a.split == "train" else None
-    capture(pipe, a.shard_file, site, a.out, tokens_per_image=keep, seed=_shard_seed(a.shard_file))
+    capture(pipe, a.shard_file, site, a.out, tokens_per_image=keep, seed=_shard_seed(a.shard_file), split=a.split)
 
 
 def _shard_seed(path: str) -> int:
@@ -124,15 +123,129 @@ def cmd_reconstruction(a):
     write_json(a.out, {"site": a.site_name, "dict": a.dict_name, "kind": d.kind, **m})
 
 
-def cmd_collect_reconstruction(a):
-    import pandas as pd
+def cmd_splice(a):
+    import torch
 
+    from .atomic import write_json
+    from .dictionaries import load_dictionary
+    from .metrics.splice import spliced_generation
+    from .model import load_pipeline
+    from .sites import Site
+    from .store import ActivationStore
+
+    store = ActivationStore.open(a.test)
+    total, count = torch.zeros(store.d_model, dtype=torch.float64), 0
+    for x in store.batches(4096, shuffle=False):
+        total += x.double().sum(0)
+        count += len(x)
+    pipe = load_pipeline(a.model)
+    m = spliced_generation(pipe, load_dictionary(a.dictionary), Site.from_config(a.site_name, a.site),
+                           a.shard, (total / count).float(), a.model, n_prompts=a.n_prompts)
+    write_json(a.out, {"site": a.site_name, "dict": a.dict_name, **m})
+
+
+def cmd_collect(a):
+    from .plots.collect import collect_tables
+
+    table = collect_tables(a.inputs, a.stage, levels=tuple(a.levels or ()), kinds=a.kinds)
+    if a.melt:  # wide metric columns sharing a prefix -> one row per metric
+        cols = [c for c in table.columns if c.startswith(a.melt)]
+        keep = [c for c in table.columns if c not in cols]
+        table = table.melt(id_vars=keep, value_vars=cols, var_name="metric", value_name=a.value_name)
+        table["metric"] = table["metric"].str.removeprefix(a.melt)
+    _write_table(table, a.out)
+
+
+def _write_table(df, path):
     from .atomic import atomic_path
 
-    rows = [json.loads(Path(p).read_text()) for p in a.inputs]
-    df = pd.DataFrame(rows)
-    with atomic_path(a.out) as tmp:
-        df.to_csv(tmp, index=False)
+    with atomic_path(path) as tmp:
+        if str(path).endswith(".parquet"):
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+
+
+# ---- interpretation and steering ----------------------------------------------------------
+
+
+def _annotator(path: str):
+    """The shapes world's annotator (stored inside the toy model folder), or None."""
+    if not path:
+        return None
+    from .world.annotate import Annotator
+
+    return Annotator.load(path)
+
+
+def cmd_features(a):
+    from .interp.run import feature_stats, make_cards
+
+    feature_stats(a.dictionary, a.store, a.out_dir, a.interp)
+    make_cards(a.out_dir, a.shards, a.interp, title=a.title)
+
+
+def cmd_explain(a):
+    from .interp.run import explain_and_score
+
+    explainer = dict(a.explainer)
+    judge = explainer.pop("judge", None)
+    cfg = {**a.interp, "explainer": explainer, "judge": judge, "cache_dir": a.cache}
+    explain_and_score(Path(a.features).parent, a.shards, Path(a.out).parent, cfg, annotator=_annotator(a.annotator))
+
+
+def cmd_steer(a):
+    import pandas as pd
+
+    from .dictionaries import load_dictionary
+    from .model import load_pipeline
+    from .sites import Site
+    from .steering.stage import steer_stage
+
+    steer_stage(
+        load_pipeline(a.model), Site.from_config(a.site_name, a.site), load_dictionary(a.dictionary),
+        pd.read_parquet(a.explanations), pd.read_parquet(a.scores), pd.read_parquet(a.prompts), a.store,
+        a.model, a.out_dir, {k: v for k, v in a.steering.items() if k not in ("split", "explainer")},
+    )
+
+
+def cmd_steering_metrics(a):
+    import pandas as pd
+
+    from .steering.stage import steering_metrics_stage
+
+    explanations = pd.read_parquet(a.explanations)
+    if a.annotator:
+        from .world import CONCEPTS
+
+        steering_metrics_stage(a.run, explanations, a.out, annotate=_annotator(a.annotator).annotate,
+                               vocabulary=list(CONCEPTS))
+    else:
+        from .interp.backends import make_backend
+        from .steering.metrics import judge_from_backend
+
+        cfg = dict(a.judge)
+        cfg = cfg.pop("judge", None) or cfg
+        steering_metrics_stage(a.run, explanations, a.out,
+                               judge=judge_from_backend(make_backend(cfg, cache_dir=a.cache)))
+
+
+def cmd_browser(a):
+    import pandas as pd
+
+    from .dictionaries import load_dictionary
+    from .plots.browser import feature_table, provenance_table, write_browser
+
+    prov = None
+    if a.dictionary:
+        d = load_dictionary(a.dictionary)
+        if hasattr(d, "provenance"):
+            prov = provenance_table(d, pd.read_parquet(a.prompts) if a.prompts else None)
+    write_browser(
+        a.out_dir, feature_table(pd.read_parquet(a.explanations), pd.read_parquet(a.scores)), a.cards,
+        steering_dir=a.steering_rows, provenance=prov, title=f"diffdict · {a.title}",
+        meta={"site": a.site_name, "dictionary": a.dict_name, "explainer": a.explainer_name},
+    )
 
 
 # ---- figures ------------------------------------------------------------------------------
@@ -143,8 +256,15 @@ def cmd_figure(a):
 
     from . import plots
 
-    table = pd.read_csv(a.table) if a.table else None
-    getattr(plots, f"plot_{a.name}")(table, a.out)
+    if a.name == "steering_grid":
+        plots.copy_grid(a.table, a.out)
+        return
+    table = pd.read_parquet(a.table) if a.table.endswith(".parquet") else pd.read_csv(a.table)
+    fn = getattr(plots, f"plot_{a.name}", None)
+    if fn is None:
+        valid = sorted(n.removeprefix("plot_") for n in dir(plots) if n.startswith("plot_"))
+        raise SystemExit(f"unknown figure '{a.name}'; valid: {', '.join(valid + ['steering_grid'])}")
+    fn(table, a.out)
 
 
 def cmd_collect_figures(a):
@@ -218,10 +338,75 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dict-name", required=True)
     s.add_argument("--out", required=True)
 
-    s = add("collect-reconstruction", cmd_collect_reconstruction, "tidy table of metrics")
+    s = add("splice", cmd_splice, "spliced-generation effect recovered")
+    s.add_argument("--model", type=_json, required=True)
+    s.add_argument("--site-name", required=True)
+    s.add_argument("--site", type=_json, required=True)
+    s.add_argument("--dictionary", required=True)
+    s.add_argument("--dict-name", required=True)
+    s.add_argument("--shard", required=True)
+    s.add_argument("--test", required=True)
+    s.add_argument("--n-prompts", type=int, default=None)
+    s.add_argument("--out", required=True)
+
+    s = add("collect", cmd_collect, "concatenate per site x dictionary result tables")
+    s.add_argument("--stage", required=True, help="folder under the model's results: interp, steering, metrics")
+    s.add_argument("--levels", nargs="*", default=[], help="path levels below {site}/{dict}, e.g. explainer")
     s.add_argument("--kinds", type=_json, default={})
+    s.add_argument("--melt", default=None, help="melt columns with this prefix into metric/value rows")
+    s.add_argument("--value-name", default="value")
     s.add_argument("--out", required=True)
     s.add_argument("inputs", nargs="+")
+
+    s = add("features", cmd_features, "sparse codes, feature statistics and cards of the interp split")
+    s.add_argument("--dictionary", required=True)
+    s.add_argument("--store", required=True)
+    s.add_argument("--interp", type=_json, default={})
+    s.add_argument("--title", default="")
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("shards", nargs="+")
+
+    s = add("explain", cmd_explain, "explain sampled features and score the explanations")
+    s.add_argument("--features", required=True, help="the features stage's tasks.json")
+    s.add_argument("--interp", type=_json, default={})
+    s.add_argument("--explainer", type=_json, required=True)
+    s.add_argument("--annotator", default="", help="shapes-world annotator (toy model folder)")
+    s.add_argument("--cache", required=True)
+    s.add_argument("--out", required=True, help="summary.json; the tables are written beside it")
+    s.add_argument("shards", nargs="+")
+
+    s = add("steer", cmd_steer, "steering grids for the best-explained features")
+    s.add_argument("--model", type=_json, required=True)
+    s.add_argument("--site-name", required=True)
+    s.add_argument("--site", type=_json, required=True)
+    s.add_argument("--dictionary", required=True)
+    s.add_argument("--explanations", required=True)
+    s.add_argument("--scores", required=True)
+    s.add_argument("--prompts", required=True)
+    s.add_argument("--store", required=True)
+    s.add_argument("--steering", type=_json, default={})
+    s.add_argument("--out-dir", required=True)
+
+    s = add("steering-metrics", cmd_steering_metrics, "grade a steering run")
+    s.add_argument("--run", required=True)
+    s.add_argument("--explanations", required=True)
+    s.add_argument("--annotator", default="")
+    s.add_argument("--judge", type=_json, default={})
+    s.add_argument("--cache", default=None)
+    s.add_argument("--out", required=True)
+
+    s = add("browser", cmd_browser, "static HTML feature browser of one dictionary")
+    s.add_argument("--explanations", required=True)
+    s.add_argument("--scores", required=True)
+    s.add_argument("--cards", required=True)
+    s.add_argument("--steering-rows", default=None)
+    s.add_argument("--dictionary", default=None)
+    s.add_argument("--prompts", default=None)
+    s.add_argument("--site-name", default="")
+    s.add_argument("--dict-name", default="")
+    s.add_argument("--explainer-name", default="")
+    s.add_argument("--title", default="")
+    s.add_argument("--out-dir", required=True)
 
     s = add("figure", cmd_figure, "draw one figure")
     s.add_argument("name")

@@ -89,37 +89,22 @@ def apply_defaults(config: dict, schema: dict) -> dict:
 # ---- model architecture (for index checks without loading weights) ----------------------
 
 
-def transformer_config(model_cfg: dict) -> dict:
-    """The transformer's config.json, read without loading weights.
-
-    Looks in the local diffusers folder, then in the Hugging Face cache (offline). A toy model
-    whose folder does not exist yet (the workflow trains it) answers with the builder's config.
-    """
-    path = Path(model_cfg["path"])
-    local = path / "transformer" / "config.json"
-    if local.exists():
-        return json.loads(local.read_text())
-    if not path.exists() and "/" in model_cfg["path"] and not model_cfg["path"].startswith((".", "/")):
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(model_cfg["path"], "transformer/config.json")
-        if isinstance(cached, str):
-            return json.loads(Path(cached).read_text())
-    if model_cfg["kind"] == "toy":
-        from .world.pipeline import transformer_config as toy_config
-
-        return toy_config()
-    raise FileNotFoundError(
-        f"cannot read the transformer config of '{model_cfg['path']}': no local folder "
-        f"with transformer/config.json and not in the Hugging Face cache. Download it first, e.g. "
-        f"`huggingface-cli download black-forest-labs/FLUX.1-schnell --local-dir {model_cfg['path']}`"
-    )
-
-
 def model_blocks(model_cfg: dict) -> tuple[int, int]:
-    """(n_double, n_single) of the configured model."""
-    tcfg = transformer_config(model_cfg)
-    return int(tcfg["num_layers"]), int(tcfg["num_single_layers"])
+    """(n_double, n_single) of the configured model, from its config files only (no weights).
+
+    A toy model whose folder does not exist yet (the workflow trains it) answers with the
+    builder's configuration."""
+    from .model.loading import ModelFolderError, info_from_config, transformer_config_info
+
+    try:
+        info = transformer_config_info(model_cfg["path"])
+    except ModelFolderError:
+        if model_cfg["kind"] != "toy" or Path(model_cfg["path"]).exists():
+            raise
+        from .world.pipeline import transformer_config
+
+        info = info_from_config(transformer_config())
+    return info["n_double"], info["n_single"]
 
 
 # ---- dictionaries -----------------------------------------------------------------------
@@ -171,6 +156,36 @@ def _check_dictionaries(config: dict) -> list[str]:
     return errors
 
 
+def _check_stage_options(config: dict) -> list[str]:
+    """interp / steering keys against the stages' own defaults (their single source of truth)."""
+    from .interp.run import resolve_config as interp_options
+    from .steering.stage import resolve_config as steering_options
+
+    errors = []
+    explainers = config["interp"].get("explainers") or {}
+    if not explainers:
+        errors.append("config.interp.explainers: give at least one, e.g. {annotation: {backend: annotation}} "
+                      "(backends: annotation, openai, transformers)")
+    for name, e in explainers.items():
+        if e.get("backend") == "annotation" and config["model"]["kind"] != "toy":
+            errors.append(f"config.interp.explainers.{name}: the annotation backend needs the shapes world "
+                          "(model.kind: toy); use openai or transformers")
+    interp = {k: v for k, v in config["interp"].items() if k != "explainers"}
+    for section, resolve, value in (("interp", interp_options, interp),
+                                    ("steering", steering_options, config["steering"])):
+        try:
+            resolve(value)
+        except ValueError as e:
+            errors.append(f"config.{section}: {e}")
+    split = config["steering"].get("split", "test")
+    if split not in config["prompts"]["splits"]:
+        errors.append(f"config.steering.split: unknown split '{split}'; valid: {', '.join(config['prompts']['splits'])}")
+    explainer = config["steering"].get("explainer")
+    if explainer is not None and explainer not in explainers:
+        errors.append(f"config.steering.explainer: unknown explainer '{explainer}'; valid: {', '.join(explainers)}")
+    return errors
+
+
 def check(config: dict, schema_path: str | Path | None = None, check_model: bool = True) -> dict:
     """Validate `config`; return it with defaults filled. Raises ConfigError listing every problem."""
     schema = _schema(schema_path)
@@ -179,6 +194,7 @@ def check(config: dict, schema_path: str | Path | None = None, check_model: bool
         raise ConfigError(_format(errors))
     config = apply_defaults(config, schema)
     errors += _check_dictionaries(config)
+    errors += _check_stage_options(config)
     m = config["model"]
     if config["prompts"]["source"] == "file":
         p = config["prompts"].get("path")

@@ -13,7 +13,7 @@ into a shuffle buffer (`ActivationStore.batches`).
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -34,7 +34,12 @@ class StoreError(ValueError):
 
 def _create(group, name, shape, chunks, dtype):
     return group.create_array(
-        name, shape=shape, chunks=chunks, dtype=dtype, compressors=None, fill_value=0,
+        name,
+        shape=shape,
+        chunks=chunks,
+        dtype=dtype,
+        compressors=None,
+        fill_value=0,
         # write zero chunks too: a missing chunk file then always means a truncated store
         config={"write_empty_chunks": True},
     )
@@ -49,8 +54,9 @@ class ActivationWriter:
             w.append(x, prompt_id=..., step=..., token=...)
     """
 
-    def __init__(self, path, d_model: int, attrs: dict | None = None, dtype: str = "float16",
-                 chunk_rows: int = CHUNK_ROWS):
+    def __init__(
+        self, path, d_model: int, attrs: dict | None = None, dtype: str = "float16", chunk_rows: int = CHUNK_ROWS
+    ):
         if dtype not in DTYPES:
             raise ValueError(f"store dtype '{dtype}' is not one of {list(DTYPES)}")
         self.path, self.d_model, self.dtype, self.chunk_rows = Path(path), int(d_model), dtype, int(chunk_rows)
@@ -67,7 +73,9 @@ class ActivationWriter:
         tmp = self._ctx.__enter__()
         self._group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         r, d = self.chunk_rows, self.d_model
-        self._arrays = {"x": _create(self._group, "x", (0, d), (r, d), "float16" if self.dtype == "float16" else "uint16")}
+        self._arrays = {
+            "x": _create(self._group, "x", (0, d), (r, d), "float16" if self.dtype == "float16" else "uint16")
+        }
         for name, dt in META.items():
             self._arrays[name] = _create(self._group, name, (0,), (r,), dt)
         return self
@@ -82,8 +90,9 @@ class ActivationWriter:
             big = np.abs(x) > F16_MAX
             if big.any() or not np.isfinite(x).all():
                 row = int(np.flatnonzero(big.any(1) | ~np.isfinite(x).all(1))[0])
+                site = self.attrs.get("site", {}).get("name", "?")
                 raise OverflowError(
-                    f"{self.path}: site {self.attrs.get('site', {}).get('name', '?')}: row {self.n_rows + self._buf_rows + row} "
+                    f"{self.path}: site {site}: row {self.n_rows + self._buf_rows + row} "
                     f"has |x| = {float(np.abs(x[row]).max()):.4g}, not representable in float16 (max 65504); "
                     "store this site as bfloat16 (dtype='bfloat16')"
                 )
@@ -108,7 +117,7 @@ class ActivationWriter:
         n = len(cols[0]) if final else (len(cols[0]) // self.chunk_rows) * self.chunk_rows
         if n:
             lo, hi = self.n_rows, self.n_rows + n
-            for (name, arr), col in zip(self._arrays.items(), cols):
+            for arr, col in zip(self._arrays.values(), cols, strict=True):
                 arr.resize((hi, *arr.shape[1:]))
                 arr[lo:hi] = col[:n]
             self.n_rows = hi
@@ -121,11 +130,16 @@ class ActivationWriter:
             if exc_type is None:
                 self._flush(final=True)
                 self._group.attrs.update(
-                    {**self.attrs, "d_model": self.d_model, "dtype": self.dtype, "n_rows": self.n_rows,
-                     "chunk_rows": self.chunk_rows}
+                    {
+                        **self.attrs,
+                        "d_model": self.d_model,
+                        "dtype": self.dtype,
+                        "n_rows": self.n_rows,
+                        "chunk_rows": self.chunk_rows,
+                    }
                 )
         except BaseException:
-            self._ctx.__exit__(*__import__("sys").exc_info())
+            self._ctx.__exit__(*sys.exc_info())
             raise
         return self._ctx.__exit__(exc_type, exc, tb)
 
@@ -163,11 +177,15 @@ class ActivationStore:
             raise StoreError(f"{path}: row count mismatch: n_rows attribute {n}, arrays {lens}")
         if group["x"].ndim != 2 or group["x"].shape[1] != d:
             raise StoreError(f"{path}: x has shape {group['x'].shape}, expected [{n}, {d}]")
+        want = {"float16": np.float16, "bfloat16": np.uint16}.get(attrs.get("dtype"))
+        if want is None or group["x"].dtype != want:
+            raise StoreError(f"{path}: x is {group['x'].dtype} but the dtype attribute says {attrs.get('dtype')!r}")
         for a in ("x", *META):
             arr = group[a]
             if arr.nchunks_initialized != arr.nchunks:
                 raise StoreError(
-                    f"{path}: array '{a}' has {arr.nchunks_initialized} of {arr.nchunks} chunks on disk (truncated store)"
+                    f"{path}: array '{a}' has {arr.nchunks_initialized} of {arr.nchunks} chunks on disk "
+                    "(truncated store)"
                 )
         return cls(path, group)
 
@@ -220,16 +238,33 @@ class ActivationStore:
         meta = [self.group[a][lo:hi] for a in META] if with_meta else []
         return (x, *meta)
 
-    def batches(self, batch_size: int, shuffle: bool = True, seed: int = 0, buffer_chunks: int = 8,
-                with_meta: bool = False, drop_last: bool = False) -> Iterator:
+    def batches(
+        self,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        buffer_chunks: int = 8,
+        with_meta: bool = False,
+        drop_last: bool = False,
+        prefetch: bool = True,
+    ) -> Iterator:
         """One pass over the store in minibatches of float32 tensors [batch_size, d].
 
         Shuffling: chunks in a seeded random order, `buffer_chunks` chunks at a time pooled and
-        their rows permuted, so memory stays at ``buffer_chunks * chunk_rows`` rows. With
+        their rows permuted, so memory stays at ``buffer_chunks * chunk_rows`` rows (twice that
+        with `prefetch`, which reads the next buffer in a background thread). With
         ``with_meta`` each item is ``(x, meta)`` with meta a dict of int64 tensors."""
         n_chunks = -(-len(self) // self.chunk_rows)
-        for cols, rows in shuffle_buffer(lambda c: self._chunk(c, with_meta), n_chunks, batch_size,
-                                         shuffle, seed, buffer_chunks, drop_last):
+        for cols, rows in shuffle_buffer(
+            lambda c: self._chunk(c, with_meta),
+            n_chunks,
+            batch_size,
+            shuffle,
+            seed,
+            buffer_chunks,
+            drop_last,
+            prefetch,
+        ):
             yield self._item(cols, rows, with_meta)
 
     def _item(self, cols, rows, with_meta):
@@ -239,30 +274,55 @@ class ActivationStore:
         return x, {a: torch.from_numpy(c[rows].astype(np.int64)) for a, c in zip(META, cols[1:])}
 
 
-def shuffle_buffer(read_chunk, n_chunks: int, batch_size: int, shuffle: bool = True, seed: int = 0,
-                   buffer_chunks: int = 8, drop_last: bool = False):
+def shuffle_buffer(
+    read_chunk,
+    n_chunks: int,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    buffer_chunks: int = 8,
+    drop_last: bool = False,
+    prefetch: bool = True,
+):
     """Chunk-shuffle schedule over any chunked columns: yields ``(cols, rows)`` per minibatch,
     `cols` the pooled buffer's arrays and `rows` the batch's row indices (a slice when not
     shuffling). ``read_chunk(c)`` returns a tuple of arrays for chunk c. Rows left over at the
-    end of a buffer are carried into the next one, so every batch but the last is full."""
+    end of a buffer are carried into the next one, so every batch but the last is full.
+    With `prefetch`, a background thread reads the next buffer while this one is consumed
+    (I/O overlaps training; at most two buffers in memory)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     rng = np.random.default_rng(seed)
     order = rng.permutation(n_chunks) if shuffle else np.arange(n_chunks)
-    carry = None
-    for g in range(0, n_chunks, max(1, buffer_chunks)):
-        parts = [read_chunk(int(c)) for c in order[g:g + buffer_chunks]]
-        if carry is not None:
-            parts.insert(0, carry)
-        cols = [np.concatenate(c) if len(c) > 1 else c[0] for c in zip(*parts)]
-        n = len(cols[0])
-        n_full = (n // batch_size) * batch_size
-        # permute indices, not the buffer: each batch is gathered once, straight from the pool
-        perm = rng.permutation(n) if shuffle else None
-        for b in range(0, n_full, batch_size):
-            yield cols, (perm[b:b + batch_size] if shuffle else slice(b, b + batch_size))
-        rest = perm[n_full:] if shuffle else slice(n_full, n)
-        carry = tuple(c[rest] for c in cols)
-    if carry is not None and len(carry[0]) and not drop_last:
-        yield carry, slice(None)
+    step = max(1, buffer_chunks)
+    groups = [order[g : g + step] for g in range(0, n_chunks, step)]
+
+    def read_group(cs):
+        return [read_chunk(int(c)) for c in cs]
+
+    pool = ThreadPoolExecutor(1) if prefetch and len(groups) > 1 else None
+    try:
+        pending = pool.submit(read_group, groups[0]) if pool and groups else None
+        carry = None
+        for gi, cs in enumerate(groups):
+            parts = pending.result() if pending else read_group(cs)
+            pending = pool.submit(read_group, groups[gi + 1]) if pool and gi + 1 < len(groups) else None
+            if carry is not None:
+                parts.insert(0, carry)
+            cols = [np.concatenate(c) if len(c) > 1 else c[0] for c in zip(*parts)]
+            n = len(cols[0])
+            n_full = (n // batch_size) * batch_size
+            # permute indices, not the buffer: each batch is gathered once, straight from the pool
+            perm = rng.permutation(n) if shuffle else None
+            for b in range(0, n_full, batch_size):
+                yield cols, (perm[b : b + batch_size] if shuffle else slice(b, b + batch_size))
+            rest = perm[n_full:] if shuffle else slice(n_full, n)
+            carry = tuple(c[rest] for c in cols)
+        if carry is not None and len(carry[0]) and not drop_last:
+            yield carry, slice(None)
+    finally:
+        if pool:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def merge_stores(parts: Sequence, out, attrs: dict | None = None) -> int:
@@ -275,7 +335,10 @@ def merge_stores(parts: Sequence, out, attrs: dict | None = None) -> int:
     for s in stores[1:]:
         for key in ("d_model", "dtype", "site"):
             if s.attrs.get(key) != first.get(key):
-                raise StoreError(f"cannot merge {s.path} into {out}: {key} {s.attrs.get(key)!r} != {first.get(key)!r} of {stores[0].path}")
+                raise StoreError(
+                    f"cannot merge {s.path} into {out}: {key} {s.attrs.get(key)!r} != {first.get(key)!r} "
+                    f"of {stores[0].path}"
+                )
     keep = {k: v for k, v in first.items() if k not in ("n_rows", "shard", "chunk_rows", "d_model", "dtype")}
     keep.update({"parts": [s.path.name for s in stores], **(attrs or {})})
     writer = ActivationWriter(out, stores[0].d_model, keep, dtype=first["dtype"])

@@ -27,6 +27,15 @@ wildcard_constraints:
     shard=r"\d{3}",
     site="|".join(config["sites"]),
     dict="|".join(config["dictionaries"]),
+    explainer="|".join(config["interp"]["explainers"]),
+
+
+EXPLAINERS = list(config["interp"]["explainers"])
+# Whose explanations pick the features to steer (and judge steering on real models).
+STEER_EXPLAINER = config["steering"].get("explainer") or EXPLAINERS[0]
+
+
+KINDS = dcfg.as_json({d: v["kind"] for d, v in config["dictionaries"].items()})
 
 
 def shards(split):

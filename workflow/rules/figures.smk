@@ -2,38 +2,80 @@
 
 PLOTS = f"{RESULTS}/plots/{config['model']['name']}"
 
-FIGURES = {
-    "reconstruction": f"{PLOTS}/reconstruction.png",
+# figure name -> (tidy table it draws, report category)
+FIGURE_TABLES = {
+    "reconstruction": (f"{R}/tables/reconstruction.csv", "Reconstruction"),
+    "splice_recovery": (f"{R}/tables/splice.csv", "Reconstruction"),
+    "interp_scores": (f"{R}/tables/interp_scores.csv", "Interpretability"),
+    "steering_success": (f"{R}/tables/steering.csv", "Steering"),
 }
+if config["model"]["kind"] == "toy":
+    FIGURE_TABLES["concept_recovery"] = (f"{R}/tables/concepts.csv", "Shapes world")
+FIGURES = [f"{PLOTS}/{name}.png" for name in FIGURE_TABLES] + [f"{PLOTS}/steering_grid.png"]
 
 
-rule figure_reconstruction:
-    """FVU by site for each dictionary, and L0 against FVU."""
+rule collect_splice:
+    """Effect recovered by splicing, one row per site x dictionary x measure."""
     input:
-        f"{R}/tables/reconstruction.csv",
+        expand_pairs("{R}/metrics/{site}/{dict}/splice.json"),
     output:
-        report(
-            f"{PLOTS}/reconstruction.png",
-            caption="../report/reconstruction.rst",
-            category="Reconstruction",
-        ),
+        f"{R}/tables/splice.csv",
+    params:
+        kinds=KINDS,
     log:
-        f"{LOGS}/figures/reconstruction.log",
+        f"{LOGS}/collect_splice.log",
     conda:
         "../../envs/diffdict.yaml"
     shell:
-        "diffdict figure reconstruction --table {input:q} --out {output:q} > {log:q} 2>&1"
+        "diffdict collect --stage metrics --kinds {params.kinds:q} --melt effect_recovered_ --value-name recovered "
+        "--out {output:q} {input:q} > {log:q} 2>&1"
+
+
+# One rule per figure, so each has its own caption in the report and redraws alone.
+for _name, (_table, _category) in FIGURE_TABLES.items():
+
+    rule:
+        name:
+            f"figure_{_name}"
+        input:
+            _table,
+        output:
+            png=report(f"{PLOTS}/{_name}.png", caption=f"../report/{_name}.rst", category=_category),
+            pdf=f"{PLOTS}/{_name}.pdf",
+        log:
+            f"{LOGS}/figures/{_name}.log",
+        conda:
+            "../../envs/diffdict.yaml"
+        shell:
+            f"diffdict figure {_name} --table {{input:q}} --out {{output.png:q}} > {{log:q}} 2>&1"
+
+
+rule figure_steering_grid:
+    """A sample steering grid: the first SAE-like dictionary on the first site."""
+    input:
+        f"{R}/steering/{STEER_SAMPLE[0]}/{STEER_SAMPLE[1]}/grid.png",
+    output:
+        report(f"{PLOTS}/steering_grid.png", caption="../report/steering_grid.rst", category="Steering"),
+    log:
+        f"{LOGS}/figures/steering_grid.log",
+    conda:
+        "../../envs/diffdict.yaml"
+    shell:
+        "diffdict figure steering_grid --table {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule figures:
-    """Collect every figure (PNG and PDF) into results/figures/."""
+    """Collect every figure (PNG and PDF) into results/figures/; the feature browsers come along."""
     input:
-        list(FIGURES.values()),
+        figures=FIGURES,
+        browsers=BROWSERS,
     output:
         directory(FIGURES_DIR),
+    params:
+        figures=FIGURES,
     log:
         f"{RESULTS}/logs/figures.log",
     conda:
         "../../envs/diffdict.yaml"
     shell:
-        "diffdict collect-figures --out {output:q} {input:q} > {log:q} 2>&1"
+        "diffdict collect-figures --out {output:q} {params.figures:q} > {log:q} 2>&1"

@@ -24,10 +24,35 @@ rule collect_reconstruction:
     output:
         f"{R}/tables/reconstruction.csv",
     params:
-        kinds=dcfg.as_json({d: v["kind"] for d, v in config["dictionaries"].items()}),
+        kinds=KINDS,
     log:
         f"{LOGS}/collect_reconstruction.log",
     conda:
         "../../envs/diffdict.yaml"
     shell:
-        "diffdict collect-reconstruction --kinds {params.kinds:q} --out {output:q} {input:q} > {log:q} 2>&1"
+        "diffdict collect --stage metrics --kinds {params.kinds:q} --out {output:q} {input:q} > {log:q} 2>&1"
+
+
+rule spliced_generation:
+    """Fraction of the denoiser's and the image's behaviour kept when the site is spliced."""
+    input:
+        dictionary=f"{R}/dictionaries/{{site}}/{{dict}}/dictionary.safetensors",
+        test=f"{R}/activations/{{site}}/test.zarr",
+        shard=f"{R}/generations/test/000.safetensors",
+        model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
+    output:
+        f"{R}/metrics/{{site}}/{{dict}}/splice.json",
+    params:
+        model=model_json(),
+        site=site_json,
+        n_prompts=config["metrics"]["splice_prompts"],
+    log:
+        f"{LOGS}/spliced_generation/{{site}}/{{dict}}.log",
+    conda:
+        "../../envs/diffdict.yaml"
+    resources:
+        **MODEL_RESOURCES,
+    shell:
+        "diffdict splice --model {params.model:q} --site-name {wildcards.site} --site {params.site:q} "
+        "--dictionary {input.dictionary:q} --dict-name {wildcards.dict} --shard {input.shard:q} "
+        "--test {input.test:q} --n-prompts {params.n_prompts} --out {output:q} > {log:q} 2>&1"

@@ -75,10 +75,13 @@ class TopKEncode(torch.autograd.Function):
     @staticmethod
     @_fwd
     def forward(ctx, x, weight, bias, k, aux_mask, k_aux):
-        pre = F.relu(F.linear(x, weight, bias))
+        pre = F.linear(x, weight, bias)
+        # top-k then relu == relu then top-k (up to which zeros are kept), without a dense relu
         values, index = pre.topk(k, dim=-1, sorted=False)
+        values = values.clamp_min(0)
         if aux_mask is not None and k_aux > 0:
-            aux_values, aux_index = pre.masked_fill(~aux_mask, 0).topk(k_aux, dim=-1, sorted=False)
+            aux_values, aux_index = pre.masked_fill_(~aux_mask, 0).topk(k_aux, dim=-1, sorted=False)
+            aux_values = aux_values.clamp_min(0)
         else:
             aux_values, aux_index = pre.new_zeros(x.shape[0], 0), index.new_zeros(x.shape[0], 0)
         ctx.save_for_backward(x, weight, torch.cat([index, aux_index], 1), torch.cat([values, aux_values], 1))

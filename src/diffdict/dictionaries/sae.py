@@ -60,8 +60,9 @@ class TopKSAE(Dictionary):
 
     def encode(self, x: torch.Tensor) -> SparseCodes:
         with torch.no_grad():
-            pre = torch.relu(torch.addmm(self.b_enc, x.to(self.W_enc.dtype) - self.b_dec, self.W_enc.T))
+            pre = torch.addmm(self.b_enc, x.to(self.W_enc.dtype) - self.b_dec, self.W_enc.T)
             values, index = pre.topk(self.k, dim=-1)
+            values = values.clamp_min(0)  # relu after top-k: same codes, no dense relu
         return SparseCodes(index, values)
 
     def decode(self, codes: SparseCodes) -> torch.Tensor:

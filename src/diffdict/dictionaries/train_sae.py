@@ -157,7 +157,7 @@ def train_sae(
     signature["cfg"].pop("checkpoint_every"), signature["cfg"].pop("log_every")
 
     sae = TopKSAE(d_model, cfg.n_features, cfg.k, cfg.batch_topk).to(device)
-    opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr_value, betas=cfg.betas, eps=cfg.eps)
+    opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr_value, betas=cfg.betas, eps=cfg.eps, fused=True)
     st = _load_checkpoint(ckpt_path, signature, device)
     if st is not None:
         sae.load_state_dict(st["model"])

@@ -9,9 +9,7 @@ Codes are never densified: a real interp split has ~10^7 tokens x 65,536 feature
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -20,8 +18,6 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..atomic import atomic_path
-
-log = logging.getLogger("diffdict.interp")
 
 CODE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 

@@ -122,17 +122,15 @@ def build_tasks(features: pd.DataFrame, images: pd.DataFrame, all_ids, cfg: dict
             negatives=[], vmax=float(g["max"].max()),
         ))
     # negatives after all positives are known ("other" draws from other features' positives)
-    held_neg = {t.feature: np.setdiff1d(held_ids, list(fires.get(t.feature, set()))) for t in tasks}
+    n_other = {"random": 0, "other": c["n_neg"], "mixed": c["n_neg"] // 2}[c["negatives"]]
+    all_pos = np.unique(np.array([p for t in tasks for p in t.positives], np.int64))
     for t in tasks:
-        n_other = {"random": 0, "other": c["n_neg"], "mixed": c["n_neg"] // 2}[c["negatives"]]
-        others = np.unique([p for u in tasks if u.feature != t.feature for p in u.positives])
-        others = np.intersect1d(others, held_neg[t.feature])
-        other = rng.choice(others, min(n_other, len(others)), replace=False) if len(others) else np.array([], np.int64)
-        pool = np.setdiff1d(held_neg[t.feature], other)
-        rand = rng.choice(pool, c["n_neg"] - len(other), replace=False)
+        held_neg = np.setdiff1d(held_ids, list(fires.get(t.feature, set())))
+        others = np.intersect1d(all_pos, held_neg)  # other features' top images on which this one is silent
+        other = rng.choice(others, min(n_other, len(others)), replace=False)
+        rand = rng.choice(np.setdiff1d(held_neg, other), c["n_neg"] - len(other), replace=False)
         t.negatives = [*map(int, other), *map(int, rand)]
         t.negative_kinds = ["other"] * len(other) + ["random"] * len(rand)
-        t.explain_neg = [int(p) for p in t.explain_neg]
         t.check()
     info = {"n_features_total": F, "n_eligible": int(len(eligible)), "n_alive": int((features["n_nonzero_tokens"] > 0).sum()),
             "n_sampled": len(tasks), "n_explain_images": len(explain_ids), "n_heldout_images": len(held_ids),

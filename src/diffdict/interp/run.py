@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..atomic import atomic_path, write_json, write_parquet
 from . import render
@@ -33,6 +34,7 @@ log = logging.getLogger("diffdict.interp")
 DEFAULTS = {
     **PROTOCOL_DEFAULTS,
     "batch_size": 4096,  # tokens per encode batch
+    "device": "cpu",  # where the dictionary encodes (cpu | cuda | cuda:N | auto)
     "codes_dtype": "float32",
     "quantiles": [0.5, 0.9, 0.99],
     "active_quantile": 0.5,  # token active when >= this quantile of the feature's nonzero activations
@@ -77,7 +79,9 @@ def feature_stats(dictionary, store, out_dir, cfg: dict | None = None) -> Path:
     if not grid:
         raise ValueError(f"{getattr(store, 'path', store)}: store has no 'grid' attribute (image-token grid)")
     meta = {"dictionary_kind": getattr(dictionary, "kind", "?"), "site": store.attrs.get("site")}
-    codes = encode_batches(dictionary, store_batches(store, c["batch_size"]), grid, dtype=c["codes_dtype"], meta=meta)
+    device = c["device"] if c["device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    codes = encode_batches(dictionary, store_batches(store, c["batch_size"]), grid, dtype=c["codes_dtype"], meta=meta,
+                           device=device)
     codes.save(out / CODES)
     st = feature_statistics(codes, c["quantiles"], c["active_quantile"], c["negative_quantile"])
     write_parquet(out / STATS, st.features)

@@ -17,17 +17,21 @@ import torch
 
 from ..sites import Site
 from .generate import read_shard
-
-REPLAY_TENSORS = ("prompt_id", "latents", "timesteps", "guidance", "prompt_embeds", "pooled_prompt_embeds", "text_mask")
 from .hooks import StopForward, check_site, site_hook
 from .loading import model_info
 
+REPLAY_TENSORS = ("prompt_id", "latents", "timesteps", "guidance", "prompt_embeds", "pooled_prompt_embeds", "text_mask")
 
-def _execution_device(obj) -> torch.device:
+
+def execution_device(obj) -> torch.device:
+    """Where a pipeline (its offload-aware execution device) or a bare transformer computes."""
     dev = getattr(obj, "_execution_device", None)
     if dev is not None:
         return torch.device(dev)
     return next(obj.parameters()).device
+
+
+_execution_device = execution_device  # old private name, imported by metrics/splice.py
 
 
 def replay_inputs(shard: dict, step: int, rows: slice, grid, device, dtype, has_guidance: bool) -> dict:
@@ -117,16 +121,22 @@ def capture(
         )
     info = model_info(transformer)
     width = info["mlp_hidden"] if site.place == "mlp" else info["d_model"]
-    device = _execution_device(pipe_or_transformer)
+    device = execution_device(pipe_or_transformer)
     act_dtype = shard["prompt_embeds"].dtype  # the pipeline runs latents in the embeddings' dtype
     batch_size = int(batch_size or meta.get("batch_size", 8))
     grid = meta["grid"]
     pids = shard["prompt_id"].numpy()
     text_mask = shard["text_mask"]
     attrs = {
-        "site": site.to_dict(), "d_model": width, "grid": grid, "split": split,
-        "shard": Path(shard_path).stem, "model": meta.get("model"), "tokens_per_image": tokens_per_image,
-        "seed": seed, "steps": list(site.steps),
+        "site": site.to_dict(),
+        "d_model": width,
+        "grid": grid,
+        "split": split,
+        "shard": Path(shard_path).stem,
+        "model": meta.get("model"),
+        "tokens_per_image": tokens_per_image,
+        "seed": seed,
+        "steps": list(site.steps),
     }
     writer = ActivationWriter(out_zarr, width, attrs, dtype=dtype)
     with writer:
@@ -134,7 +144,9 @@ def capture(
             rows = slice(b0, min(b0 + batch_size, len(pids)))
             xs = {
                 step: run_to_site(
-                    transformer, site, replay_inputs(shard, step, rows, grid, device, act_dtype, info["guidance_embeds"])
+                    transformer,
+                    site,
+                    replay_inputs(shard, step, rows, grid, device, act_dtype, info["guidance_embeds"]),
                 ).cpu()  # model dtype: the writer converts per image, keeping host memory at 1x
                 for step in site.steps
             }

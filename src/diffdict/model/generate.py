@@ -20,8 +20,16 @@ from safetensors.torch import save_file
 from ..atomic import atomic_path
 from .loading import model_info
 
-SHARD_TENSORS = ("prompt_id", "latents", "timesteps", "guidance", "prompt_embeds",
-                 "pooled_prompt_embeds", "text_mask", "images")
+SHARD_TENSORS = (
+    "prompt_id",
+    "latents",
+    "timesteps",
+    "guidance",
+    "prompt_embeds",
+    "pooled_prompt_embeds",
+    "text_mask",
+    "images",
+)
 
 
 def encode_prompts(pipe, prompts: list[str], max_sequence_length: int):
@@ -41,8 +49,9 @@ def encode_prompts(pipe, prompts: list[str], max_sequence_length: int):
     return embeds, pooled, mask
 
 
-def generate_shard(pipe, prompts, model_cfg: dict, out_path: str | os.PathLike, batch_size: int | None = None,
-                   progress: bool = True) -> Path:
+def generate_shard(
+    pipe, prompts, model_cfg: dict, out_path: str | os.PathLike, batch_size: int | None = None, progress: bool = True
+) -> Path:
     """Run the pipeline on a prompts table (columns prompt_id, prompt, seed) and write one
     safetensors shard in the format of docs/architecture.md ("Generation shard").
 
@@ -66,64 +75,90 @@ def generate_shard(pipe, prompts, model_cfg: dict, out_path: str | os.PathLike, 
     transformer = pipe.transformer
     has_guidance = bool(transformer.config.guidance_embeds)
 
-    parts: dict[str, list] = {k: [] for k in SHARD_TENSORS}
+    parts: dict[str, list] = {k: [] for k in SHARD_TENSORS if k != "timesteps"}  # per prompt
     timesteps = None
     for b0 in tqdm(range(0, len(prompts), batch_size), desc=f"generate {Path(out_path).name}", disable=not progress):
         rows = prompts.iloc[b0 : b0 + batch_size]
         embeds, pooled, mask = encode_prompts(pipe, rows["prompt"].tolist(), max_len)
-        gens = [torch.Generator("cpu").manual_seed(int(s)) for s in rows["seed"]]
-        inputs, ts, gs, final = [], [], [], {}
-
-        def pre_hook(module, args, kwargs):
-            inputs.append(kwargs["hidden_states"].detach().float().cpu())
-            ts.append(kwargs["timestep"].detach().float().cpu())
-            g = kwargs.get("guidance")
-            gs.append(torch.zeros(len(rows)) if g is None else g.detach().float().cpu())
-
-        def on_step_end(p, i, t, cb):
-            if i == steps - 1:
-                final["latents"] = cb["latents"].detach().float().cpu()
-            return {}
-
-        handle = transformer.register_forward_pre_hook(pre_hook, with_kwargs=True)
-        try:
-            with torch.no_grad():
-                images = pipe(
-                    prompt_embeds=embeds, pooled_prompt_embeds=pooled, height=height, width=width,
-                    num_inference_steps=steps, guidance_scale=guidance_scale, generator=gens,
-                    max_sequence_length=max_len, output_type="np", callback_on_step_end=on_step_end,
-                ).images
-        finally:
-            handle.remove()
-        if len(inputs) != steps:
-            raise RuntimeError(f"expected {steps} transformer calls, saw {len(inputs)} (true CFG is not supported)")
-        batch_ts = torch.stack([t[0] for t in ts])
+        seeds = [int(s) for s in rows["seed"]]
+        batch = _run_batch(pipe, embeds, pooled, seeds, height, width, steps, guidance_scale, max_len)
         if timesteps is None:
-            timesteps = batch_ts
-        elif not torch.equal(timesteps, batch_ts):
+            timesteps = batch["timesteps"]
+        elif not torch.equal(timesteps, batch["timesteps"]):
             raise RuntimeError("timestep schedule changed between batches of one shard")
         parts["prompt_id"].append(torch.tensor(rows["prompt_id"].to_numpy(np.int64)))
-        parts["latents"].append(torch.stack(inputs + [final["latents"]]))
-        parts["guidance"].append(gs[0] if has_guidance else torch.zeros(len(rows)))
+        parts["latents"].append(batch["latents"])
+        parts["guidance"].append(batch["guidance"] if has_guidance else torch.zeros(len(rows)))
         parts["prompt_embeds"].append(embeds.detach().cpu())
         parts["pooled_prompt_embeds"].append(pooled.detach().cpu())
         parts["text_mask"].append(mask)
-        parts["images"].append(torch.from_numpy((np.asarray(images) * 255).round().clip(0, 255).astype(np.uint8)))
+        parts["images"].append(batch["images"])
 
-    tensors = {k: torch.cat(v, dim=1 if k == "latents" else 0).contiguous() for k, v in parts.items() if v}
+    tensors = {k: torch.cat(v, dim=1 if k == "latents" else 0).contiguous() for k, v in parts.items()}
     tensors["timesteps"] = timesteps.contiguous()
     vsf = int(getattr(pipe, "vae_scale_factor", 8))
     grid = [height // (2 * vsf), width // (2 * vsf)]
-    assert grid[0] * grid[1] == tensors["latents"].shape[2], (grid, tensors["latents"].shape)
+    if grid[0] * grid[1] != tensors["latents"].shape[2]:
+        raise RuntimeError(f"image-token grid {grid} does not match {tensors['latents'].shape[2]} latent tokens")
     meta = {
-        "height": height, "width": width, "steps": steps, "model": model_cfg.get("name", "flux"),
-        "grid": grid, "vae_scale_factor": vsf, "guidance_scale": guidance_scale,
-        "max_sequence_length": max_len, "batch_size": batch_size,
-        "d_model": model_info(transformer)["d_model"], "dtype": str(embeds.dtype).replace("torch.", ""),
+        "height": height,
+        "width": width,
+        "steps": steps,
+        "model": model_cfg.get("name", "flux"),
+        "grid": grid,
+        "vae_scale_factor": vsf,
+        "guidance_scale": guidance_scale,
+        "max_sequence_length": max_len,
+        "batch_size": batch_size,
+        "d_model": model_info(transformer)["d_model"],
+        "dtype": str(embeds.dtype).replace("torch.", ""),
     }
     with atomic_path(out_path) as tmp:
         save_file(tensors, str(tmp), metadata={"diffdict": json.dumps(meta)})
     return Path(out_path)
+
+
+def _run_batch(pipe, embeds, pooled, seeds, height, width, steps, guidance_scale, max_len) -> dict:
+    """One pipeline call; records the transformer's inputs at every step and the final latent."""
+    inputs, ts, gs, final = [], [], [], {}
+
+    def pre_hook(module, args, kwargs):
+        inputs.append(kwargs["hidden_states"].detach().float().cpu())
+        ts.append(kwargs["timestep"].detach().float().cpu())
+        g = kwargs.get("guidance")
+        gs.append(None if g is None else g.detach().float().cpu())
+
+    def on_step_end(p, i, t, cb):
+        if i == steps - 1:
+            final["latents"] = cb["latents"].detach().float().cpu()
+        return {}
+
+    gens = [torch.Generator("cpu").manual_seed(s) for s in seeds]  # per-prompt noise
+    handle = pipe.transformer.register_forward_pre_hook(pre_hook, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            images = pipe(
+                prompt_embeds=embeds,
+                pooled_prompt_embeds=pooled,
+                height=height,
+                width=width,
+                num_inference_steps=steps,
+                guidance_scale=guidance_scale,
+                generator=gens,
+                max_sequence_length=max_len,
+                output_type="np",
+                callback_on_step_end=on_step_end,
+            ).images
+    finally:
+        handle.remove()
+    if len(inputs) != steps:
+        raise RuntimeError(f"expected {steps} transformer calls, saw {len(inputs)} (true CFG is not supported)")
+    return {
+        "latents": torch.stack(inputs + [final["latents"]]),
+        "timesteps": torch.stack([t[0] for t in ts]),
+        "guidance": gs[0],
+        "images": torch.from_numpy((np.asarray(images) * 255).round().clip(0, 255).astype(np.uint8)),
+    }
 
 
 def read_shard(path: str | os.PathLike, names=None) -> tuple[dict[str, torch.Tensor], dict]:

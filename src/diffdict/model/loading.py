@@ -16,8 +16,14 @@ import torch
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "nf4")
-DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-          "fp16": torch.float16, "float16": torch.float16}
+DTYPES = {
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+}
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 FETCH_HINT = (
     "Fetch it (on a machine with network) with e.g. "
@@ -108,9 +114,7 @@ def require_model_folder(path, components=None) -> Path:
     root = resolve_model_path(path)
     missing = check_model_folder(root, components)
     if missing:
-        raise ModelFolderError(
-            f"model folder '{root}' is incomplete; missing: {', '.join(missing)}. " + _hint(root)
-        )
+        raise ModelFolderError(f"model folder '{root}' is incomplete; missing: {', '.join(missing)}. " + _hint(root))
     return root
 
 

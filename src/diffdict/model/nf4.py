@@ -43,13 +43,20 @@ def quantize_nf4(
         src = model.get_submodule(name)
         parent_name, _, child = name.rpartition(".")
         q = bnb.nn.Linear4bit(
-            src.in_features, src.out_features, bias=src.bias is not None, compute_dtype=compute_dtype,
-            compress_statistics=double_quant, quant_type="nf4", device="meta",
+            src.in_features,
+            src.out_features,
+            bias=src.bias is not None,
+            compute_dtype=compute_dtype,
+            compress_statistics=double_quant,
+            quant_type="nf4",
+            device="meta",
         )
         # Params4bit quantises when first moved to a real device; one layer at a time keeps
         # peak memory at the float model plus one layer
         q.weight = bnb.nn.Params4bit(
-            src.weight.data.to(compute_dtype), requires_grad=False, quant_type="nf4",
+            src.weight.data.to(compute_dtype),
+            requires_grad=False,
+            quant_type="nf4",
             compress_statistics=double_quant,
         ).to(device)
         if src.bias is not None:
@@ -58,10 +65,10 @@ def quantize_nf4(
         setattr(model.get_submodule(parent_name) if parent_name else model, child, q)
         del src, q
     # everything else (norms, embedders, skipped linears) in the compute dtype on the device
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if not isinstance(p, bnb.nn.Params4bit) and (p.device != device or p.dtype != compute_dtype):
             p.data = p.data.to(device, compute_dtype)
-    for name, b in model.named_buffers():
+    for b in model.buffers():
         if b.is_floating_point():
             b.data = b.data.to(device, compute_dtype)
     return model
@@ -85,4 +92,3 @@ def linear_weight_bytes(model: torch.nn.Module) -> dict[str, int]:
         elif isinstance(m, torch.nn.Linear):
             f += m.weight.numel() * m.weight.element_size()
     return {"quantized": q, "float": f}
-

@@ -14,8 +14,14 @@ WORDS = "a an the red green blue yellow circle square triangle star on dark ligh
 
 def tiny_transformer_config(**over) -> dict:
     cfg = dict(
-        patch_size=1, in_channels=16, num_layers=2, num_single_layers=2, attention_head_dim=8,
-        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=16,
+        patch_size=1,
+        in_channels=16,
+        num_layers=2,
+        num_single_layers=2,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        pooled_projection_dim=16,
         guidance_embeds=False,
     )
     cfg.update(over)
@@ -60,23 +66,55 @@ def tiny_pipeline(seed: int = 0, guidance_embeds: bool = False, **transformer_ov
 
     torch.manual_seed(seed)
     n_vocab = 3 + len(WORDS)
-    clip = CLIPTextModel(CLIPTextConfig(
-        vocab_size=n_vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        max_position_embeddings=77, projection_dim=16, pad_token_id=0, bos_token_id=1, eos_token_id=1,
-    )).eval()
-    t5 = T5EncoderModel(T5Config(
-        vocab_size=n_vocab, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=2, pad_token_id=0,
-        eos_token_id=1, decoder_start_token_id=0,
-    )).eval()
+    clip = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=n_vocab,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            projection_dim=16,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=1,
+        )
+    ).eval()
+    t5 = T5EncoderModel(
+        T5Config(
+            vocab_size=n_vocab,
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=1,
+            num_heads=2,
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+        )
+    ).eval()
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 8), layers_per_block=1,
-        latent_channels=4, norm_num_groups=4, sample_size=32, scaling_factor=1.0, shift_factor=0.0,
-        use_quant_conv=False, use_post_quant_conv=False,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 8),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=32,
+        scaling_factor=1.0,
+        shift_factor=0.0,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
     ).eval()
     transformer = tiny_transformer(seed, guidance_embeds=guidance_embeds, **transformer_over)
     return FluxPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0),
-        vae=vae, text_encoder=clip, tokenizer=_tokenizer(77, eos=False),
-        text_encoder_2=t5, tokenizer_2=_tokenizer(512, eos=True), transformer=transformer,
+        vae=vae,
+        text_encoder=clip,
+        tokenizer=_tokenizer(77, eos=False),
+        text_encoder_2=t5,
+        tokenizer_2=_tokenizer(512, eos=True),
+        transformer=transformer,
     )

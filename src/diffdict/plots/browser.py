@@ -171,6 +171,20 @@ def feature_table(explanations: pd.DataFrame, scores: pd.DataFrame | None = None
     return table
 
 
+def provenance_table(dictionary, prompts: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """Atom provenance of an ITDA dictionary (``dictionary.provenance()``) as the browser's
+    `provenance` table: ``feature, prompt_id, step, token`` (+ ``prompt`` text when a prompts
+    table of the atoms' split is given). None for kinds without provenance."""
+    if not hasattr(dictionary, "provenance"):
+        return None
+    prov = {k: v.detach().cpu().numpy() for k, v in dictionary.provenance().items()}
+    table = pd.DataFrame({"feature": np.arange(len(next(iter(prov.values())))), **prov})
+    table = table.drop(columns=[c for c in ("row",) if c in table.columns])
+    if prompts is not None and "prompt_id" in table.columns:
+        table = table.merge(prompts[["prompt_id", "prompt"]], on="prompt_id", how="left")
+    return table
+
+
 def write_browser(
     out_dir: str | os.PathLike,
     features: pd.DataFrame,

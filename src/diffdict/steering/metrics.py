@@ -154,8 +154,8 @@ def annotator_metrics(
     expl = _explanations(run, explanations)
     rows = []
     for r, e in zip(run.table.itertuples(), expl):
-        given = list((concepts or {}).get(int(r.feature), ()))
-        targets = _attrs(given) if given else explanation_targets(e, vocab)
+        own = list((concepts or {}).get(int(r.feature), ()))
+        targets = _attrs(own) if own else explanation_targets(e, vocab)
         steered, base = _attrs(annotations[r.image]), _attrs(annotations[r.baseline_image])
         if targets:
             hit = _hit(targets, steered)

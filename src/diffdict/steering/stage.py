@@ -23,6 +23,8 @@ from .scale import site_token_norm
 from .select import select_features
 
 DEFAULTS = {
+    "split": "test",        # prompts split to steer (read by the workflow)
+    "explainer": None,      # whose explanations pick the features; None: the first configured (workflow)
     "features": 4,          # int: the top-n explained features by `score`; list: these features
     "score": "balanced_accuracy",
     "strengths": [-0.8, 0.0, 0.4, 0.8, 1.6],  # x the site's mean token norm (paper: 0.8)

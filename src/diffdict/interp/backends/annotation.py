@@ -33,25 +33,39 @@ class AnnotationBackend(Backend):
         self.annotator = annotator
         self.concepts = list(annotator.concepts)
         self.max_concepts, self.soft = int(max_concepts), bool(soft)
+        self._label_memo: dict[int, np.ndarray] = {}
+        self._mask_memo: dict[tuple, dict[int, np.ndarray]] = {}
 
     @classmethod
     def from_arrays(cls, concepts, prompt_ids, labels, token_masks=None, **kw) -> "AnnotationBackend":
         return cls(ArrayAnnotator(concepts, prompt_ids, labels, token_masks), **kw)
 
+    def _memo(self, memo: dict, examples: Sequence[Example], compute) -> np.ndarray:
+        """Per prompt id memo: an image reappears across features, the annotator runs once on it."""
+        new = list({e.prompt_id: e for e in examples if e.prompt_id not in memo}.values())
+        if new:
+            memo.update(zip((e.prompt_id for e in new), compute(new)))
+        return np.stack([memo[e.prompt_id] for e in examples])
+
     def _labels(self, examples: Sequence[Example]) -> np.ndarray:
         a = self.annotator
         if hasattr(a, "labels_for"):
             return a.labels_for([e.prompt_id for e in examples])
-        sets = a.annotate(np.stack([e.image for e in examples]))
-        return np.array([[c in s for c in self.concepts] for s in sets], bool).reshape(len(examples), -1)
+
+        def compute(exs):
+            sets = a.annotate(np.stack([e.image for e in exs]))
+            return np.array([[c in s for c in self.concepts] for s in sets], bool).reshape(len(exs), -1)
+        return self._memo(self._label_memo, examples, compute)
 
     def _masks(self, examples: Sequence[Example], grid) -> np.ndarray | None:
         a = self.annotator
         if hasattr(a, "masks_for"):
             return a.masks_for([e.prompt_id for e in examples])
-        if hasattr(a, "token_masks"):
-            return np.asarray(a.token_masks(np.stack([e.image for e in examples]), tuple(grid)), bool)
-        return None
+        if not hasattr(a, "token_masks"):
+            return None
+        memo = self._mask_memo.setdefault(tuple(grid), {})
+        return self._memo(memo, examples, lambda exs: np.asarray(a.token_masks(np.stack([e.image for e in exs]),
+                                                                               tuple(grid)), bool))
 
     def explain(self, feature: int, top: Sequence[Example], negatives: Sequence[Example] = ()) -> Explanation:
         exs = [*top, *negatives]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from .cache import sha256
 from .chat import ChatBackend, RequestFailed
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -34,7 +35,9 @@ class TransformersBackend(ChatBackend):
 
     @property
     def model_name(self) -> str:
-        return Path(self.model_path).name
+        # folder name + hash of its config: two different models in same-named folders never share cache entries
+        cfg = Path(self.model_path) / "config.json"
+        return Path(self.model_path).name + (":" + sha256(cfg.read_bytes())[:16] if cfg.is_file() else "")
 
     @property
     def params(self) -> dict:

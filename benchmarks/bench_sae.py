@@ -1,0 +1,245 @@
+"""TopK SAE training side by side: diffdict vs EleutherAI sparsify vs SAELens, on CPU.
+
+Same activations (synthetic with a planted sparse dictionary, or a cached tensor given with
+--data), same width, k, batch size, token budget, learning rate and AuxK coefficient; each
+library otherwise runs as its own trainer does (sparsify: its `SparseCoder` driven by the
+steps of its `Trainer` -- b_dec = first batch mean, unit-norm decoder, parallel-gradient
+removal, Adam with linear warm-up/decay; SAELens: its `SAETrainer.fit()` with
+`TopKTrainingSAE` and its recommended `expected_average_only_in` normalisation).
+
+FVU on a held-out split: sum ||x - x_hat||^2 / sum ||x - mean_split||^2 (as
+`diffdict.metrics.reconstruction`). Throughput: training tokens / wall seconds (and / CPU
+seconds of this process, less sensitive to other jobs on a shared machine).
+
+Run with the benchmark venv (peers installed there, never in the project venv):
+
+    .venv-bench/bin/python benchmarks/bench_sae.py            # writes benchmarks/results/bench_sae.{json,md}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from diffdict.atomic import atomic_path, write_json  # noqa: E402
+from diffdict.dictionaries.synthetic import planted  # noqa: E402
+from diffdict.dictionaries.train_sae import SAEConfig, train_sae  # noqa: E402
+
+
+def make_data(args):
+    if args.data:
+        x = torch.load(args.data).float() if args.data.endswith(".pt") else torch.from_numpy(__import__("numpy").load(args.data)).float()
+        n_test = min(16384, len(x) // 8)
+        return x[n_test:], x[:n_test], f"cached activations {args.data}"
+    p = planted(d=args.d, n_atoms=args.n_atoms, k=args.planted_k, k_min=max(1, args.planted_k // 4), noise=0.1,
+                mean_norm=50.0, n_massive=4, alpha=0.7, seed=0)
+    desc = (f"synthetic planted: d={args.d}, {args.n_atoms} atoms, {args.planted_k // 4}-{args.planted_k} per token, "
+            "power-law frequencies, mean norm 50, 4 massive dims (x20), noise 0.1")
+    return p.sample(args.train_tokens, 1), p.sample(args.test_tokens, 2), desc
+
+
+def batches(train, batch_size, epoch):
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(epoch))
+    for a in range(0, len(train) - batch_size + 1, batch_size):
+        yield train[perm[a : a + batch_size]]
+
+
+def endless(train, batch_size):
+    epoch = 0
+    while True:
+        yield from batches(train, batch_size, epoch)
+        epoch += 1
+
+
+def fvu(recon, test):
+    x = test.double()
+    err = sum(float((x[a : a + 4096] - recon(test[a : a + 4096]).double()).pow(2).sum()) for a in range(0, len(x), 4096))
+    return err / float((x - x.mean(0)).pow(2).sum())
+
+
+def timed(fn):
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w, time.process_time() - c
+
+
+def median_step(times, batch):
+    """Tokens/s of the median training step: robust to bursts of other jobs on a shared CPU."""
+    times = sorted(times)
+    return batch / times[len(times) // 2] if times else float("nan")
+
+
+def run_diffdict(train, test, a):
+    cfg = SAEConfig(n_features=a.width, k=a.k, batch_size=a.batch, tokens=a.tokens, lr=a.lr, lr_warmup_steps=50,
+                    auxk_coef=1 / 32, dead_tokens=a.dead_tokens, init_tokens=a.batch * 4, log_every=1)
+    steps = []  # log_every=1: the log row's tokens_per_s covers exactly one step
+    cb = lambda step, row: steps.append(a.batch / row["tokens_per_s"])  # noqa: E731
+    sae, wall, cpu = timed(lambda: train_sae(lambda e: batches(train, 4096, e), train.shape[1], cfg,
+                                             progress=False, callback=cb))
+    with torch.no_grad():
+        return {"fvu": fvu(sae, test), "wall_s": wall, "cpu_s": cpu, "median_step_tokens_per_s": median_step(steps, a.batch)}
+
+
+def run_sparsify(train, test, a):
+    from sparsify import SparseCoder, SparseCoderConfig
+    from transformers import get_linear_schedule_with_warmup
+
+    def go():
+        d = train.shape[1]
+        sae = SparseCoder(d, SparseCoderConfig(num_latents=a.width, k=a.k))
+        opt = torch.optim.Adam(sae.parameters(), lr=a.lr)
+        steps = a.tokens // a.batch
+        sched = get_linear_schedule_with_warmup(opt, 50, steps)
+        since = torch.zeros(a.width, dtype=torch.long)
+        data = endless(train, a.batch)
+        for step in range(steps):
+            x = next(data)
+            t0 = time.perf_counter()
+            if step == 0:
+                sae.b_dec.data = x.mean(0)
+            sae.set_decoder_norm_to_unit_norm()
+            out = sae(x, dead_mask=since > a.dead_tokens)
+            (out.fvu + out.auxk_loss / 32).backward()
+            sae.remove_gradient_parallel_to_decoder_directions()
+            opt.step()
+            opt.zero_grad()
+            sched.step()
+            with torch.no_grad():
+                since += len(x)
+                since[out.latent_indices.flatten()] = 0
+            step_times.append(time.perf_counter() - t0)
+        return sae
+
+    step_times = []
+    sae, wall, cpu = timed(go)
+    with torch.no_grad():
+        return {"fvu": fvu(lambda x: sae(x).sae_out, test), "wall_s": wall, "cpu_s": cpu,
+                "median_step_tokens_per_s": median_step(step_times, a.batch)}
+
+
+def run_saelens(train, test, a, sparse_acts=False):
+    from sae_lens.config import SAETrainerConfig
+    from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
+    from sae_lens.training.sae_trainer import SAETrainer
+
+    def go():
+        d = train.shape[1]
+        cfg = TopKTrainingSAEConfig(d_in=d, d_sae=a.width, k=a.k, aux_loss_coefficient=1 / 32, dtype="float32",
+                                    device="cpu", normalize_activations="expected_average_only_in",
+                                    use_sparse_activations=sparse_acts)
+        steps = a.tokens // a.batch
+        tcfg = SAETrainerConfig(total_training_samples=a.tokens, train_batch_size_samples=a.batch, lr=a.lr,
+                                lr_warm_up_steps=50, lr_decay_steps=steps // 5, lr_end=0.0, device="cpu",
+                                dead_feature_window=max(1, a.dead_tokens // a.batch), n_batches_for_norm_estimate=4)
+        trainer = SAETrainer(tcfg, TopKTrainingSAE(cfg), endless(train, a.batch))
+        step = trainer.step
+
+        def timed_step(batch):
+            t0 = time.perf_counter()
+            out = step(batch)
+            step_times.append(time.perf_counter() - t0)
+            return out
+
+        trainer.step = timed_step
+        return trainer.fit()
+
+    step_times = []
+    sae, wall, cpu = timed(go)
+    sae.eval()
+    with torch.no_grad():
+        return {"fvu": fvu(lambda x: sae(x), test), "wall_s": wall, "cpu_s": cpu,
+                "median_step_tokens_per_s": median_step(step_times, a.batch)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--d", type=int, default=256)
+    ap.add_argument("--n-atoms", type=int, default=2048)
+    ap.add_argument("--planted-k", type=int, default=16)
+    ap.add_argument("--width", type=int, default=4096)
+    ap.add_argument("--k", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--tokens", type=int, default=2**19)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--dead-tokens", type=int, default=50_000)
+    ap.add_argument("--train-tokens", type=int, default=2**17)
+    ap.add_argument("--test-tokens", type=int, default=2**14)
+    ap.add_argument("--data", help=".pt or .npy tensor [N, d] of cached activations")
+    ap.add_argument("--only", nargs="*", default=["diffdict", "sparsify", "saelens"])
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/bench_sae"))
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # pay the one-off torch._dynamo import before timing
+    train, test, desc = make_data(a)
+    a.d = train.shape[1]
+    results, versions = {}, {"torch": torch.__version__, "python": platform.python_version()}
+    runners = {"diffdict": run_diffdict, "sparsify": run_sparsify, "saelens": run_saelens}
+    for name in a.only:
+        try:
+            r = runners[name](train, test, a)
+            r["tokens_per_s"] = a.tokens / r["wall_s"]
+            r["tokens_per_cpu_s"] = a.tokens / r["cpu_s"]
+        except Exception as e:  # record why a peer could not run
+            r = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=3)}
+        results[name] = r
+        print(name, json.dumps({k: v for k, v in r.items() if k != "traceback"}), flush=True)
+    for pkg, mod in (("eai-sparsify", "sparsify"), ("sae-lens", "sae_lens")):
+        try:
+            from importlib.metadata import version
+
+            versions[pkg] = version(pkg)
+        except Exception as e:
+            versions[pkg] = f"not installed ({e})"
+    ours = results.get("diffdict", {})
+    peers = {k: v for k, v in results.items() if k != "diffdict" and "tokens_per_s" in v}
+    summary = {}
+    if "tokens_per_s" in ours and peers:
+        fastest = max(peers, key=lambda k: peers[k]["tokens_per_s"])
+        summary = {
+            "fastest_peer": fastest,
+            "speedup_vs_fastest_peer": ours["tokens_per_s"] / peers[fastest]["tokens_per_s"],
+            "median_step_speedup_vs_fastest_peer": ours["median_step_tokens_per_s"] / peers[fastest]["median_step_tokens_per_s"],
+            "cpu_speedup_vs_fastest_peer": ours["tokens_per_cpu_s"] / peers[fastest]["tokens_per_cpu_s"],
+            "fvu_minus_fastest_peer": ours["fvu"] - peers[fastest]["fvu"],
+            **{f"speedup_vs_{k}": ours["tokens_per_s"] / v["tokens_per_s"] for k, v in peers.items()},
+            "target_met": ours["tokens_per_s"] >= 1.5 * peers[fastest]["tokens_per_s"]
+            and ours["fvu"] <= min(v["fvu"] for v in peers.values()) + 1e-3,
+        }
+    cmd = "python " + " ".join([Path(sys.argv[0]).relative_to(ROOT).as_posix() if Path(sys.argv[0]).is_absolute() else sys.argv[0], *sys.argv[1:]])
+    setup = {k: getattr(a, k) for k in ("d", "width", "k", "batch", "tokens", "lr", "dead_tokens", "train_tokens", "test_tokens")}
+    report = {"command": ".venv-bench/bin/" + cmd, "data": desc, "setup": setup, "versions": versions,
+              "threads": torch.get_num_threads(), "results": results, "summary": summary,
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    write_json(a.out + ".json", report)
+    lines = [f"# bench_sae — TopK SAE training on CPU ({report['date']})", "",
+             f"Command: `{report['command']}`", "", f"Data: {desc}", "",
+             "Setup: " + ", ".join(f"{k}={v}" for k, v in setup.items()) + f"; torch threads={report['threads']}", "",
+             "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), "",
+             "| trainer | held-out FVU | wall s | tokens/s | tokens/s (median step) | tokens/CPU-s |", "|---|---|---|---|---|---|"]
+    for k, r in results.items():
+        if "error" in r:
+            lines.append(f"| {k} | failed: {r['error']} | | | | |")
+        else:
+            lines.append(f"| {k} | {r['fvu']:.4f} | {r['wall_s']:.1f} | {r['tokens_per_s']:,.0f} | "
+                         f"{r['median_step_tokens_per_s']:,.0f} | {r['tokens_per_cpu_s']:,.0f} |")
+    if summary:
+        lines += ["", "Summary: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())]
+    lines += ["", "The machine is shared (2 cores, other jobs running); wall-clock numbers carry that noise."]
+    with atomic_path(a.out + ".md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Shapes world: scenes, renderer, grammar and the prompts table."""
+
+import json
+
+import numpy as np
+import pytest
+
+from diffdict.world import CONCEPTS, prompts_table, sample_scenes
+from diffdict.world.grammar import MAX_WORDS, caption
+from diffdict.world.render import render
+from diffdict.world.scene import BACKGROUNDS, COLORS, POSITIONS, SHAPES, SIZES, Scene, sample_scene
+
+
+def test_world_has_required_variety():
+    assert len(SHAPES) >= 4 and len(COLORS) >= 6 and len(SIZES) >= 2
+    assert len(POSITIONS) >= 4 and len(BACKGROUNDS) >= 3
+    assert len(CONCEPTS) == len(set(CONCEPTS)) == 6 + 4 + 2 + 4 + 3
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_masks_and_labels_agree_with_pixels(seed):
+    scenes, _, _ = sample_scenes(60, seed)
+    for s in scenes:
+        img, masks = render(s, 64)
+        assert img.shape == (64, 64, 3) and img.dtype == np.uint8
+        assert masks.shape == (len(s.objects), 64, 64)
+        assert not (masks.sum(0) > 1).any()  # objects never overlap
+        bg = ~masks.any(0)
+        bg_rgb = np.unique(img[bg], axis=0)
+        assert len(bg_rgb) == 1 and np.abs(bg_rgb[0].astype(int) - BACKGROUNDS[s.background]).max() <= 6
+        for o, m in zip(s.objects, masks):
+            assert m.sum() > 40  # visible
+            rgb = np.unique(img[m], axis=0)
+            assert len(rgb) == 1 and np.abs(rgb[0].astype(int) - COLORS[o.color]).max() <= 12
+            ys, xs = np.nonzero(m)  # the centroid lies in the labelled quadrant
+            quad = POSITIONS[2 * int(ys.mean() >= 32) + int(xs.mean() >= 32)]
+            assert quad == o.position
+            extent = max(np.ptp(ys), np.ptp(xs)) + 1
+            assert (extent > 17) == (o.size == "large")
+
+
+def test_shapes_differ_in_silhouette():
+    from diffdict.world.scene import Obj
+
+    ms = {sh: render(Scene((Obj(sh, "red", "large", "top-left"),), "dark"), 64)[1][0] for sh in SHAPES}
+    for a in SHAPES:
+        for b in SHAPES:
+            if a < b:
+                assert (ms[a] ^ ms[b]).sum() > 40, (a, b)
+
+
+def test_captions_name_every_attribute_and_fit_16_tokens():
+    rng = np.random.default_rng(0)
+    from diffdict.world.grammar import POSITION_WORDS, SIZE_WORDS
+
+    for _ in range(500):
+        s = sample_scene(rng)
+        text = caption(s, rng)
+        words = text.split()
+        assert len(words) <= MAX_WORDS
+        assert s.background in words
+        for o in s.objects:
+            assert o.color in words and o.shape in words
+            assert set(SIZE_WORDS[o.size]) & set(words)
+            assert set(POSITION_WORDS[o.position]) & set(words)
+
+
+def test_prompts_table_schema_determinism_and_split_independence():
+    a = prompts_table(50, seed=3, start_id=100)
+    assert list(a.columns) == ["prompt_id", "prompt", "seed", "concepts", "scene"]
+    assert a["prompt_id"].tolist() == list(range(100, 150))
+    assert a["prompt_id"].dtype == np.int64 and a["seed"].dtype == np.int64
+    assert a.equals(prompts_table(50, seed=3, start_id=100))
+    for concepts, sc in zip(a["concepts"], a["scene"]):
+        s = Scene.from_json(sc)
+        assert concepts == s.concepts() and set(concepts) <= set(CONCEPTS)
+        assert json.loads(s.to_json()) == json.loads(sc)
+    b = prompts_table(50, seed=4, start_id=150)
+    assert not set(a["seed"]) & set(b["seed"])
+    assert (a["prompt"].values != b["prompt"].values).mean() > 0.9  # independent draws
+
+
+def test_training_stream_differs_from_prompt_stream():
+    from diffdict.world import PROMPTS_DOMAIN, TRAIN_DOMAIN
+
+    _, p, _ = sample_scenes(30, 0, PROMPTS_DOMAIN)
+    _, t, _ = sample_scenes(30, 0, TRAIN_DOMAIN)
+    assert sum(x == y for x, y in zip(p, t)) < 3

@@ -1,0 +1,80 @@
+# Visual automated interpretation: sparse codes and feature cards, then explanations and scores.
+
+
+def interp_json(wildcards=None):
+    """Protocol settings only: changing an explainer does not re-encode or redraw cards."""
+    return dcfg.as_json({k: v for k, v in config["interp"].items() if k != "explainers"})
+
+
+def explainer_json(wildcards):
+    return dcfg.as_json(config["interp"]["explainers"][wildcards.explainer])
+
+
+rule features:
+    """Sparse codes of the interp split, feature statistics, sampled features and their cards."""
+    input:
+        dictionary=f"{R}/dictionaries/{{site}}/{{dict}}/dictionary.safetensors",
+        interp=f"{R}/activations/{{site}}/interp.zarr",
+        shards=expand(f"{R}/generations/interp/{{shard}}.safetensors", shard=shards("interp")),
+    output:
+        codes=f"{R}/features/{{site}}/{{dict}}/codes.safetensors",
+        stats=f"{R}/features/{{site}}/{{dict}}/stats.parquet",
+        image_stats=f"{R}/features/{{site}}/{{dict}}/image_stats.parquet",
+        tasks=f"{R}/features/{{site}}/{{dict}}/tasks.json",
+        cards=directory(f"{R}/features/{{site}}/{{dict}}/cards"),
+    params:
+        interp=interp_json,
+        out_dir=f"{R}/features/{{site}}/{{dict}}",
+    log:
+        f"{LOGS}/features/{{site}}/{{dict}}.log",
+    conda:
+        "../../envs/diffdict.yaml"
+    shell:
+        "diffdict features --dictionary {input.dictionary:q} --store {input.interp:q} --interp {params.interp:q} "
+        "--title '{wildcards.site} / {wildcards.dict}' --out-dir {params.out_dir:q} {input.shards:q} > {log:q} 2>&1"
+
+
+rule explain:
+    """Explain sampled features from their top images; judge held-out positives and negatives."""
+    input:
+        tasks=f"{R}/features/{{site}}/{{dict}}/tasks.json",
+        codes=f"{R}/features/{{site}}/{{dict}}/codes.safetensors",
+        shards=expand(f"{R}/generations/interp/{{shard}}.safetensors", shard=shards("interp")),
+        model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
+    output:
+        explanations=f"{R}/interp/{{site}}/{{dict}}/{{explainer}}/explanations.parquet",
+        judgements=f"{R}/interp/{{site}}/{{dict}}/{{explainer}}/judgements.parquet",
+        scores=f"{R}/interp/{{site}}/{{dict}}/{{explainer}}/scores.parquet",
+        summary=f"{R}/interp/{{site}}/{{dict}}/{{explainer}}/summary.json",
+    params:
+        interp=interp_json,
+        explainer=explainer_json,
+        annotator=config["model"]["path"] if config["model"]["kind"] == "toy" else "",
+        cache=f"{R}/cache/interp",  # outside every output, so reruns find their answers
+    log:
+        f"{LOGS}/explain/{{site}}/{{dict}}/{{explainer}}.log",
+    conda:
+        "../../envs/diffdict.yaml"
+    resources:
+        api_calls=1,  # `--resources api_calls=N` bounds concurrent jobs talking to one endpoint
+    shell:
+        "diffdict explain --features {input.tasks:q} --interp {params.interp:q} --explainer {params.explainer:q} "
+        "--annotator {params.annotator:q} --cache {params.cache:q} --out {output.summary:q} {input.shards:q} "
+        "> {log:q} 2>&1"
+
+
+rule collect_interp:
+    """Per-feature detection scores of every site x dictionary x explainer in one table."""
+    input:
+        [p for e in EXPLAINERS for p in expand_pairs("{R}/interp/{site}/{dict}/" + e + "/scores.parquet")],
+    output:
+        f"{R}/tables/interp_scores.csv",
+    params:
+        kinds=KINDS,
+    log:
+        f"{LOGS}/collect_interp.log",
+    conda:
+        "../../envs/diffdict.yaml"
+    shell:
+        "diffdict collect --stage interp --levels explainer --kinds {params.kinds:q} --out {output:q} {input:q} "
+        "> {log:q} 2>&1"

@@ -1,0 +1,34 @@
+# The static HTML feature browser, one per site x dictionary (opens from disk, no server).
+
+BROWSER_DIR = f"{RESULTS}/report/{config['model']['name']}"
+BROWSERS = expand_pairs(BROWSER_DIR + "/{site}/{dict}")
+# the dictionary whose steering grid is shown as a figure: the first SAE's first site
+_sae = [d for d, v in config["dictionaries"].items() if v["kind"] == "topk_sae"] or list(config["dictionaries"])
+STEER_SAMPLE = (dcfg.dictionary_sites(config, _sae[0])[0], _sae[0])
+
+
+rule browser:
+    """Each feature's card, explanation, scores, steering row and (ITDA) atom provenance."""
+    input:
+        explanations=f"{R}/interp/{{site}}/{{dict}}/{STEER_EXPLAINER}/explanations.parquet",
+        scores=f"{R}/interp/{{site}}/{{dict}}/{STEER_EXPLAINER}/scores.parquet",
+        cards=f"{R}/features/{{site}}/{{dict}}/cards",
+        rows=f"{R}/steering/{{site}}/{{dict}}/rows",
+        dictionary=f"{R}/dictionaries/{{site}}/{{dict}}/dictionary.safetensors",
+        prompts=f"{R}/prompts/train.parquet",
+    output:
+        report(
+            directory(f"{BROWSER_DIR}/{{site}}/{{dict}}"),
+            htmlindex="index.html",
+            caption="../report/feature_browser.rst",
+            category="Feature browser",
+        ),
+    log:
+        f"{LOGS}/browser/{{site}}/{{dict}}.log",
+    conda:
+        "../../envs/diffdict.yaml"
+    shell:
+        "diffdict browser --explanations {input.explanations:q} --scores {input.scores:q} --cards {input.cards:q} "
+        "--steering-rows {input.rows:q} --dictionary {input.dictionary:q} --prompts {input.prompts:q} "
+        "--site-name {wildcards.site} --dict-name {wildcards.dict} --explainer-name {STEER_EXPLAINER} "
+        "--title '{wildcards.site} / {wildcards.dict}' --out-dir {output:q} > {log:q} 2>&1"

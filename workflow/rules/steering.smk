@@ -1,0 +1,74 @@
+# Steering by activation addition along feature directions, and whether it worked.
+
+STEER_X = f"{R}/interp/{{site}}/{{dict}}/{STEER_EXPLAINER}"
+
+
+rule steer:
+    """Grids of features x strengths x prompts for the best-explained features."""
+    input:
+        dictionary=f"{R}/dictionaries/{{site}}/{{dict}}/dictionary.safetensors",
+        explanations=f"{STEER_X}/explanations.parquet",
+        scores=f"{STEER_X}/scores.parquet",
+        prompts=f"{R}/prompts/{config['steering']['split']}.parquet",
+        store=f"{R}/activations/{{site}}/train.zarr",
+        model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
+    output:
+        grid=f"{R}/steering/{{site}}/{{dict}}/grid.png",
+        images=f"{R}/steering/{{site}}/{{dict}}/images.safetensors",
+        table=f"{R}/steering/{{site}}/{{dict}}/table.parquet",
+        rows=directory(f"{R}/steering/{{site}}/{{dict}}/rows"),
+    params:
+        model=model_json(),
+        site=site_json,
+        steering=dcfg.as_json(config["steering"]),
+        out_dir=f"{R}/steering/{{site}}/{{dict}}",
+    log:
+        f"{LOGS}/steer/{{site}}/{{dict}}.log",
+    conda:
+        "../../envs/diffdict.yaml"
+    resources:
+        **MODEL_RESOURCES,
+    shell:
+        "diffdict steer --model {params.model:q} --site-name {wildcards.site} --site {params.site:q} "
+        "--dictionary {input.dictionary:q} --explanations {input.explanations:q} --scores {input.scores:q} "
+        "--prompts {input.prompts:q} --store {input.store:q} --steering {params.steering:q} "
+        "--out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule steering_metrics:
+    """Concept shift toward the explanation and change elsewhere, per strength."""
+    input:
+        images=f"{R}/steering/{{site}}/{{dict}}/images.safetensors",
+        table=f"{R}/steering/{{site}}/{{dict}}/table.parquet",
+        explanations=f"{STEER_X}/explanations.parquet",
+        model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
+    output:
+        f"{R}/steering/{{site}}/{{dict}}/metrics.parquet",
+    params:
+        annotator=config["model"]["path"] if config["model"]["kind"] == "toy" else "",
+        judge=dcfg.as_json(config["interp"]["explainers"][STEER_EXPLAINER]),
+        cache=f"{R}/cache/interp",
+        run_dir=f"{R}/steering/{{site}}/{{dict}}",
+    log:
+        f"{LOGS}/steering_metrics/{{site}}/{{dict}}.log",
+    conda:
+        "../../envs/diffdict.yaml"
+    shell:
+        "diffdict steering-metrics --run {params.run_dir:q} --explanations {input.explanations:q} "
+        "--annotator {params.annotator:q} --judge {params.judge:q} --cache {params.cache:q} --out {output:q} "
+        "> {log:q} 2>&1"
+
+
+rule collect_steering:
+    input:
+        expand_pairs("{R}/steering/{site}/{dict}/metrics.parquet"),
+    output:
+        f"{R}/tables/steering.csv",
+    params:
+        kinds=KINDS,
+    log:
+        f"{LOGS}/collect_steering.log",
+    conda:
+        "../../envs/diffdict.yaml"
+    shell:
+        "diffdict collect --stage steering --kinds {params.kinds:q} --out {output:q} {input:q} > {log:q} 2>&1"
