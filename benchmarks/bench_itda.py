@@ -31,12 +31,12 @@ from diffdict.dictionaries.train_sae import SAEConfig, train_sae  # noqa: E402
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, default in (("d", 256), ("n-atoms", 2048), ("planted-k", 16), ("width", 4096), ("k", 32),
-                          ("batch", 1024), ("tokens", 2**19), ("dead-tokens", 50_000), ("train-tokens", 2**17),
-                          ("test-tokens", 2**14), ("itda-batch", 1024)):
+                          ("batch", 1024), ("tokens", 2**18), ("dead-tokens", 50_000), ("train-tokens", 2**17),
+                          ("test-tokens", 2**12), ("itda-batch", 1024)):
         ap.add_argument(f"--{name}", type=int, default=default)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--thresholds", type=float, nargs="*", default=[0.5, 0.6, 0.7, 0.8, 0.9])
-    ap.add_argument("--caps", type=int, nargs="*", default=[4096, 16384])
+    ap.add_argument("--thresholds", type=float, nargs="*", default=[0.6, 0.75, 0.9])
+    ap.add_argument("--caps", type=int, nargs="*", default=[4096])
     ap.add_argument("--data")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/bench_itda"))
     a = ap.parse_args()

@@ -84,3 +84,16 @@ def test_config_validation():
         ITDA(4, 2, 1, pursuit="omp")
     with pytest.raises(ValueError, match="cos_threshold"):
         ITDAConfig(cos_threshold=0.0)
+
+
+def test_early_stop_keeps_codes_good_enough_and_padding_zero():
+    g = torch.Generator().manual_seed(2)
+    atoms = torch.nn.functional.normalize(torch.randn(80, 16, generator=g), dim=1)
+    x = torch.relu(torch.randn(200, 80, generator=g)) ** 3 @ atoms
+    full_c, full_i = gradient_pursuit(x, atoms, 8)
+    c, i = gradient_pursuit(x, atoms, 8, stop_cos=0.9)
+    cos = torch.nn.functional.cosine_similarity(x, _recon(c, i, atoms), dim=1)
+    stopped = (c == 0).any(1)
+    assert stopped.any() and (cos[stopped] >= 0.9 - 1e-6).all()
+    assert (c >= 0).all() and ((c != 0).sum(1) <= (full_c != 0).sum(1)).all()
+    torch.testing.assert_close(c[~stopped], full_c[~stopped])

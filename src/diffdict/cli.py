@@ -195,6 +195,8 @@ def cmd_explain(a):
 
 
 def cmd_steer(a):
+    import dataclasses
+
     import pandas as pd
 
     from .dictionaries import load_dictionary
@@ -202,11 +204,33 @@ def cmd_steer(a):
     from .sites import Site
     from .steering.stage import steer_stage
 
+    pipe = load_pipeline(a.model)
+    site = Site.from_config(a.site_name, a.site)
+    mean_norm = None
+    if site.place == "mlp":
+        # Neurons steer along their output weights, i.e. in the residual stream of their block:
+        # steer the block's output and measure the strength unit there.
+        site = dataclasses.replace(site, place="resid")
+        mean_norm = _replayed_token_norm(pipe, site, a.shard)
     steer_stage(
-        load_pipeline(a.model), Site.from_config(a.site_name, a.site), load_dictionary(a.dictionary),
-        pd.read_parquet(a.explanations), pd.read_parquet(a.scores), pd.read_parquet(a.prompts), a.store,
-        a.model, a.out_dir, {k: v for k, v in a.steering.items() if k not in ("split", "explainer")},
+        pipe, site, load_dictionary(a.dictionary), pd.read_parquet(a.explanations), pd.read_parquet(a.scores),
+        pd.read_parquet(a.prompts), a.store, a.model, a.out_dir,
+        {k: v for k, v in a.steering.items() if k not in ("split", "explainer")}, mean_norm=mean_norm,
     )
+
+
+def _replayed_token_norm(pipe, site, shard_path, rows: int = 8) -> float:
+    """Mean token norm at `site`, replaying the first rows of a generation shard."""
+    from .model import mean_token_norm, read_shard, replay_inputs, run_to_site
+    from .model.capture import execution_device
+    from .model.loading import model_info
+
+    shard, meta = read_shard(shard_path)
+    has_guidance = model_info(pipe.transformer)["guidance_embeds"]
+    xs = [run_to_site(pipe.transformer, site, replay_inputs(
+        shard, step, slice(0, rows), meta["grid"], execution_device(pipe), shard["prompt_embeds"].dtype,
+        has_guidance)) for step in site.steps]
+    return sum(mean_token_norm(x) for x in xs) / len(xs)
 
 
 def cmd_steering_metrics(a):
@@ -246,6 +270,60 @@ def cmd_browser(a):
         steering_dir=a.steering_rows, provenance=prov, title=f"diffdict · {a.title}",
         meta={"site": a.site_name, "dictionary": a.dict_name, "explainer": a.explainer_name},
     )
+
+
+# ---- shapes world: ground truth -----------------------------------------------------------
+
+
+def cmd_annotate(a):
+    import numpy as np
+
+    from .atomic import atomic_path
+    from .model import read_shard
+
+    ann = _annotator(a.annotator)
+    pids, masks = [], []
+    for shard in a.shards:
+        t, meta = read_shard(shard, names=("prompt_id", "images"))
+        pids.append(t["prompt_id"].numpy())
+        masks.append(ann.token_masks(t["images"].numpy(), grid=tuple(meta["grid"])))
+    with atomic_path(a.out) as tmp:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to the name
+            np.savez_compressed(f, prompt_id=np.concatenate(pids), token_masks=np.concatenate(masks),
+                                concepts=np.array(ann.concepts))
+
+
+def cmd_concept_recovery(a):
+    import numpy as np
+
+    from .dictionaries import SparseCodes
+    from .interp.codes import CodeTable
+    from .metrics.concepts import concept_recovery
+
+    codes = CodeTable.load(a.codes)
+    ann = np.load(a.annotations)
+    table = concept_recovery(
+        SparseCodes(codes.indices.long(), codes.values.float()), codes.prompt_id, codes.token,
+        ann["token_masks"], [str(c) for c in ann["concepts"]], codes.n_features, mask_prompt_ids=ann["prompt_id"],
+    )
+    _write_table(table, a.out)
+
+
+def cmd_samples(a):
+    """Shapes world: generated test images beside their prompts, marked by adherence."""
+    import pandas as pd
+
+    from .model import read_shard
+    from .world.evaluate import adherence_table, sample_grid_figure
+    from .world.scene import Scene
+
+    t, _ = read_shard(a.shard, names=("prompt_id", "images"))
+    prompts = pd.read_parquet(a.prompts).set_index("prompt_id").loc[t["prompt_id"].numpy()[: a.n]]
+    images = t["images"].numpy()[: a.n]
+    adheres = adherence_table(_annotator(a.annotator), images, [Scene.from_json(s) for s in prompts["scene"]])
+    rate = float(adheres["adheres"].mean())
+    sample_grid_figure(images, prompts["prompt"].tolist(), a.out, marks=adheres["adheres"].tolist(),
+                       title=f"Toy model samples (test prompts): colour and shape right in {rate:.0%}")
 
 
 # ---- figures ------------------------------------------------------------------------------
@@ -385,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prompts", required=True)
     s.add_argument("--store", required=True)
     s.add_argument("--steering", type=_json, default={})
+    s.add_argument("--shard", required=True, help="a generation shard (strength unit of mlp sites)")
     s.add_argument("--out-dir", required=True)
 
     s = add("steering-metrics", cmd_steering_metrics, "grade a steering run")
@@ -407,6 +486,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--explainer-name", default="")
     s.add_argument("--title", default="")
     s.add_argument("--out-dir", required=True)
+
+    s = add("annotate", cmd_annotate, "shapes world: token-level concept masks of generated images")
+    s.add_argument("--annotator", required=True, help="toy model folder (holds annotator/)")
+    s.add_argument("--out", required=True)
+    s.add_argument("shards", nargs="+")
+
+    s = add("concept-recovery", cmd_concept_recovery, "shapes world: best feature per planted concept")
+    s.add_argument("--codes", required=True)
+    s.add_argument("--annotations", required=True)
+    s.add_argument("--out", required=True)
+
+    s = add("samples", cmd_samples, "shapes world: sample generations beside their prompts")
+    s.add_argument("--shard", required=True)
+    s.add_argument("--prompts", required=True)
+    s.add_argument("--annotator", required=True)
+    s.add_argument("--n", type=int, default=18)
+    s.add_argument("--out", required=True)
 
     s = add("figure", cmd_figure, "draw one figure")
     s.add_argument("name")

@@ -35,6 +35,8 @@ EXPLAINERS = list(config["interp"]["explainers"])
 STEER_EXPLAINER = config["steering"].get("explainer") or EXPLAINERS[0]
 
 
+# The shapes world's annotator lives in the toy model folder; real models have none.
+ANNOTATOR_ARG = f"--annotator '{config['model']['path']}'" if config["model"]["kind"] == "toy" else ""
 KINDS = dcfg.as_json({d: v["kind"] for d, v in config["dictionaries"].items()})
 
 

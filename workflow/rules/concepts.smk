@@ -45,3 +45,21 @@ rule collect_concepts:
         "../../envs/diffdict.yaml"
     shell:
         "diffdict collect --stage metrics --kinds {params.kinds:q} --out {output:q} {input:q} > {log:q} 2>&1"
+
+
+rule figure_samples:
+    """Generated test images beside their prompts, marked by whether colour and shape are right."""
+    input:
+        shard=f"{R}/generations/test/000.safetensors",
+        prompts=f"{R}/prompts/test.parquet",
+        model=config["model"]["path"],
+    output:
+        report(f"{RESULTS}/plots/{config['model']['name']}/samples.png", caption="../report/samples.rst",
+               category="Shapes world"),
+    log:
+        f"{LOGS}/figures/samples.log",
+    conda:
+        "../../envs/diffdict.yaml"
+    shell:
+        "diffdict samples --shard {input.shard:q} --prompts {input.prompts:q} --annotator {input.model:q} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -12,6 +12,8 @@ FIGURE_TABLES = {
 if config["model"]["kind"] == "toy":
     FIGURE_TABLES["concept_recovery"] = (f"{R}/tables/concepts.csv", "Shapes world")
 FIGURES = [f"{PLOTS}/{name}.png" for name in FIGURE_TABLES] + [f"{PLOTS}/steering_grid.png"]
+if config["model"]["kind"] == "toy":
+    FIGURES.append(f"{PLOTS}/samples.png")
 
 
 rule collect_splice:
@@ -42,12 +44,14 @@ for _name, (_table, _category) in FIGURE_TABLES.items():
         output:
             png=report(f"{PLOTS}/{_name}.png", caption=f"../report/{_name}.rst", category=_category),
             pdf=f"{PLOTS}/{_name}.pdf",
+        params:
+            figure=_name,  # shell strings are formatted at job time, after the loop has moved on
         log:
             f"{LOGS}/figures/{_name}.log",
         conda:
             "../../envs/diffdict.yaml"
         shell:
-            f"diffdict figure {_name} --table {{input:q}} --out {{output.png:q}} > {{log:q}} 2>&1"
+            "diffdict figure {params.figure} --table {input:q} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule figure_steering_grid:

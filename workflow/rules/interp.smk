@@ -49,7 +49,7 @@ rule explain:
     params:
         interp=interp_json,
         explainer=explainer_json,
-        annotator=config["model"]["path"] if config["model"]["kind"] == "toy" else "",
+        annotator=ANNOTATOR_ARG,
         cache=f"{R}/cache/interp",  # outside every output, so reruns find their answers
     log:
         f"{LOGS}/explain/{{site}}/{{dict}}/{{explainer}}.log",
@@ -59,7 +59,7 @@ rule explain:
         api_calls=1,  # `--resources api_calls=N` bounds concurrent jobs talking to one endpoint
     shell:
         "diffdict explain --features {input.tasks:q} --interp {params.interp:q} --explainer {params.explainer:q} "
-        "--annotator {params.annotator:q} --cache {params.cache:q} --out {output.summary:q} {input.shards:q} "
+        "{params.annotator} --cache {params.cache:q} --out {output.summary:q} {input.shards:q} "
         "> {log:q} 2>&1"
 
 

@@ -11,6 +11,7 @@ rule steer:
         scores=f"{STEER_X}/scores.parquet",
         prompts=f"{R}/prompts/{config['steering']['split']}.parquet",
         store=f"{R}/activations/{{site}}/train.zarr",
+        shard=f"{R}/generations/{config['steering']['split']}/000.safetensors",
         model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
     output:
         grid=f"{R}/steering/{{site}}/{{dict}}/grid.png",
@@ -31,7 +32,7 @@ rule steer:
     shell:
         "diffdict steer --model {params.model:q} --site-name {wildcards.site} --site {params.site:q} "
         "--dictionary {input.dictionary:q} --explanations {input.explanations:q} --scores {input.scores:q} "
-        "--prompts {input.prompts:q} --store {input.store:q} --steering {params.steering:q} "
+        "--prompts {input.prompts:q} --store {input.store:q} --shard {input.shard:q} --steering {params.steering:q} "
         "--out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
@@ -45,7 +46,7 @@ rule steering_metrics:
     output:
         f"{R}/steering/{{site}}/{{dict}}/metrics.parquet",
     params:
-        annotator=config["model"]["path"] if config["model"]["kind"] == "toy" else "",
+        annotator=ANNOTATOR_ARG,
         judge=dcfg.as_json(config["interp"]["explainers"][STEER_EXPLAINER]),
         cache=f"{R}/cache/interp",
         run_dir=f"{R}/steering/{{site}}/{{dict}}",
@@ -55,7 +56,7 @@ rule steering_metrics:
         "../../envs/diffdict.yaml"
     shell:
         "diffdict steering-metrics --run {params.run_dir:q} --explanations {input.explanations:q} "
-        "--annotator {params.annotator:q} --judge {params.judge:q} --cache {params.cache:q} --out {output:q} "
+        "{params.annotator} --judge {params.judge:q} --cache {params.cache:q} --out {output:q} "
         "> {log:q} 2>&1"
 
 

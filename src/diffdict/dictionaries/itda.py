@@ -6,7 +6,8 @@ dictionary reconstructs poorly becomes an atom itself (normalised to unit norm),
 ``max_atoms``. Encoding later is the same pursuit, so codes are non-negative by default.
 
 Geometry: atoms live in a normalised space, x_n = (x - mean) / scale (mean subtraction always;
-``normalize: dim`` also divides by the per-dimension std, as the paper's code does). The
+``normalize: dim``, the default, also divides by the per-dimension std, as the paper's code
+does; ``scalar`` only rescales, which leaves cosines, and so the build, unchanged). The
 pursuit runs there; `decode` maps back, ``x_hat = mean + scale * sum_i c_i atom_i``, so codes
 and reconstructions are in model space (model-space decoder rows are ``scale * atom_i``; their
 norms are ``decoder_norms``).
@@ -16,6 +17,10 @@ code thresholds the normalised MSE between unit vectors,
 ``mse_norm = mean((x/|x| - x_hat/|x_hat|)^2) = (2 - 2 cos) / d``, whose meaning shifts with d
 (cos = 1 - d * mse_norm / 2: a threshold of 0.6 at d = 3072 asks for cos < -920, never true).
 To translate a reference threshold: ``cos_threshold = 1 - d * mse_norm / 2``.
+
+A token counts as well reconstructed as soon as *some* code with L0 <= k reaches the threshold
+(the pursuit stops early for it), which makes building much cheaper than encoding k atoms for
+every token.
 
 Extension over the paper (``dedupe``, on by default): candidates of one batch that are within
 ``cos_threshold`` of an earlier candidate of the same batch are skipped, so one batch does not
@@ -74,8 +79,9 @@ class ITDA(Dictionary):
 
     @torch.no_grad()
     def decode(self, codes: SparseCodes) -> torch.Tensor:
-        return self.mean + F.embedding_bag(codes.indices, self.atoms * self.scale,
-                                           per_sample_weights=codes.values.to(self.atoms.dtype), mode="sum")
+        # sum_i c_i (scale * a_i) = scale * sum_i c_i a_i: no [n_atoms, d] temporary
+        xn = F.embedding_bag(codes.indices, self.atoms, per_sample_weights=codes.values.to(self.atoms.dtype), mode="sum")
+        return self.mean + self.scale * xn
 
     @property
     def decoder_norms(self) -> torch.Tensor:
@@ -97,7 +103,7 @@ class ITDAConfig:
     batch_size: int = 256  # tokens per building batch
     tokens: int | None = None  # None: one pass over the split
     pursuit: str = "gradient"  # gradient | matching
-    normalize: str = "dim"  # dim: subtract mean, divide per-dimension std; scalar; none (mean only)
+    normalize: str = "dim"  # dim: subtract mean, divide per-dimension std (paper); scalar/none: mean only
     dedupe: bool = True
     init_tokens: int = 16384  # sample for the normalisation statistics
     seed: int = 0
@@ -144,13 +150,13 @@ def build_itda(
             break
         xn = (batch.x.to(device) - mean) / scale
         if n:
-            coef, idx = pursuit(cfg.pursuit, xn, d.atoms[:n], cfg.k)
+            coef, idx = pursuit(cfg.pursuit, xn, d.atoms[:n], cfg.k, stop_cos=cfg.cos_threshold)
             xh = F.embedding_bag(idx, d.atoms[:n], per_sample_weights=coef, mode="sum")
             cos = F.cosine_similarity(xn, xh, dim=1)
             err = (xn - xh).pow(2).sum()
         else:
             cos, err = xn.new_zeros(len(xn)), xn.pow(2).sum()
-        fvu = float(err / (xn - xn.mean(0)).pow(2).sum().clamp_min(1e-30))
+        fvu = float(err / (xn - xn.mean(0)).pow(2).sum().clamp_min(1e-30))  # early-stopped codes: an upper bound
         norms = xn.norm(dim=1)
         cand = ((cos < cfg.cos_threshold) & (norms > 0)).nonzero().squeeze(1)
         cand = cand[cos[cand].argsort()]  # worst first
@@ -168,11 +174,14 @@ def build_itda(
         seen += len(xn)
         step += 1
         bar.update(len(xn))
+        row = {"step": step, "tokens": seen, "n_atoms": n, "added": add, "fvu": fvu,
+               "mean_cos": float(cos.mean()), "tokens_per_s": seen / (time.perf_counter() - t0)}
         if step % cfg.log_every == 0 or n >= cfg.max_atoms:
-            rows.append({"step": step, "tokens": seen, "n_atoms": n, "added": add, "fvu": fvu,
-                         "mean_cos": float(cos.mean()), "tokens_per_s": seen / (time.perf_counter() - t0)})
+            rows.append(row)
             bar.set_postfix(atoms=n, fvu=f"{fvu:.3f}")
     bar.close()
+    if step and (not rows or rows[-1]["step"] != step):
+        rows.append(row)
     if n == 0:
         raise ValueError(f"site '{site}': ITDA found no atoms (all-zero activations?)")
     if log_path is not None:

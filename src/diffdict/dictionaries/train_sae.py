@@ -1,7 +1,12 @@
 """Training loop for `TopKSAE`, following Gao et al. 2024 (and sparsify's trainer in spirit).
 
-* Inputs are normalised (per dimension by default, as the paper's code does) with statistics
-  of a sample; the trained weights are folded back so that the returned SAE acts on raw x.
+* Inputs are normalised with statistics of a sample and the trained weights folded back, so
+  the returned SAE acts on raw x. ``dim`` (default, the paper's code) standardises each
+  dimension; ``scalar`` centres and applies one global scale, so the loss is proportional to
+  the model-space FVU we report. A trade-off, measured in benchmarks/bench_sae: with a few
+  massive dimensions (as in Flux residual streams) ``scalar`` reaches a lower model-space FVU,
+  while ``dim`` spreads capacity over all dimensions and recovered far more planted atoms in
+  tests/test_dict_sae.py (95% vs 5% at equal tokens).
 * b_dec starts at the geometric median of that sample; W_enc = W_dec^T with unit rows.
 * Loss = FVU of the batch + auxk_coef * AuxK, where AuxK asks the top-k_aux *dead* latents to
   reconstruct the residual error, normalised by the error's variance (0 when nothing is dead).
@@ -18,7 +23,7 @@ import csv
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -50,7 +55,7 @@ class SAEConfig:
     auxk_coef: float = 1 / 32
     k_aux: int = 64
     dead_tokens: int | None = None  # None: min(10M, tokens // 10) tokens without firing = dead
-    normalize: str = "dim"  # dim: per-dimension standardisation; scalar: E||x - mean||^2 = d; none
+    normalize: str = "dim"  # dim: per-dimension std (paper's code); scalar: E||x - mean||^2 = d; none
     batch_topk: bool = False
     init_tokens: int = 16384  # sample for normalisation statistics and the geometric median
     seed: int = 0
@@ -162,7 +167,7 @@ def train_sae(
     if st is not None:
         sae.load_state_dict(st["model"])
         opt.load_state_dict(st["optim"])
-        torch.set_rng_state(st["rng"])
+        torch.set_rng_state(st["rng"].cpu())
         log.info("site %s: resuming from step %d (%d tokens)", site, st["step"], st["tokens"])
     else:
         torch.manual_seed(cfg.seed)

@@ -69,7 +69,7 @@ def feature_stats(dictionary, store, out_dir, cfg: dict | None = None) -> Path:
 
     c = resolve_config(cfg)
     out = Path(out_dir)
-    if not hasattr(dictionary, "encode"):
+    if isinstance(dictionary, (str, Path)):  # a path (note: str has an .encode method too)
         from ..dictionaries.base import load_dictionary
 
         dictionary = load_dictionary(dictionary)

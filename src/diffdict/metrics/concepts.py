@@ -10,21 +10,31 @@ For every concept c and feature f, on the shapes world's annotated generations:
   is on where the annotator's token mask says so. IoU = |on ∩ mask| / |on ∪ mask|.
 
 The best feature per concept (by AUROC and, separately, by IoU) is reported. Everything is
-vectorised over features x concepts with sparse products and sorts; nothing is dense in
+vectorised over features x concepts with scatter-adds (sparse x dense products) and sorts; nothing is dense in
 [tokens x features] or [images x features].
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import torch
 
-warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
-
 from ..dictionaries.base import SparseCodes
+
+
+def _scatter_rows(target_idx: torch.Tensor, source_rows: torch.Tensor, weight: torch.Tensor | None,
+                  table: torch.Tensor, n_out: int, chunk: int = 1 << 20) -> torch.Tensor:
+    """out[f] = Σ_j weight_j · table[source_rows_j] over j with target_idx_j = f, i.e. a sparse
+    [n_out x len(table)] matrix times the dense `table` [R, C], as chunked ``index_add_``
+    (memory O(chunk x C), no dense [n_out x R])."""
+    out = torch.zeros(n_out, table.shape[1], dtype=torch.float64)
+    for a in range(0, len(target_idx), chunk):
+        src = table[source_rows[a:a + chunk]].double()
+        if weight is not None:
+            src = src * weight[a:a + chunk, None]
+        out.index_add_(0, target_idx[a:a + chunk], src)
+    return out
 
 
 def _as_tensor(x, dtype=None) -> torch.Tensor:
@@ -89,11 +99,8 @@ def _auroc(img_idx: torch.Tensor, feat: torch.Tensor, score: torch.Tensor, label
     rank = (g_sum / g_cnt)[gid]
     zero_rank = neg_f.double() + (n_zero.double() + 1) / 2  # average rank of the zero group
     # Σ ranks of positives = Σ_nonzero rank·y + zero_rank·(positives in the zero group)
-    idx = torch.stack([f_s, i_s])
-    r_sp = torch.sparse_coo_tensor(idx, rank, (n_features, p)).coalesce()
-    one_sp = torch.sparse_coo_tensor(idx, torch.ones_like(rank), (n_features, p)).coalesce()
-    r_pos = torch.sparse.mm(r_sp, y)  # [F, C]
-    pos_nz = torch.sparse.mm(one_sp, y)
+    r_pos = _scatter_rows(f_s, i_s, rank, y, n_features)  # [F, C]
+    pos_nz = _scatter_rows(f_s, i_s, None, y, n_features)
     r_pos = r_pos + zero_rank[:, None] * (n_pos[None] - pos_nz)
     auc = (r_pos - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
     return torch.where((n_pos > 0) & (n_neg > 0), auc, torch.full_like(auc, float("nan")))
@@ -133,9 +140,7 @@ def concept_recovery(codes: SparseCodes, prompt_ids, tokens, token_masks, concep
     # --- token-level IoU ---------------------------------------------------------------
     on = vals != 0
     mf = masks.double()
-    sp = torch.sparse_coo_tensor(torch.stack([feats[on], rows[on]]), torch.ones(int(on.sum()), dtype=torch.float64),
-                                 (n_features, n)).coalesce()
-    inter = torch.sparse.mm(sp, mf)  # [F, C]
+    inter = _scatter_rows(feats[on], rows[on], None, masks, n_features)  # [F, C] |on ∩ mask|
     active = torch.bincount(feats[on], minlength=n_features).double()
     m_count = mf.sum(0)
     union = active[:, None] + m_count[None] - inter

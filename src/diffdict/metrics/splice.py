@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..model import read_shard, replay_inputs, splice
-from ..model.capture import _execution_device
+from ..model.capture import execution_device
 from ..model.loading import model_info
 from ..sites import Site
 
@@ -36,7 +36,7 @@ def spliced_generation(pipe, dictionary, site: Site, shard_path, mean: torch.Ten
     shard, meta = read_shard(shard_path)
     n = len(shard["prompt_id"]) if n_prompts is None else min(n_prompts, len(shard["prompt_id"]))
     transformer = pipe.transformer
-    device = _execution_device(pipe)
+    device = execution_device(pipe)
     dtype = shard["prompt_embeds"].dtype
     has_guidance = model_info(transformer)["guidance_embeds"]
     dictionary = dictionary.to(device).eval()

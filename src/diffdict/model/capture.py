@@ -31,7 +31,6 @@ def execution_device(obj) -> torch.device:
     return next(obj.parameters()).device
 
 
-_execution_device = execution_device  # old private name, imported by metrics/splice.py
 
 
 def replay_inputs(shard: dict, step: int, rows: slice, grid, device, dtype, has_guidance: bool) -> dict:

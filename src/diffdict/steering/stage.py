@@ -67,8 +67,11 @@ def steer_stage(
     model_cfg: Mapping,
     out_dir: str | os.PathLike,
     cfg: Mapping | None = None,
+    mean_norm: float | None = None,
 ) -> pd.DataFrame:
-    """Steer the best-explained features of one dictionary; write the files listed above."""
+    """Steer the best-explained features of one dictionary; write the files listed above.
+
+    `mean_norm` (the strength unit) defaults to the mean token norm of `store`."""
     c = resolve_config(cfg)
     chosen = (select_features(explanations, 0, features=c["features"]) if isinstance(c["features"], list)
               else select_features(explanations, int(c["features"]), scores, c["score"]))
@@ -79,7 +82,8 @@ def steer_stage(
     return steering_grid(
         pipe, site, dictionary, list(chosen), c["strengths"], rows["prompt"].tolist(), rows["seed"].tolist(),
         model_cfg, out / GRID, rows_dir=out / ROWS, images_path=out / IMAGES, table_path=out / TABLE,
-        mean_norm=site_token_norm(store, int(c["norm_tokens"])), steps=c["steps"], streams=c["streams"],
+        mean_norm=mean_norm if mean_norm is not None else site_token_norm(store, int(c["norm_tokens"])),
+        steps=c["steps"], streams=c["streams"],
         border=int(c["border"]), prompt_ids=rows["prompt_id"].tolist(), explanations=chosen,
         batch_size=int(c["batch_size"]), progress=True,
     )
