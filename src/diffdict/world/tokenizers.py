@@ -19,7 +19,8 @@ def vocab_ids(words: list[str] | None = None) -> dict[str, int]:
 
 
 def build_tokenizer(kind: str, max_length: int = 16, words: list[str] | None = None):
-    """``kind="clip"``: ``<s> words </s>`` (CLIP pools the hidden state at the first EOS);
+    """``kind="clip"``: ``words </s>`` (CLIP pools the hidden state at the first EOS; no BOS, so
+    a 15-word caption plus EOS fits 16 positions and the EOS is never truncated away);
     ``kind="t5"``: ``words </s>`` like T5. Padding id 0 on the right."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
@@ -28,9 +29,7 @@ def build_tokenizer(kind: str, max_length: int = 16, words: list[str] | None = N
     tok = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     ids = {s: vocab[s] for s in SPECIALS}
-    if kind == "clip":
-        single = f"{BOS} $A {EOS}"
-    elif kind == "t5":
+    if kind in ("clip", "t5"):
         single = f"$A {EOS}"
     else:
         raise ValueError(f"unknown tokenizer kind '{kind}'; valid: clip, t5")

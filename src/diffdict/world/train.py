@@ -177,10 +177,14 @@ def train_flow(pipe, latents: torch.Tensor, clip_ids: torch.Tensor, t5_ids: torc
 def train_toy(out_dir: str | Path, seed: int = 0, n_images: int = 6000, steps: int = 3000, *,
               vae_steps: int = 800, batch_size: int = 64, vae_batch_size: int = 32, lr: float = 1e-3,
               vae_lr: float = 2e-3, annotator_steps: int = 800, annotator_images: int = 3000, threads: int | None = 1,
-              **size_overrides) -> dict:
+              init_from: str | Path | None = None, **size_overrides) -> dict:
     """Train the toy pipeline (VAE, text encoders, transformer) and the annotator; save the
     diffusers folder (plus ``annotator/`` and ``training.json``) atomically at `out_dir`.
-    Returns the training summary. Deterministic given `seed` (and the thread count)."""
+    Returns the training summary. Deterministic given `seed` (and the thread count).
+
+    ``init_from``: continue from a folder this function wrote (same scenes; a fresh batch/noise
+    stream; the VAE is kept and not retrained when ``vae_steps=0``). The summary records the
+    whole chain, so a continued model is reproduced by replaying the same calls."""
     from ..atomic import atomic_path
     from .annotate import train_annotator
 
@@ -188,18 +192,33 @@ def train_toy(out_dir: str | Path, seed: int = 0, n_images: int = 6000, steps: i
         torch.set_num_threads(threads)
     t0 = time.time()
     torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
+    previous = None
+    g = torch.Generator().manual_seed(seed if init_from is None else seed + 7919)  # continuation: new batches
     scenes, captions, _ = sample_scenes(n_images, seed, TRAIN_DOMAIN)
     images, masks = render_batch(scenes, IMAGE_SIZE)
     log.info("rendered %d training scenes in %.1fs", n_images, time.time() - t0)
 
-    pipe = build_pipeline(seed, **size_overrides)
-    hist = train_vae(pipe.vae, images, vae_steps, vae_batch_size, vae_lr, g)
+    if init_from is None:
+        pipe = build_pipeline(seed, **size_overrides)
+    else:
+        from diffusers import FluxPipeline
+
+        from .tokenizers import build_tokenizer
+
+        previous = json.loads((Path(init_from) / "training.json").read_text())
+        previous.pop("history", None)
+        pipe = FluxPipeline.from_pretrained(init_from)
+        pipe.tokenizer = build_tokenizer("clip", MAX_SEQUENCE_LENGTH)  # the current tokenizers
+        pipe.tokenizer_2 = build_tokenizer("t5", MAX_SEQUENCE_LENGTH)
+    hist = train_vae(pipe.vae, images, vae_steps, vae_batch_size, vae_lr, g) if vae_steps else []
     t_vae = time.time() - t0
 
     z = encode_latents(pipe.vae, images)
-    shift, scale = float(z.mean()), float(1.0 / z.std())
-    pipe.vae.register_to_config(shift_factor=shift, scaling_factor=scale)
+    if vae_steps or init_from is None:
+        shift, scale = float(z.mean()), float(1.0 / z.std())
+        pipe.vae.register_to_config(shift_factor=shift, scaling_factor=scale)
+    else:
+        shift, scale = pipe.vae.config.shift_factor, pipe.vae.config.scaling_factor
     latents = pack((z - shift) * scale)
     log.info("latent shift %.4f scale %.4f", shift, scale)
 
@@ -222,6 +241,7 @@ def train_toy(out_dir: str | Path, seed: int = 0, n_images: int = 6000, steps: i
         "lr": lr, "vae_lr": vae_lr, "annotator_steps": annotator_steps, "annotator_images": annotator_images, "size_overrides": size_overrides, "torch_threads": torch.get_num_threads(),
         "seconds": {"vae": round(t_vae, 1), "flow": round(t_flow, 1), "total": round(t_total, 1)},
         "latent_shift": shift, "latent_scale": scale, "annotator": ann_report, "history": hist,
+        "init_from": None if init_from is None else str(init_from), "previous": previous,
     }
     with atomic_path(out_dir, is_dir=True) as tmp:
         pipe.save_pretrained(tmp, safe_serialization=True)
