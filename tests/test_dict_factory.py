@@ -66,3 +66,13 @@ def test_itda_provenance_survives_save(tmp_path):
     prov = back.provenance()
     assert torch.equal(prov["prompt_id"], (prov["row"] - 7) // 10)
     assert torch.equal(prov["token"], (prov["row"] - 7) % 16)
+
+
+def test_store_style_tuple_items_carry_metadata():
+    from diffdict.dictionaries.data import as_batch
+
+    x = torch.zeros(3, 4)
+    b = as_batch((x, {"prompt_id": torch.tensor([5, 5, 6]), "row": torch.tensor([10, 11, 12])}))
+    assert b.meta["prompt_id"].tolist() == [5, 5, 6] and b.meta["row"].tolist() == [10, 11, 12] and not b.positional
+    b = as_batch((x, {"step": torch.tensor([0, 1, 0])}), position=100)
+    assert b.meta["row"].tolist() == [100, 101, 102] and b.positional

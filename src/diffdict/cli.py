@@ -36,7 +36,8 @@ def cmd_train_toy(a):
     from .world.train import train_toy
 
     world = a.world
-    train_toy(a.out, seed=world["seed"], n_images=world["train_images"], steps=world["train_steps"])
+    train_toy(a.out, seed=world["seed"], n_images=world["train_images"], steps=world["train_steps"],
+              vae_steps=world["vae_steps"], lr=world["lr"], threads=world["threads"])
 
 
 def cmd_prompts(a):
@@ -88,27 +89,30 @@ def cmd_merge(a):
 def cmd_train_dictionary(a):
     import torch
 
-    from .dictionaries import build
+    from .dictionaries import HPARAMS, build
     from .store import ActivationStore
 
+    kind = a.dictionary["kind"]
     store = ActivationStore.open(a.train)
     hp = {k: v for k, v in a.dictionary.items() if k not in ("kind", "sites")}
+    settings = {**HPARAMS[kind], **hp}
     extra = {"site": a.site_name, **a.site}
-    if a.dictionary["kind"] == "neurons":
+    if kind == "neurons":
         from .model import load_pipeline, mlp_out_weight
         from .sites import Site
 
         pipe = load_pipeline(a.model)
         extra["w_out"] = mlp_out_weight(pipe.transformer, Site.from_config(a.site_name, a.site))
+
+    def batches(epoch: int):  # a fresh shuffle per epoch; rows come along for error messages
+        return store.batches(settings.get("batch_size", 4096), shuffle=True,
+                             seed=settings.get("seed", 0) + epoch, with_meta=True)
+
     device = "cuda" if torch.cuda.is_available() and a.model.get("device", "auto") != "cpu" else "cpu"
-    dictionary = build(
-        a.dictionary["kind"], hp,
-        batches_factory=lambda epoch, bs=hp.get("batch_size", 256): store.batches(
-            bs, shuffle=True, seed=hp.get("seed", 0) + epoch),
-        d_model=store.d_model, checkpoint_dir=Path(a.checkpoints), log_path=Path(a.log_csv),
-        device=device, site_name=a.site_name, extra=extra,
-    )
-    dictionary.save(a.out, extra={"site": a.site_name, "site_config": a.site})
+    dictionary = build(kind, hp, batches_factory=batches, d_model=store.d_model,
+                       checkpoint_dir=Path(a.checkpoints), log_path=Path(a.log_csv), device=device,
+                       site_name=a.site_name, extra=extra)
+    dictionary.save(a.out, extra={"site": a.site_name, "site_config": a.site, **dictionary.build_info})
 
 
 def cmd_reconstruction(a):
@@ -239,10 +243,11 @@ def cmd_steering_metrics(a):
     from .steering.stage import steering_metrics_stage
 
     explanations = pd.read_parquet(a.explanations)
+    run = Path(a.table).parent
     if a.annotator:
         from .world import CONCEPTS
 
-        steering_metrics_stage(a.run, explanations, a.out, annotate=_annotator(a.annotator).annotate,
+        steering_metrics_stage(run, explanations, a.out, annotate=_annotator(a.annotator).annotate,
                                vocabulary=list(CONCEPTS))
     else:
         from .interp.backends import make_backend
@@ -250,7 +255,7 @@ def cmd_steering_metrics(a):
 
         cfg = dict(a.judge)
         cfg = cfg.pop("judge", None) or cfg
-        steering_metrics_stage(a.run, explanations, a.out,
+        steering_metrics_stage(run, explanations, a.out,
                                judge=judge_from_backend(make_backend(cfg, cache_dir=a.cache)))
 
 
@@ -467,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", required=True)
 
     s = add("steering-metrics", cmd_steering_metrics, "grade a steering run")
-    s.add_argument("--run", required=True)
+    s.add_argument("--table", required=True, help="the steering run's table.parquet (images beside it)")
     s.add_argument("--explanations", required=True)
     s.add_argument("--annotator", default="")
     s.add_argument("--judge", type=_json, default={})

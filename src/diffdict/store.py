@@ -14,6 +14,7 @@ into a shuffle buffer (`ActivationStore.batches`).
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -26,6 +27,10 @@ CHUNK_ROWS = 4096
 META = {"prompt_id": np.int64, "step": np.int16, "token": np.int32}
 DTYPES = ("float16", "bfloat16")
 F16_MAX = 65504.0
+
+
+# Snakemake drops a timestamp file into directory outputs; zarr need not warn about it.
+warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp", module="zarr")
 
 
 class StoreError(ValueError):
@@ -232,10 +237,12 @@ class ActivationStore:
 
         return pd.DataFrame({a: col(a) for a in META})
 
-    def _chunk(self, c: int, with_meta: bool):
+    def _chunk(self, c: int, with_meta: bool, with_row: bool = False):
         lo, hi = c * self.chunk_rows, min((c + 1) * self.chunk_rows, len(self))
         x = self._read_x(slice(lo, hi))
         meta = [self.group[a][lo:hi] for a in META] if with_meta else []
+        if with_row:  # each row's absolute index, so errors and ITDA provenance name store rows
+            meta.append(np.arange(lo, hi))
         return (x, *meta)
 
     def batches(
@@ -256,7 +263,7 @@ class ActivationStore:
         ``with_meta`` each item is ``(x, meta)`` with meta a dict of int64 tensors."""
         n_chunks = -(-len(self) // self.chunk_rows)
         for cols, rows in shuffle_buffer(
-            lambda c: self._chunk(c, with_meta),
+            lambda c: self._chunk(c, with_meta, with_row=with_meta),
             n_chunks,
             batch_size,
             shuffle,
@@ -271,7 +278,7 @@ class ActivationStore:
         x = self._to_torch(cols[0][rows])
         if not with_meta:
             return x
-        return x, {a: torch.from_numpy(c[rows].astype(np.int64)) for a, c in zip(META, cols[1:])}
+        return x, {a: torch.from_numpy(c[rows].astype(np.int64)) for a, c in zip((*META, "row"), cols[1:])}
 
 
 def shuffle_buffer(

@@ -49,8 +49,9 @@ def site_dict_pairs(places=None):
     return [(s, d) for d in config["dictionaries"] for s in dcfg.dictionary_sites(config, d)]
 
 
-def expand_pairs(pattern):
-    return [pattern.format(R=R, site=s, dict=d) for s, d in site_dict_pairs()]
+def expand_pairs(pattern, **fields):
+    """`pattern` formatted for every (site, dictionary) pair; {R} and `fields` fill the rest."""
+    return [pattern.format(R=R, site=s, dict=d, **fields) for s, d in site_dict_pairs()]
 
 
 # ---- params: canonical JSON of exactly the settings a job depends on ---------------------
@@ -70,6 +71,15 @@ def site_json(wildcards):
 
 def dict_json(wildcards):
     return dcfg.as_json(config["dictionaries"][wildcards.dict])
+
+
+def interp_json(wildcards=None):
+    """Protocol settings only: changing an explainer does not re-encode or redraw cards."""
+    return dcfg.as_json({k: v for k, v in config["interp"].items() if k != "explainers"})
+
+
+def explainer_json(wildcards):
+    return dcfg.as_json(config["interp"]["explainers"][wildcards.explainer])
 
 
 # ---- resources for jobs that run the model ------------------------------------------------

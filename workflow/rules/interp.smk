@@ -1,15 +1,6 @@
 # Visual automated interpretation: sparse codes and feature cards, then explanations and scores.
 
 
-def interp_json(wildcards=None):
-    """Protocol settings only: changing an explainer does not re-encode or redraw cards."""
-    return dcfg.as_json({k: v for k, v in config["interp"].items() if k != "explainers"})
-
-
-def explainer_json(wildcards):
-    return dcfg.as_json(config["interp"]["explainers"][wildcards.explainer])
-
-
 rule features:
     """Sparse codes of the interp split, feature statistics, sampled features and their cards."""
     input:
@@ -66,7 +57,7 @@ rule explain:
 rule collect_interp:
     """Per-feature detection scores of every site x dictionary x explainer in one table."""
     input:
-        [p for e in EXPLAINERS for p in expand_pairs("{R}/interp/{site}/{dict}/" + e + "/scores.parquet")],
+        [p for e in EXPLAINERS for p in expand_pairs("{R}/interp/{site}/{dict}/{explainer}/scores.parquet", explainer=e)],
     output:
         f"{R}/tables/interp_scores.csv",
     params:

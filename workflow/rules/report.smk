@@ -1,7 +1,7 @@
 # The static HTML feature browser, one per site x dictionary (opens from disk, no server).
 
 BROWSER_DIR = f"{RESULTS}/report/{config['model']['name']}"
-BROWSERS = expand_pairs(BROWSER_DIR + "/{site}/{dict}")
+BROWSERS = expand_pairs("{browsers}/{site}/{dict}", browsers=BROWSER_DIR)
 # the dictionary whose steering grid is shown as a figure: the first SAE's first site
 _sae = [d for d, v in config["dictionaries"].items() if v["kind"] == "topk_sae"] or list(config["dictionaries"])
 STEER_SAMPLE = (dcfg.dictionary_sites(config, _sae[0])[0], _sae[0])
@@ -23,6 +23,8 @@ rule browser:
             caption="../report/feature_browser.rst",
             category="Feature browser",
         ),
+    params:
+        explainer=STEER_EXPLAINER,
     log:
         f"{LOGS}/browser/{{site}}/{{dict}}.log",
     conda:
@@ -30,5 +32,5 @@ rule browser:
     shell:
         "diffdict browser --explanations {input.explanations:q} --scores {input.scores:q} --cards {input.cards:q} "
         "--steering-rows {input.rows:q} --dictionary {input.dictionary:q} --prompts {input.prompts:q} "
-        "--site-name {wildcards.site} --dict-name {wildcards.dict} --explainer-name {STEER_EXPLAINER} "
+        "--site-name {wildcards.site} --dict-name {wildcards.dict} --explainer-name {params.explainer} "
         "--title '{wildcards.site} / {wildcards.dict}' --out-dir {output:q} > {log:q} 2>&1"

@@ -49,13 +49,12 @@ rule steering_metrics:
         annotator=ANNOTATOR_ARG,
         judge=dcfg.as_json(config["interp"]["explainers"][STEER_EXPLAINER]),
         cache=f"{R}/cache/interp",
-        run_dir=f"{R}/steering/{{site}}/{{dict}}",
     log:
         f"{LOGS}/steering_metrics/{{site}}/{{dict}}.log",
     conda:
         "../../envs/diffdict.yaml"
     shell:
-        "diffdict steering-metrics --run {params.run_dir:q} --explanations {input.explanations:q} "
+        "diffdict steering-metrics --table {input.table:q} --explanations {input.explanations:q} "
         "{params.annotator} --judge {params.judge:q} --cache {params.cache:q} --out {output:q} "
         "> {log:q} 2>&1"
 

@@ -4,7 +4,7 @@ A batch factory is ``batches_factory(epoch) -> Iterable[item]``: the same epoch 
 stream (seeded shuffle), so training can be resumed by replaying an epoch up to an offset.
 An item is either a float tensor ``x`` [B, d] or a mapping with ``"x"`` and optional per-row
 metadata ``"row"`` (row index in the activation store), ``"prompt_id"``, ``"step"``,
-``"token"`` (each [B] integer). A tuple ``(x, row)`` is accepted too. Row indices are what
+``"token"`` (each [B] integer). Tuples ``(x, row)`` and ``(x, {metadata})`` are accepted too. Row indices are what
 error messages and ITDA provenance name; without them they fall back to stream positions.
 """
 
@@ -41,8 +41,9 @@ def as_batch(item, position: int = 0) -> Batch:
     stream) numbers rows when the item carries no ``row``."""
     if isinstance(item, Mapping):
         x, meta = item["x"], {k: item[k] for k in META_KEYS if k in item and item[k] is not None}
-    elif isinstance(item, (tuple, list)):
-        x, meta = item[0], ({"row": item[1]} if len(item) > 1 else {})
+    elif isinstance(item, (tuple, list)):  # (x,), (x, row) or (x, {meta})
+        x, m = item[0], (item[1] if len(item) > 1 else {})
+        meta = {k: m[k] for k in META_KEYS if k in m and m[k] is not None} if isinstance(m, Mapping) else {"row": m}
     else:
         x, meta = item, {}
     x = torch.as_tensor(x).float()

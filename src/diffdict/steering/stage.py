@@ -9,6 +9,7 @@ and prompts, write the grid and the steering metrics.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Callable, Mapping
@@ -27,6 +28,7 @@ DEFAULTS = {
     "explainer": None,      # whose explanations pick the features; None: the first configured (workflow)
     "features": 4,          # int: the top-n explained features by `score`; list: these features
     "score": "balanced_accuracy",
+    "match": None,          # regex on explanations: steer only matching features (e.g. "^color=")
     "strengths": [-0.8, 0.0, 0.4, 0.8, 1.6],  # x the site's mean token norm (paper: 0.8)
     "prompts": 4,           # prompts per feature, sampled (seeded) from the prompts table
     "steps": None,          # denoising steps to steer; None: all (paper)
@@ -36,6 +38,7 @@ DEFAULTS = {
     "seed": 0,
     "norm_tokens": 65536,   # tokens read from the store to measure the mean token norm
 }
+log = logging.getLogger("diffdict.steering")
 GRID, ROWS, IMAGES, TABLE, METRICS = "grid.png", "rows", "images.safetensors", "table.parquet", "metrics.parquet"
 
 
@@ -73,8 +76,14 @@ def steer_stage(
 
     `mean_norm` (the strength unit) defaults to the mean token norm of `store`."""
     c = resolve_config(cfg)
-    chosen = (select_features(explanations, 0, features=c["features"]) if isinstance(c["features"], list)
-              else select_features(explanations, int(c["features"]), scores, c["score"]))
+    if isinstance(c["features"], list):
+        chosen = select_features(explanations, 0, features=c["features"])
+    else:
+        chosen = select_features(explanations, int(c["features"]), scores, c["score"], match=c["match"])
+        if not chosen and c["match"]:
+            # a dictionary with no matching feature still gets its grid (of its best features)
+            log.warning("no explanation matches %r; steering the best-explained features instead", c["match"])
+            chosen = select_features(explanations, int(c["features"]), scores, c["score"])
     if not chosen:
         raise ValueError(f"no feature to steer: no explained feature has a '{c['score']}' score")
     rows = select_prompts(prompts, int(c["prompts"]), int(c["seed"]))

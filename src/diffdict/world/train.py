@@ -58,11 +58,12 @@ def image_ids(gh: int, gw: int) -> torch.Tensor:
     return ids.reshape(gh * gw, 3)
 
 
-def train_sigmas(n: int, g: torch.Generator, steps: int = INFERENCE_STEPS) -> torch.Tensor:
-    """Half logit-normal(0, 1), half the sigmas of the `steps`-step Euler schedule (1, .75, .5, .25)."""
+def train_sigmas(n: int, g: torch.Generator, steps: int = INFERENCE_STEPS, grid_fraction: float = 0.5) -> torch.Tensor:
+    """Logit-normal(0, 1), except a `grid_fraction` share (half by default) drawn from the sigmas of
+    the `steps`-step Euler schedule (1, .75, .5, .25)."""
     ln = torch.sigmoid(torch.randn(n, generator=g))
     grid = torch.linspace(1.0, 1.0 / steps, steps)[torch.randint(0, steps, (n,), generator=g)]
-    pick = torch.rand(n, generator=g) < 0.5
+    pick = torch.rand(n, generator=g) < grid_fraction
     return torch.where(pick, grid, ln)
 
 
@@ -129,7 +130,7 @@ def text_embeddings(pipe, clip_ids: torch.Tensor, t5_ids: torch.Tensor):
 
 def train_flow(pipe, latents: torch.Tensor, clip_ids: torch.Tensor, t5_ids: torch.Tensor, steps: int,
                batch_size: int, lr: float, g: torch.Generator, ema_decay: float = 0.995,
-               log_every: int = 100) -> list[dict]:
+               log_every: int = 100, grid_fraction: float = 0.5) -> list[dict]:
     """Rectified flow on packed, normalised latents [N, L, C]; text encoders trained jointly."""
     modules = torch.nn.ModuleList([pipe.transformer, pipe.text_encoder, pipe.text_encoder_2])
     modules.train()
@@ -146,7 +147,7 @@ def train_flow(pipe, latents: torch.Tensor, clip_ids: torch.Tensor, t5_ids: torc
         idx = torch.randint(0, len(latents), (batch_size,), generator=g)
         x0 = latents[idx]
         noise = torch.randn(x0.shape, generator=g)
-        sigma = train_sigmas(batch_size, g)
+        sigma = train_sigmas(batch_size, g, grid_fraction=grid_fraction)
         xt = (1 - sigma[:, None, None]) * x0 + sigma[:, None, None] * noise
         states, pooled = text_embeddings(pipe, clip_ids[idx], t5_ids[idx])
         v = pipe.transformer(hidden_states=xt, timestep=sigma, guidance=None, pooled_projections=pooled,
@@ -177,14 +178,19 @@ def train_flow(pipe, latents: torch.Tensor, clip_ids: torch.Tensor, t5_ids: torc
 def train_toy(out_dir: str | Path, seed: int = 0, n_images: int = 6000, steps: int = 3000, *,
               vae_steps: int = 800, batch_size: int = 64, vae_batch_size: int = 32, lr: float = 1e-3,
               vae_lr: float = 2e-3, annotator_steps: int = 800, annotator_images: int = 3000, threads: int | None = 1,
-              init_from: str | Path | None = None, **size_overrides) -> dict:
+              init_from: str | Path | None = None, grid_fraction: float = 0.5, **size_overrides) -> dict:
     """Train the toy pipeline (VAE, text encoders, transformer) and the annotator; save the
     diffusers folder (plus ``annotator/`` and ``training.json``) atomically at `out_dir`.
     Returns the training summary. Deterministic given `seed` (and the thread count).
 
     ``init_from``: continue from a folder this function wrote (same scenes; a fresh batch/noise
     stream; the VAE is kept and not retrained when ``vae_steps=0``). The summary records the
-    whole chain, so a continued model is reproduced by replaying the same calls."""
+    whole chain, so a continued model is reproduced by replaying the same calls.
+
+    ``grid_fraction``: share of training sigmas drawn from the 4 inference sigmas (rest logit-normal).
+    ``annotator_steps=0`` with ``init_from`` and ``vae_steps=0``: the VAE is unchanged, so the
+    annotator of ``init_from`` is copied instead of retrained (training it again is deterministic
+    and gives the same one)."""
     from ..atomic import atomic_path
     from .annotate import train_annotator
 
@@ -223,7 +229,7 @@ def train_toy(out_dir: str | Path, seed: int = 0, n_images: int = 6000, steps: i
     log.info("latent shift %.4f scale %.4f", shift, scale)
 
     clip_ids, t5_ids = tokenize(pipe.tokenizer, captions), tokenize(pipe.tokenizer_2, captions)
-    hist += train_flow(pipe, latents, clip_ids, t5_ids, steps, batch_size, lr, g)
+    hist += train_flow(pipe, latents, clip_ids, t5_ids, steps, batch_size, lr, g, grid_fraction=grid_fraction)
     t_flow = time.time() - t0 - t_vae
 
     @torch.no_grad()
@@ -232,13 +238,21 @@ def train_toy(out_dir: str | Path, seed: int = 0, n_images: int = 6000, steps: i
                                for i in range(0, len(imgs), 256)])
 
     # The annotator also learns from VAE reconstructions (the look of decoded images).
-    na = min(n_images, annotator_images)
-    annotator, ann_report = train_annotator(scenes[:na], images[:na], masks[:na], reconstruct(images[:na]),
-                                            seed=seed, steps=annotator_steps, eval_recon_fn=reconstruct)
+    if annotator_steps == 0:
+        if init_from is None or vae_steps:
+            raise ValueError("annotator_steps=0 needs init_from and vae_steps=0 (the annotator is copied)")
+        from .annotate import Annotator
+
+        annotator = Annotator.load(init_from)
+        ann_report = dict(previous.get("annotator", {}), copied_from=str(init_from))
+    else:
+        na = min(n_images, annotator_images)
+        annotator, ann_report = train_annotator(scenes[:na], images[:na], masks[:na], reconstruct(images[:na]),
+                                                seed=seed, steps=annotator_steps, eval_recon_fn=reconstruct)
     t_total = time.time() - t0
     summary = {
         "seed": seed, "n_images": n_images, "steps": steps, "vae_steps": vae_steps, "batch_size": batch_size,
-        "lr": lr, "vae_lr": vae_lr, "annotator_steps": annotator_steps, "annotator_images": annotator_images, "size_overrides": size_overrides, "torch_threads": torch.get_num_threads(),
+        "lr": lr, "vae_lr": vae_lr, "annotator_steps": annotator_steps, "annotator_images": annotator_images, "size_overrides": size_overrides, "grid_fraction": grid_fraction, "torch_threads": torch.get_num_threads(),
         "seconds": {"vae": round(t_vae, 1), "flow": round(t_flow, 1), "total": round(t_total, 1)},
         "latent_shift": shift, "latent_scale": scale, "annotator": ann_report, "history": hist,
         "init_from": None if init_from is None else str(init_from), "previous": previous,
