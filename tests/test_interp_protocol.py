@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from diffdict.interp.backends import Example, Explanation, make_backend
+from diffdict.interp.backends import Example, make_backend
 from diffdict.interp.backends.annotation import AnnotationBackend
 from diffdict.interp.backends.local_vlm import TransformersBackend
 from diffdict.interp.backends.prompts import ParseError, parse_explanation, parse_score

@@ -6,10 +6,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from safetensors.numpy import save_file
 
-from diffdict.interp import make_cards, resolve_config, run_interp
+from diffdict.interp import resolve_config, run_interp
 from diffdict.interp.backends.annotation import ArrayAnnotator
 from diffdict.interp.run import explain_and_score
 from diffdict.store import ActivationWriter

@@ -26,7 +26,7 @@ def random_codes(seed=0, n_img=12, steps=2, grid=(3, 4), k=3, F=20, neg=True):
 
 
 def naive(codes, active_q, qs):
-    F, T = codes.n_features, codes.grid[0] * codes.grid[1]
+    F = codes.n_features
     tokact = {}  # (f, pid, tok) -> max over steps
     fired = np.zeros(F)
     for r in range(len(codes)):

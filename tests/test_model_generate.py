@@ -21,15 +21,6 @@ from diffdict.sites import Site
 from diffdict.store import ActivationStore
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models: OpenMP threads only add spin-wait on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 CFG = dict(name="tiny", height=32, width=32, num_inference_steps=3, guidance_scale=0.0, max_sequence_length=12)
 PROMPTS = pd.DataFrame(
     {

@@ -17,15 +17,6 @@ from diffdict.model.tiny import tiny_transformer
 from diffdict.sites import Site
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models: OpenMP threads only add spin-wait on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 B, L_TXT, GRID = 2, 5, (4, 6)
 L_IMG = GRID[0] * GRID[1]
 

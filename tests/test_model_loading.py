@@ -15,15 +15,6 @@ from diffdict.model import (
 from diffdict.model.tiny import tiny_pipeline
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models: OpenMP threads only add spin-wait on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     p = tmp_path_factory.mktemp("m") / "tiny-flux"

@@ -368,6 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def model_and_site(s):  # the settings every model-running, per-site command takes
+        s.add_argument("--model", type=_json, required=True, help="the config's model section (JSON)")
+        s.add_argument("--site-name", required=True)
+        s.add_argument("--site", type=_json, required=True, help="the site's settings (JSON)")
+
     def add(name, fn, help):
         s = sub.add_parser(name, help=help, description=help)
         s.set_defaults(fn=fn)
@@ -393,9 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
 
     s = add("capture", cmd_capture, "capture a site's activations from one shard by replay")
-    s.add_argument("--model", type=_json, required=True)
-    s.add_argument("--site-name", required=True)
-    s.add_argument("--site", type=_json, required=True)
+    model_and_site(s)
     s.add_argument("--split", required=True)
     s.add_argument("--shard-file", required=True)
     s.add_argument("--out", required=True)
@@ -405,9 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("parts", nargs="+")
 
     s = add("train-dictionary", cmd_train_dictionary, "train/build one dictionary on one site")
-    s.add_argument("--model", type=_json, required=True)
-    s.add_argument("--site-name", required=True)
-    s.add_argument("--site", type=_json, required=True)
+    model_and_site(s)
     s.add_argument("--dictionary", type=_json, required=True)
     s.add_argument("--train", required=True)
     s.add_argument("--checkpoints", required=True)
@@ -422,9 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
 
     s = add("splice", cmd_splice, "spliced-generation effect recovered")
-    s.add_argument("--model", type=_json, required=True)
-    s.add_argument("--site-name", required=True)
-    s.add_argument("--site", type=_json, required=True)
+    model_and_site(s)
     s.add_argument("--dictionary", required=True)
     s.add_argument("--dict-name", required=True)
     s.add_argument("--shard", required=True)
@@ -459,9 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("shards", nargs="+")
 
     s = add("steer", cmd_steer, "steering grids for the best-explained features")
-    s.add_argument("--model", type=_json, required=True)
-    s.add_argument("--site-name", required=True)
-    s.add_argument("--site", type=_json, required=True)
+    model_and_site(s)
     s.add_argument("--dictionary", required=True)
     s.add_argument("--explanations", required=True)
     s.add_argument("--scores", required=True)

@@ -212,7 +212,7 @@ def check(config: dict, schema_path: str | Path | None = None, check_model: bool
         else:
             for name, sc in config["sites"].items():
                 site = Site.from_config(name, sc)
-                errors += [f"config.sites.{msg}" for msg in validate_site(
+                errors += [msg.replace(f"site '{name}': ", f"config.sites.{name}: ", 1) for msg in validate_site(
                     site, n_double, n_single, m["num_inference_steps"])]
     if errors:
         raise ConfigError(_format(errors))

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .scene import BACKGROUNDS, COLORS, CONCEPTS, POSITIONS, SHAPES, SIZE_RADIUS, Scene
+from .scene import BACKGROUNDS, COLORS, CONCEPTS, POSITIONS, SHAPES, Scene
 
 log = logging.getLogger(__name__)
 

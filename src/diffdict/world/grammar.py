@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scene import BACKGROUNDS, COLORS, POSITIONS, SHAPES, SIZES, Obj, Scene
+from .scene import BACKGROUNDS, COLORS, POSITIONS, SHAPES, Obj, Scene
 
 MAX_WORDS = 15
 
