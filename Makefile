@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: figures test lint report clean-results
+.PHONY: figures test lint report
 
 $(BIN)/diffdict: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,4 +30,4 @@ lint: $(BIN)/diffdict
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint
 
 report: $(BIN)/diffdict
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) --report results/report/workflow.html
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) --report results/report/workflow.zip
