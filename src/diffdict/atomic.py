@@ -47,6 +47,15 @@ def write_parquet(path: str | os.PathLike, df) -> None:
         df.to_parquet(tmp, index=False)
 
 
+def write_table(path: str | os.PathLike, df) -> None:
+    """A tidy table, atomically: ``.parquet`` or ``.csv`` by suffix."""
+    suffix = os.fspath(path).rsplit(".", 1)[-1].lower()
+    if suffix not in ("parquet", "csv"):
+        raise ValueError(f"{path}: write .parquet or .csv")
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False) if suffix == "parquet" else df.to_csv(tmp, index=False)
+
+
 def _json_default(o: Any) -> Any:
     import numpy as np
 

@@ -149,6 +149,7 @@ def cmd_splice(a):
 
 
 def cmd_collect(a):
+    from .atomic import write_table
     from .plots.collect import collect_tables
 
     table = collect_tables(a.inputs, a.stage, levels=tuple(a.levels or ()), kinds=a.kinds)
@@ -157,17 +158,7 @@ def cmd_collect(a):
         keep = [c for c in table.columns if c not in cols]
         table = table.melt(id_vars=keep, value_vars=cols, var_name="metric", value_name=a.value_name)
         table["metric"] = table["metric"].str.removeprefix(a.melt)
-    _write_table(table, a.out)
-
-
-def _write_table(df, path):
-    from .atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        if str(path).endswith(".parquet"):
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
+    write_table(a.out, table)
 
 
 # ---- interpretation and steering ----------------------------------------------------------
@@ -301,6 +292,7 @@ def cmd_annotate(a):
 def cmd_concept_recovery(a):
     import numpy as np
 
+    from .atomic import write_table
     from .dictionaries import SparseCodes
     from .interp.codes import CodeTable
     from .metrics.concepts import concept_recovery
@@ -311,7 +303,7 @@ def cmd_concept_recovery(a):
         SparseCodes(codes.indices.long(), codes.values.float()), codes.prompt_id, codes.token,
         ann["token_masks"], [str(c) for c in ann["concepts"]], codes.n_features, mask_prompt_ids=ann["prompt_id"],
     )
-    _write_table(table, a.out)
+    write_table(a.out, table)
 
 
 def cmd_samples(a):

@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Mapping, Protocol
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path
+from .. import atomic
 from .grid import SteeringRun
 
 METRIC_COLUMNS = (
@@ -200,8 +200,4 @@ def judge_metrics(
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a tidy table atomically: ``.parquet`` or ``.csv`` by suffix."""
-    suffix = os.fspath(path).rsplit(".", 1)[-1].lower()
-    if suffix not in ("parquet", "csv"):
-        raise ValueError(f"{path}: write .parquet or .csv")
-    with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False) if suffix == "parquet" else df.to_csv(tmp, index=False)
+    atomic.write_table(path, df)
