@@ -63,7 +63,10 @@ def main():
             print(runs[-1], flush=True)
     reach = [r for r in runs if r["fvu"] <= sae_fvu]
     best = min(reach, key=lambda r: r["build_s"]) if reach else min(runs, key=lambda r: r["fvu"])
+    in_budget = [r for r in runs if r["build_s"] <= sae_wall / 10]  # "or reports how close it gets"
+    best_in_budget = min(in_budget, key=lambda r: r["fvu"]) if in_budget else None
     summary = {"sae_fvu": sae_fvu, "sae_wall_s": sae_wall, "reaches_sae_fvu": bool(reach), "best": best,
+               "best_within_tenth_of_sae_time": best_in_budget,
                "target_met": bool(reach) and best["build_s"] <= sae_wall / 10}
     cmd = ".venv-bench/bin/python benchmarks/bench_itda.py " + " ".join(sys.argv[1:])
     report = {"command": cmd.strip(), "data": desc, "runs": runs, "summary": summary,
@@ -82,6 +85,11 @@ def main():
     lines += ["", f"Best: {verdict}: cos_threshold {best['cos_threshold']}, max_atoms {best['max_atoms']}: FVU "
               f"{best['fvu']:.4f} in {best['build_s']:.1f} s ({best['time_fraction_of_sae']:.3f} of the SAE's time). "
               f"Target (SAE FVU in <= 1/10 of its time) met: {summary['target_met']}."]
+    if best_in_budget is not None:
+        b = best_in_budget
+        lines += ["", f"Within 1/10 of the SAE's time ({sae_wall / 10:.1f} s) the best ITDA reaches FVU {b['fvu']:.4f} "
+                  f"(cos_threshold {b['cos_threshold']}, max_atoms {b['max_atoms']}, {b['build_s']:.2f} s) against the "
+                  f"SAE's {sae_fvu:.4f}."]
     with atomic_path(a.out + ".md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -242,7 +242,7 @@ def main():
               "`normalize: dim` (per-dimension standardisation, the paper's choice; trades model-space FVU for "
               "recovery of features under massive dimensions, see train_sae.py). Speed-ups compare diffdict with "
               "the fastest peer.",
-              "", "The machine is shared (2 cores, other jobs running); wall-clock numbers carry that noise; "
+              "", "Wall-clock numbers on the shared 2-core machine carry noise from any other job; "
               "'median step' is the least sensitive column."]
     with atomic_path(a.out + ".md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")

@@ -26,7 +26,9 @@ import torch
 from diffdict.atomic import write_json
 from diffdict.world import TRAIN_DOMAIN, prompts_table, sample_scenes
 from diffdict.world.annotate import Annotator, evaluate_annotator
-from diffdict.world.evaluate import adherence_table, generate, sample_grid_figure
+from diffdict.config import load_yaml
+from diffdict.model import generate_images
+from diffdict.world.evaluate import adherence_table, sample_grid_figure
 from diffdict.world.scene import Scene
 
 RESULTS = Path(__file__).parent / "results"
@@ -51,11 +53,13 @@ def main(argv=None):
 
     df = prompts_table(args.n, seed=args.seed, start_id=10**6)
     scenes = [Scene.from_json(s) for s in df["scene"]]
-    _, train_caps, _ = sample_scenes(training["n_images"], training["seed"], TRAIN_DOMAIN)
+    _, train_caps, _ = sample_scenes(training["n_images"], training["seed"], TRAIN_DOMAIN,
+                                     p_two=training.get("two_object_fraction", 0.35))
     seen = df["prompt"].isin(set(train_caps)).to_numpy()
 
     t0 = time.time()
-    images = generate(pipe, df["prompt"].tolist(), df["seed"].to_numpy())
+    model_cfg = load_yaml(Path(__file__).resolve().parents[1] / "config/config.yaml")["model"]  # sampling settings
+    images = generate_images(pipe, df["prompt"].tolist(), df["seed"].to_numpy(), model_cfg, batch_size=32)
     t_gen = time.time() - t0
     tab = adherence_table(ann, images, scenes)
     tab["seen_caption"] = seen

@@ -34,6 +34,23 @@ def test_pursuit_nonnegative_and_residual_never_grows(n, d, k, seed, nonneg, mp)
         prev = res
 
 
+@pytest.mark.parametrize("mp", [False, True])
+@pytest.mark.parametrize("nonneg", [False, True])
+@pytest.mark.parametrize("stop_cos", [None, 0.8])
+def test_atom_space_engine_gives_the_residual_engines_codes(mp, nonneg, stop_cos):
+    g = torch.Generator().manual_seed(3)
+    atoms = torch.nn.functional.normalize(torch.randn(300, 40, generator=g, dtype=torch.float64), dim=1)
+    x = torch.relu(torch.randn(200, 300, generator=g, dtype=torch.float64) - 2) @ atoms
+    fn = matching_pursuit if mp else gradient_pursuit
+    c1, i1 = fn(x, atoms, 12, nonneg, stop_cos)
+    c2, i2 = fn(x, atoms, 12, nonneg, stop_cos, gram=atoms @ atoms.T)
+    material = c1.abs() > 1e-9  # a token reconstructed exactly picks noise afterwards
+    assert torch.equal(i1[material], i2[material])
+    torch.testing.assert_close(c2, c1)
+    if stop_cos is not None:  # some tokens stopped early, so the test covers the active-set path
+        assert (c1 == 0).any(1).any()
+
+
 def test_gradient_pursuit_beats_matching_pursuit_and_solves_orthogonal_case():
     atoms = torch.eye(6, dtype=torch.float64)
     x = torch.tensor([[3.0, 0, 2, 0, 0, 1]], dtype=torch.float64)
@@ -97,3 +114,20 @@ def test_early_stop_keeps_codes_good_enough_and_padding_zero():
     assert stopped.any() and (cos[stopped] >= 0.9 - 1e-6).all()
     assert (c >= 0).all() and ((c != 0).sum(1) <= (full_c != 0).sum(1)).all()
     torch.testing.assert_close(c[~stopped], full_c[~stopped])
+
+
+def test_build_gives_the_same_atoms_with_and_without_the_gram_matrix(monkeypatch):
+    import diffdict.dictionaries.itda as itda_mod
+
+    p = planted(d=32, n_atoms=64, k=3, k_min=1, seed=1)
+    built = {}
+    for use in (False, True):
+        monkeypatch.setattr(itda_mod, "use_gram", lambda n, d, k, use=use: use)
+        cfg = ITDAConfig(k=3, cos_threshold=0.9, max_atoms=300, batch_size=128, init_tokens=1024)
+        built[use] = build_itda(p.factory(4096, batch=512), 32, cfg, progress=False)
+    assert built[True].n_features == built[False].n_features > 64
+    torch.testing.assert_close(built[True].atoms, built[False].atoms)
+    assert torch.equal(built[True].atom_row, built[False].atom_row)
+    x = p.sample(500, 7)
+    a, b = built[True].encode(x), built[False].encode(x)  # encode uses the cached Gram matrix when forced
+    torch.testing.assert_close(built[True].decode(a), built[False].decode(b), rtol=1e-4, atol=1e-4)

@@ -1,5 +1,6 @@
 """Sparse kernels: forward equals the dense computation, gradients are exact."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,17 +29,20 @@ def test_sparse_decode_gradients_match_dense():
     assert torch.autograd.gradcheck(lambda v, w: sparse_decode(index, v, w), (values, w))
 
 
-def test_topk_encode_matches_dense_and_gradcheck():
+@pytest.mark.parametrize("many_dead", [False, True])  # two AuxK paths: column gather / masked fill
+def test_topk_encode_matches_dense_and_gradcheck(many_dead):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(8, 6, generator=g, dtype=torch.float64, requires_grad=True)
     w = torch.randn(20, 6, generator=g, dtype=torch.float64, requires_grad=True)
     b = torch.randn(20, generator=g, dtype=torch.float64, requires_grad=True)
     dead = torch.zeros(20, dtype=torch.bool)
     dead[::3] = True
+    dead = ~dead if many_dead else dead
     values, index, aux_v, aux_i = topk_encode(x, w, b, 4, dead, 3)
     pre = torch.relu(x @ w.T + b)
     torch.testing.assert_close(values, pre.gather(1, index))
     torch.testing.assert_close(values.sort(1).values, pre.topk(4).values.sort(1).values)
     assert dead[aux_i[aux_v > 0]].all()
+    torch.testing.assert_close(aux_v.sort(1).values, (pre * dead).topk(3).values.sort(1).values)
     assert torch.autograd.gradcheck(lambda x, w, b: topk_encode(x, w, b, 4, dead, 3)[0], (x, w, b))
     assert torch.autograd.gradcheck(lambda x, w, b: topk_encode(x, w, b, 4, dead, 3)[2], (x, w, b))

@@ -11,7 +11,8 @@ from PIL import Image
 from diffdict.model import steer
 from diffdict.model.tiny import tiny_pipeline
 from diffdict.sites import Site
-from diffdict.steering import generate, run_steering, site_token_norm, steering_grid
+from diffdict.model import generate_images as generate
+from diffdict.steering import run_steering, site_token_norm, steering_grid
 from diffdict.steering.grid import SteeringRun
 from diffdict.steering.metrics import (
     annotator_metrics, explanation_targets, judge_from_scorer, judge_metrics, write_table,

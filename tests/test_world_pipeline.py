@@ -63,3 +63,26 @@ def test_flow_training_steps_are_deterministic():
     assert out[0][0] == out[1][0] and torch.equal(out[0][1], out[1][1])
     s = T.train_sigmas(4000, torch.Generator().manual_seed(0))
     assert 0 < s.min() and s.max() <= 1 and ((s == 0.25) | (s == 0.5) | (s == 0.75) | (s == 1)).float().mean() > 0.4
+
+
+def test_train_toy_cli_writes_a_loadable_pipeline_from_the_world_config(tmp_path):
+    """The `train_toy_model` rule's command, on a tiny world config with schema defaults filled."""
+    import json
+
+    from diffusers import FluxPipeline
+
+    from diffdict.cli import main
+    from diffdict.config import apply_defaults, load_schema
+    from diffdict.world.annotate import Annotator
+
+    world = {"seed": 3, "train_images": 64, "train_steps": 2, "vae_steps": 2, "annotator_steps": 2, "batch_size": 4,
+             "size": {"attention_head_dim": 8, "num_attention_heads": 2, "num_layers": 2, "num_single_layers": 2}}
+    world = apply_defaults({"world": world}, load_schema())["world"]
+    assert world["lr"] > 0 and 0 <= world["grid_fraction"] <= 1  # defaults came from the schema
+    out = tmp_path / "toy"
+    assert main(["train-toy", "--world", json.dumps(world), "--model", json.dumps({"kind": "toy"}), "--out", str(out)]) == 0
+    pipe = FluxPipeline.from_pretrained(out)
+    assert pipe.transformer.config.attention_head_dim == 8 and tuple(pipe.transformer.config.axes_dims_rope) == (4, 2, 2)
+    assert Annotator.load(out).concepts
+    summary = json.loads((out / "training.json").read_text())
+    assert summary["seed"] == 3 and summary["steps"] == 2 and summary["size_overrides"]["num_attention_heads"] == 2

@@ -8,7 +8,7 @@ import pytest
 from diffdict.world import CONCEPTS, prompts_table, sample_scenes
 from diffdict.world.grammar import MAX_WORDS, caption
 from diffdict.world.render import render
-from diffdict.world.scene import BACKGROUNDS, COLORS, POSITIONS, SHAPES, SIZES, Scene, sample_scene
+from diffdict.world.scene import BACKGROUNDS, COLORS, POSITIONS, SHAPES, SIZE_EXTENT, SIZES, Scene, sample_scene
 
 
 def test_world_has_required_variety():
@@ -36,7 +36,7 @@ def test_masks_and_labels_agree_with_pixels(seed):
             quad = POSITIONS[2 * int(ys.mean() >= 32) + int(xs.mean() >= 32)]
             assert quad == o.position
             extent = max(np.ptp(ys), np.ptp(xs)) + 1
-            assert (extent > 17) == (o.size == "large")
+            assert (extent / 64 > SIZE_EXTENT) == (o.size == "large")
 
 
 def test_shapes_differ_in_silhouette():

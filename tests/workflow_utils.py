@@ -22,7 +22,7 @@ def small_config(results: str = "results") -> dict:
     cfg["prompts"].update(shard_size=32, splits={"train": 64, "interp": 32, "test": 32})
     for d in cfg["dictionaries"].values():
         if d["kind"] == "topk_sae":
-            d["tokens"] = 20_000
+            d["tokens"] = 100_000  # ~25 epochs of the 4,096 training tokens: seconds at d=64
     return cfg
 
 

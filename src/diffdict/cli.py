@@ -37,7 +37,10 @@ def cmd_train_toy(a):
 
     world = a.world
     train_toy(a.out, seed=world["seed"], n_images=world["train_images"], steps=world["train_steps"],
-              vae_steps=world["vae_steps"], lr=world["lr"], threads=world["threads"])
+              vae_steps=world["vae_steps"], annotator_steps=world["annotator_steps"], lr=world["lr"],
+              batch_size=world["batch_size"],
+              grid_fraction=world["grid_fraction"], two_object_fraction=world["two_object_fraction"],
+              threads=world["threads"], **world.get("size", {}))
 
 
 def cmd_prompts(a):

@@ -31,7 +31,7 @@ def load_yaml(path: str | Path) -> dict:
         return yaml.safe_load(f) or {}
 
 
-def _schema(schema_path: str | Path | None) -> dict:
+def load_schema(schema_path: str | Path | None = None) -> dict:
     path = Path(schema_path) if schema_path else SCHEMA_PATH
     if not path.exists():
         raise ConfigError(f"config schema not found at {path}")
@@ -89,11 +89,11 @@ def apply_defaults(config: dict, schema: dict) -> dict:
 # ---- model architecture (for index checks without loading weights) ----------------------
 
 
-def model_blocks(model_cfg: dict) -> tuple[int, int]:
+def model_blocks(model_cfg: dict, world_cfg: dict | None = None) -> tuple[int, int]:
     """(n_double, n_single) of the configured model, from its config files only (no weights).
 
     A toy model whose folder does not exist yet (the workflow trains it) answers with the
-    builder's configuration."""
+    builder's configuration (``world.size`` overrides included)."""
     from .model.loading import ModelFolderError, info_from_config, transformer_config_info
 
     try:
@@ -103,7 +103,9 @@ def model_blocks(model_cfg: dict) -> tuple[int, int]:
             raise
         from .world.pipeline import transformer_config
 
-        info = info_from_config(transformer_config())
+        size = (world_cfg or {}).get("size", {})
+        info = info_from_config(transformer_config(**{k: v for k, v in size.items()
+                                                      if k in ("num_layers", "num_single_layers")}))
     return info["n_double"], info["n_single"]
 
 
@@ -188,7 +190,7 @@ def _check_stage_options(config: dict) -> list[str]:
 
 def check(config: dict, schema_path: str | Path | None = None, check_model: bool = True) -> dict:
     """Validate `config`; return it with defaults filled. Raises ConfigError listing every problem."""
-    schema = _schema(schema_path)
+    schema = load_schema(schema_path)
     errors = _schema_messages(config, schema)
     if errors:
         raise ConfigError(_format(errors))
@@ -206,7 +208,7 @@ def check(config: dict, schema_path: str | Path | None = None, check_model: bool
         errors.append("config.prompts.source: 'world' prompts only fit the toy model; use 'file' for flux")
     if check_model:
         try:
-            n_double, n_single = model_blocks(m)
+            n_double, n_single = model_blocks(m, config.get("world"))
         except (FileNotFoundError, ValueError) as e:
             errors.append(f"config.model: {e}")
         else:

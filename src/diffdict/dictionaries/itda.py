@@ -33,6 +33,7 @@ when the batches carried none), ``atom_prompt_id``, ``atom_step``, ``atom_token`
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -43,7 +44,7 @@ from tqdm.auto import tqdm
 
 from .base import Dictionary, SparseCodes
 from .data import BatchesFactory, rebatch, sample
-from .pursuit import PURSUITS, pursuit
+from .pursuit import GRAM_MAX_ELEMENTS, PURSUITS, pursuit, use_gram
 from .train_sae import NORMALIZE, normalisation_stats, write_log
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,19 @@ class ITDA(Dictionary):
     def hparams(self) -> dict:
         return {**super().hparams(), "k": self.k, "pursuit": self.pursuit}
 
+    def gram(self) -> torch.Tensor | None:
+        """atoms @ atoms.T when the atom-space pursuit pays (`pursuit.use_gram`), cached until
+        the atoms change (not saved: it is derived)."""
+        if not use_gram(self.n_features, self.d_model, self.k):
+            return None
+        key = (self.atoms.data_ptr(), self.atoms._version, self.atoms.device)
+        if getattr(self, "_gram_key", None) != key:
+            self._gram, self._gram_key = self.atoms @ self.atoms.T, key
+        return self._gram
+
     def encode_normalised(self, xn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        parts = [pursuit(self.pursuit, xn[a : a + self.chunk], self.atoms, self.k)
+        gram = self.gram()
+        parts = [pursuit(self.pursuit, xn[a : a + self.chunk], self.atoms, self.k, gram=gram)
                  for a in range(0, xn.shape[0], self.chunk)]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
@@ -142,6 +154,7 @@ def build_itda(
     d = ITDA(d_model, cfg.max_atoms, cfg.k, cfg.pursuit).to(device)
     prov = {p: torch.full((cfg.max_atoms,), -1, dtype=torch.long) for p in PROVENANCE}
     n = 0
+    gram = None  # atoms[:n] @ atoms[:n].T while the atom-space pursuit pays, grown in place
     rows, seen, step, t0 = [], 0, 0, time.perf_counter()
     one_pass = cfg.tokens is None
     bar = tqdm(total=cfg.tokens, unit="tok", unit_scale=True, mininterval=5, desc=f"itda {site}", disable=not progress)
@@ -150,7 +163,8 @@ def build_itda(
             break
         xn = (batch.x.to(device) - mean) / scale
         if n:
-            coef, idx = pursuit(cfg.pursuit, xn, d.atoms[:n], cfg.k, stop_cos=cfg.cos_threshold)
+            coef, idx = pursuit(cfg.pursuit, xn, d.atoms[:n], cfg.k, stop_cos=cfg.cos_threshold,
+                                gram=None if gram is None else gram[:n, :n].contiguous())  # once per batch, not per gather
             xh = F.embedding_bag(idx, d.atoms[:n], per_sample_weights=coef, mode="sum")
             cos = F.cosine_similarity(xn, xh, dim=1)
             err = (xn - xh).pow(2).sum()
@@ -170,6 +184,7 @@ def build_itda(
         for p in PROVENANCE:
             if p in batch.meta:
                 prov[p][n : n + add] = batch.meta[p][cand[:add].cpu()]
+        gram = _grow_gram(gram, d.atoms, n, n + add, cfg.max_atoms, cfg.k)
         n += add
         seen += len(xn)
         step += 1
@@ -196,3 +211,23 @@ def build_itda(
     out.build_info = {"tokens": seen, "n_atoms": n, "positional_rows": bool(batch.positional)}
     log.info("site %s: ITDA with %d atoms from %d tokens", site, n, seen)
     return out
+
+
+def _grow_gram(gram, atoms, n, m, cap, k):
+    """Extend the Gram matrix of atoms[:n] to atoms[:m] (capacity doubles, bounded by `cap` and
+    the memory limit); None once the atom-space pursuit no longer pays."""
+    if not use_gram(m, atoms.shape[1], k):
+        return None
+    if gram is None or gram.shape[0] < m:
+        size = min(cap, max(m, 1024, 2 * (0 if gram is None else gram.shape[0])), math.isqrt(GRAM_MAX_ELEMENTS))
+        new = atoms.new_empty(size, size)
+        if gram is not None:
+            new[:n, :n] = gram[:n, :n]
+        else:
+            new[:n, :n] = atoms[:n] @ atoms[:n].T
+        gram = new
+    if m > n:
+        block = atoms[n:m] @ atoms[:m].T
+        gram[n:m, :m] = block
+        gram[:m, n:m] = block.T
+    return gram

@@ -90,7 +90,12 @@ class TopKEncode(torch.autograd.Function):
         values, index = pre.topk(k, dim=-1, sorted=False)
         values = values.clamp_min(0)
         if aux_mask is not None and k_aux > 0:
-            aux_values, aux_index = pre.masked_fill_(~aux_mask, 0).topk(k_aux, dim=-1, sorted=False)
+            dead = aux_mask.nonzero().squeeze(1)
+            if 2 * len(dead) <= aux_mask.numel():  # few dead: top-k over their columns only
+                aux_values, i = pre.index_select(1, dead).topk(k_aux, dim=-1, sorted=False)
+                aux_index = dead[i]
+            else:
+                aux_values, aux_index = pre.masked_fill_(~aux_mask, 0).topk(k_aux, dim=-1, sorted=False)
             aux_values = aux_values.clamp_min(0)
         else:
             aux_values, aux_index = pre.new_zeros(x.shape[0], 0), index.new_zeros(x.shape[0], 0)

@@ -1,7 +1,7 @@
 """The model adapter: loading, hook sites, sharded generation, replay capture, interventions."""
 
 from .capture import capture, execution_device, replay_inputs, run_to_site, select_tokens
-from .generate import encode_prompts, generate_shard, read_shard
+from .generate import encode_prompts, generate_images, generate_shard, read_shard
 from .hooks import CallState, SiteError, StopForward, check_site, record_site, site_block, site_hook
 from .intervene import mean_token_norm, splice, steer
 from .loading import (
@@ -26,6 +26,7 @@ __all__ = [
     "check_site",
     "encode_prompts",
     "execution_device",
+    "generate_images",
     "generate_shard",
     "image_grid",
     "info_from_config",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -177,3 +178,31 @@ def read_shard(path: str | os.PathLike, names=None) -> tuple[dict[str, torch.Ten
     except Exception as e:
         raise ValueError(f"{path} is not a readable generation shard: {e}") from e
     return tensors, meta
+
+
+def generate_images(
+    pipe, prompts: Sequence[str], seeds: Sequence[int], model_cfg: Mapping, batch_size: int = 8
+) -> np.ndarray:
+    """Plain generation, seeded per image: uint8 images [len(prompts), H, W, 3].
+
+    One CPU ``torch.Generator`` per image (CPU so the noise is the same on any device); the
+    remaining sampling settings come from the model config (height, width,
+    num_inference_steps, guidance_scale, max_sequence_length).
+    """
+    if len(prompts) != len(seeds):
+        raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+    kwargs = {
+        "height": int(model_cfg["height"]),
+        "width": int(model_cfg["width"]),
+        "num_inference_steps": int(model_cfg["num_inference_steps"]),
+        "guidance_scale": float(model_cfg.get("guidance_scale", 0.0)),
+        "max_sequence_length": int(model_cfg.get("max_sequence_length", 512)),
+    }
+    out = []
+    for i in range(0, len(prompts), batch_size):
+        gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds[i : i + batch_size]]
+        with torch.inference_mode():
+            res = pipe(prompt=list(prompts[i : i + batch_size]), generator=gens, output_type="np", **kwargs)
+        # Same rounding as diffusers' numpy_to_pil, so PNGs of either path match.
+        out.append((np.asarray(res.images) * 255).round().clip(0, 255).astype(np.uint8))
+    return np.concatenate(out) if out else np.zeros((0, kwargs["height"], kwargs["width"], 3), np.uint8)

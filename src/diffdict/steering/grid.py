@@ -7,7 +7,7 @@ manager; this module decides *what* to add, seeds the noise, and lays the result
 
 Seeding contract: every image gets its own CPU generator seeded with its prompt's seed, and
 steered and unsteered images are generated with the same batch composition, so the strength-0
-column is pixel-identical to plain generation (`generate`) of the same prompts and seeds.
+column is pixel-identical to plain generation (`model.generate_images`) of the same prompts and seeds.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from ..atomic import atomic_path
+from ..model.generate import generate_images
 from ..sites import STREAMS, Site
 
 SteerFn = Callable[..., ContextManager]
@@ -67,34 +68,6 @@ def _default_steer() -> SteerFn:
             "steering needs diffdict.model.steer (the model adapter); pass steer_fn= to use another"
         ) from e
     return steer
-
-
-def generate(
-    pipe, prompts: Sequence[str], seeds: Sequence[int], model_cfg: Mapping, batch_size: int = 8
-) -> np.ndarray:
-    """Plain generation, seeded per image: uint8 images [len(prompts), H, W, 3].
-
-    One CPU ``torch.Generator`` per image (CPU so the noise is the same on any device); the
-    remaining sampling settings come from the model config (height, width,
-    num_inference_steps, guidance_scale, max_sequence_length).
-    """
-    if len(prompts) != len(seeds):
-        raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-    kwargs = {
-        "height": int(model_cfg["height"]),
-        "width": int(model_cfg["width"]),
-        "num_inference_steps": int(model_cfg["num_inference_steps"]),
-        "guidance_scale": float(model_cfg.get("guidance_scale", 0.0)),
-        "max_sequence_length": int(model_cfg.get("max_sequence_length", 512)),
-    }
-    out = []
-    for i in range(0, len(prompts), batch_size):
-        gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds[i : i + batch_size]]
-        with torch.inference_mode():
-            res = pipe(prompt=list(prompts[i : i + batch_size]), generator=gens, output_type="np", **kwargs)
-        # Same rounding as diffusers' numpy_to_pil, so PNGs of either path match.
-        out.append((np.asarray(res.images) * 255).round().clip(0, 255).astype(np.uint8))
-    return np.concatenate(out) if out else np.zeros((0, kwargs["height"], kwargs["width"], 3), np.uint8)
 
 
 def unit_directions(dictionary, features: Sequence[int]) -> torch.Tensor:
@@ -160,7 +133,7 @@ def run_steering(
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
 
-    baseline = generate(pipe, prompts, seeds, model_cfg, batch_size)
+    baseline = generate_images(pipe, prompts, seeds, model_cfg, batch_size)
     chunks, n_images = [baseline], len(baseline)
     base_idx = np.arange(len(prompts))
     rows = []
@@ -179,7 +152,7 @@ def run_steering(
                         steer_fn(pipe.transformer, site, directions[fi], s * mean_norm, steps,
                                  stream=stream, border=border if stream == "img" else 0)
                     )
-                imgs = generate(pipe, prompts, seeds, model_cfg, batch_size)
+                imgs = generate_images(pipe, prompts, seeds, model_cfg, batch_size)
             chunks.append(imgs)
             idx = np.arange(n_images, n_images + len(imgs))
             n_images += len(imgs)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .grammar import caption, vocabulary
 from .render import render, render_batch
-from .scene import CONCEPTS, Scene, sample_scene
+from .scene import CONCEPTS, P_TWO, Scene, sample_scene
 
 # Stream domains: prompt tables and training renderings draw from different seed sequences, so
 # a split's prompts and the toy model's training scenes are independent draws even for equal seeds.
@@ -19,12 +19,14 @@ PROMPTS_DOMAIN = 0x5052  # "PR"
 TRAIN_DOMAIN = 0x5452    # "TR"
 
 
-def sample_scenes(n: int, seed: int, domain: int = PROMPTS_DOMAIN) -> tuple[list[Scene], list[str], np.ndarray]:
-    """`n` scenes, their captions and per-item noise seeds, from one seeded stream."""
+def sample_scenes(n: int, seed: int, domain: int = PROMPTS_DOMAIN,
+                  p_two: float = P_TWO) -> tuple[list[Scene], list[str], np.ndarray]:
+    """`n` scenes, their captions and per-item noise seeds, from one seeded stream; `p_two`:
+    probability of a two-object scene."""
     rng = np.random.default_rng([domain, int(seed)])
     scenes, captions = [], []
     for _ in range(n):
-        s = sample_scene(rng)
+        s = sample_scene(rng, p_two)
         scenes.append(s)
         captions.append(caption(s, rng))
     noise_seeds = rng.integers(0, 2**31 - 1, size=n, dtype=np.int64)

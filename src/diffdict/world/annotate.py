@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .scene import BACKGROUNDS, COLORS, CONCEPTS, POSITIONS, SHAPES, Scene
+from .scene import BACKGROUNDS, COLORS, CONCEPTS, POSITIONS, SHAPES, SIZE_EXTENT, Scene
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Annotator:
     net: ObjectNet
     fg_threshold: float = 50.0
     min_pixels: int = 12
-    size_extent: float = 0.27  # bbox extent (fraction of side) above which an object is "large"
+    size_extent: float = SIZE_EXTENT  # bbox extent (fraction of side) above which an object is "large"
     token_threshold: float = 0.25  # min fraction of a token's pixels an object must cover
     report: dict = field(default_factory=dict)
 

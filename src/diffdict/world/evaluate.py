@@ -12,23 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .scene import Scene
-
-
-def generate(pipe, prompts: list[str], seeds, batch_size: int = 32, height: int = 64, width: int = 64,
-             num_inference_steps: int = 4, guidance_scale: float = 0.0, max_sequence_length: int = 16) -> np.ndarray:
-    """uint8 [N,H,W,3]; one generator per prompt (its noise seed), so results do not depend on batching."""
-    out = []
-    pipe.set_progress_bar_config(disable=True)
-    for i in range(0, len(prompts), batch_size):
-        gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i:i + batch_size]]
-        imgs = pipe(prompt=list(prompts[i:i + batch_size]), generator=gens, height=height, width=width,
-                    num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                    max_sequence_length=max_sequence_length, output_type="np").images
-        out.append((np.clip(imgs, 0, 1) * 255).round().astype(np.uint8))
-    return np.concatenate(out)
 
 
 def adherence_table(annotator, images: np.ndarray, scenes: list[Scene]) -> pd.DataFrame:

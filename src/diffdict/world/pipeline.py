@@ -16,7 +16,7 @@ MAX_SEQUENCE_LENGTH = 16
 
 VAE_DEFAULTS = dict(block_out_channels=(16, 32, 32), latent_channels=4, layers_per_block=1, norm_num_groups=8)
 TEXT_DEFAULTS = dict(clip_dim=32, t5_dim=64, text_layers=2)
-TRANSFORMER_DEFAULTS = dict(num_layers=2, num_single_layers=2, attention_head_dim=16, num_attention_heads=4)
+TRANSFORMER_DEFAULTS = dict(num_layers=2, num_single_layers=2, attention_head_dim=32, num_attention_heads=2)
 
 
 def _split(over: dict, defaults: dict) -> dict:
@@ -31,15 +31,18 @@ def transformer_config(**over) -> dict:
     text = _split(over, TEXT_DEFAULTS)
     latent_channels = over.pop("latent_channels", VAE_DEFAULTS["latent_channels"])
     hd = t["attention_head_dim"]
-    a = 2 * (hd // 8)  # rotary axes (text-id, row, col) must be even and sum to the head dim
-    b = 2 * ((hd - a) // 4)
+    # Rotary axes (text-id, row, col) must be even and sum to the head dim. The toy's text-id axis
+    # is constant (all ids 0), so rows and columns get all but 2-4 dims: with theta 10^4 only the
+    # fastest few frequencies resolve an 8x8 grid, and shapes need fine relative positions.
+    b = 2 * ((hd - 2) // 4)
+    a = hd - 2 * b
     cfg = dict(
         patch_size=1, in_channels=4 * latent_channels, out_channels=None,
         num_layers=t["num_layers"], num_single_layers=t["num_single_layers"],
         attention_head_dim=hd, num_attention_heads=t["num_attention_heads"],
         joint_attention_dim=text["t5_dim"], pooled_projection_dim=text["clip_dim"],
         guidance_embeds=False,  # schnell-style: no guidance embedding, guidance_scale 0
-        axes_dims_rope=(a, b, hd - a - b),
+        axes_dims_rope=(a, b, b),
     )
     cfg.update(over)
     return cfg

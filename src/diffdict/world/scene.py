@@ -37,13 +37,16 @@ CONCEPTS: list[str] = (
 OBJECT_KINDS = ("color", "shape", "size", "position")
 
 # Geometry as fractions of the image side: quadrant centres and half-extents per size.
-# Large objects (half-extent 0.19 + jitter) stay inside their quadrant, so objects never touch.
+# Large objects (half-extent 0.21 + jitter <= 0.245) stay inside their quadrant, so objects never touch.
 POSITION_CENTRES = {"top-left": (0.25, 0.25), "top-right": (0.75, 0.25),
                     "bottom-left": (0.25, 0.75), "bottom-right": (0.75, 0.75)}
-SIZE_RADIUS = {"small": 0.11, "large": 0.19}
-JITTER_OFFSET = 0.04   # centre offset, fraction of the side
-JITTER_RADIUS = 0.015  # half-extent jitter
+SIZE_RADIUS = {"small": 0.14, "large": 0.21}
+JITTER_OFFSET = 0.025  # centre offset, fraction of the side
+JITTER_RADIUS = 0.01   # half-extent jitter
 JITTER_SHADE = 12      # per-channel colour jitter (0..255)
+# Bounding-box extent (fraction of the side) separating the sizes: the largest small object
+# (triangle, 2.1 x 0.15) spans 0.315, the smallest large one (square, 1.7 x 0.20) 0.34.
+SIZE_EXTENT = 0.33
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,10 @@ class Scene:
         return (self.background,) + tuple((o.size, o.color, o.shape, o.position) for o in self.objects)
 
 
-def sample_scene(rng: np.random.Generator, p_two: float = 0.35) -> Scene:
+P_TWO = 0.35  # share of two-object scenes in prompt tables (training may use more: world.two_object_fraction)
+
+
+def sample_scene(rng: np.random.Generator, p_two: float = P_TWO) -> Scene:
     """One random scene. Two objects get distinct positions (one per quadrant)."""
     n = 2 if rng.random() < p_two else 1
     positions = rng.choice(len(POSITIONS), size=n, replace=False)

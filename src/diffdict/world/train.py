@@ -178,7 +178,8 @@ def train_flow(pipe, latents: torch.Tensor, clip_ids: torch.Tensor, t5_ids: torc
 def train_toy(out_dir: str | Path, seed: int = 0, n_images: int = 6000, steps: int = 3000, *,
               vae_steps: int = 800, batch_size: int = 64, vae_batch_size: int = 32, lr: float = 1e-3,
               vae_lr: float = 2e-3, annotator_steps: int = 800, annotator_images: int = 3000, threads: int | None = 1,
-              init_from: str | Path | None = None, grid_fraction: float = 0.5, **size_overrides) -> dict:
+              init_from: str | Path | None = None, grid_fraction: float = 0.5, two_object_fraction: float = 0.35,
+              **size_overrides) -> dict:
     """Train the toy pipeline (VAE, text encoders, transformer) and the annotator; save the
     diffusers folder (plus ``annotator/`` and ``training.json``) atomically at `out_dir`.
     Returns the training summary. Deterministic given `seed` (and the thread count).
@@ -188,6 +189,8 @@ def train_toy(out_dir: str | Path, seed: int = 0, n_images: int = 6000, steps: i
     whole chain, so a continued model is reproduced by replaying the same calls.
 
     ``grid_fraction``: share of training sigmas drawn from the 4 inference sigmas (rest logit-normal).
+    ``two_object_fraction``: share of two-object training scenes (binding two objects is the
+    hard part, so it pays to over-sample them relative to prompt tables).
     ``annotator_steps=0`` with ``init_from`` and ``vae_steps=0``: the VAE is unchanged, so the
     annotator of ``init_from`` is copied instead of retrained (training it again is deterministic
     and gives the same one)."""
@@ -200,7 +203,7 @@ def train_toy(out_dir: str | Path, seed: int = 0, n_images: int = 6000, steps: i
     torch.manual_seed(seed)
     previous = None
     g = torch.Generator().manual_seed(seed if init_from is None else seed + 7919)  # continuation: new batches
-    scenes, captions, _ = sample_scenes(n_images, seed, TRAIN_DOMAIN)
+    scenes, captions, _ = sample_scenes(n_images, seed, TRAIN_DOMAIN, p_two=two_object_fraction)
     images, masks = render_batch(scenes, IMAGE_SIZE)
     log.info("rendered %d training scenes in %.1fs", n_images, time.time() - t0)
 
@@ -252,7 +255,7 @@ def train_toy(out_dir: str | Path, seed: int = 0, n_images: int = 6000, steps: i
     t_total = time.time() - t0
     summary = {
         "seed": seed, "n_images": n_images, "steps": steps, "vae_steps": vae_steps, "batch_size": batch_size,
-        "lr": lr, "vae_lr": vae_lr, "annotator_steps": annotator_steps, "annotator_images": annotator_images, "size_overrides": size_overrides, "grid_fraction": grid_fraction, "torch_threads": torch.get_num_threads(),
+        "lr": lr, "vae_lr": vae_lr, "annotator_steps": annotator_steps, "annotator_images": annotator_images, "size_overrides": size_overrides, "grid_fraction": grid_fraction, "two_object_fraction": two_object_fraction, "torch_threads": torch.get_num_threads(),
         "seconds": {"vae": round(t_vae, 1), "flow": round(t_flow, 1), "total": round(t_total, 1)},
         "latent_shift": shift, "latent_scale": scale, "annotator": ann_report, "history": hist,
         "init_from": None if init_from is None else str(init_from), "previous": previous,
