@@ -46,7 +46,7 @@ def case(d: int, n: int, k: int, tokens: int, repeats: int, seed: int = 0) -> di
         out[f"{name}_fvu"] = float((x - torch.nn.functional.embedding_bag(i, atoms, per_sample_weights=c, mode="sum"))
                                    .pow(2).sum() / (x - x.mean(0)).pow(2).sum())
     return {"d": d, "n_atoms": n, "k": k, "tokens": tokens, "residual_s": out["residual"], "atom_s": out["atom"],
-            "speedup": out["residual"] / out["atom"], "gram_build_s": t_gram, "use_gram": use_gram(n, d, k),
+            "speedup": out["residual"] / out["atom"], "gram_build_s": t_gram, "use_gram": use_gram(n, d),
             "residual_fvu": out["residual_fvu"], "atom_fvu": out["atom_fvu"]}
 
 

@@ -122,7 +122,7 @@ def test_build_gives_the_same_atoms_with_and_without_the_gram_matrix(monkeypatch
     p = planted(d=32, n_atoms=64, k=3, k_min=1, seed=1)
     built = {}
     for use in (False, True):
-        monkeypatch.setattr(itda_mod, "use_gram", lambda n, d, k, use=use: use)
+        monkeypatch.setattr(itda_mod, "use_gram", lambda n, d, use=use: use)
         cfg = ITDAConfig(k=3, cos_threshold=0.9, max_atoms=300, batch_size=128, init_tokens=1024)
         built[use] = build_itda(p.factory(4096, batch=512), 32, cfg, progress=False)
     assert built[True].n_features == built[False].n_features > 64

@@ -11,11 +11,12 @@ from PIL import Image
 from diffdict.model import steer
 from diffdict.model.tiny import tiny_pipeline
 from diffdict.sites import Site
+from diffdict.atomic import write_table
 from diffdict.model import generate_images as generate
 from diffdict.steering import run_steering, site_token_norm, steering_grid
 from diffdict.steering.grid import SteeringRun
 from diffdict.steering.metrics import (
-    annotator_metrics, explanation_targets, judge_from_scorer, judge_metrics, write_table,
+    annotator_metrics, explanation_targets, judge_from_scorer, judge_metrics,
 )
 from diffdict.steering.select import select_features
 
@@ -217,7 +218,7 @@ def test_annotator_metrics_shift_and_change_elsewhere(tmp_path):
     assert s1.change_elsewhere.tolist() == [0.0, 1.0]  # only the second changed its size
     s0 = m[m.strength == 0.0]
     assert (s0["shift"] == 0).all() and (s0.pixel_change == 0).all()
-    write_table(m, tmp_path / "m.csv")
+    write_table(tmp_path / "m.csv", m)
     assert pd.read_csv(tmp_path / "m.csv").shape == m.shape
     # An explanation naming no known concept is kept with NaN scores, not silently dropped.
     unknown = annotator_metrics(_run(), _annotate, explanations={0: "spirals"})

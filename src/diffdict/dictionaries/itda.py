@@ -33,7 +33,6 @@ when the batches carried none), ``atom_prompt_id``, ``atom_step``, ``atom_token`
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -44,7 +43,7 @@ from tqdm.auto import tqdm
 
 from .base import Dictionary, SparseCodes
 from .data import BatchesFactory, rebatch, sample
-from .pursuit import GRAM_MAX_ELEMENTS, PURSUITS, pursuit, use_gram
+from .pursuit import PURSUITS, pursuit, use_gram
 from .train_sae import NORMALIZE, normalisation_stats, write_log
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,7 @@ class ITDA(Dictionary):
     def gram(self) -> torch.Tensor | None:
         """atoms @ atoms.T when the atom-space pursuit pays (`pursuit.use_gram`), cached until
         the atoms change (not saved: it is derived)."""
-        if not use_gram(self.n_features, self.d_model, self.k):
+        if not use_gram(self.n_features, self.d_model):
             return None
         key = (self.atoms.data_ptr(), self.atoms._version, self.atoms.device)
         if getattr(self, "_gram_key", None) != key:
@@ -154,7 +153,7 @@ def build_itda(
     d = ITDA(d_model, cfg.max_atoms, cfg.k, cfg.pursuit).to(device)
     prov = {p: torch.full((cfg.max_atoms,), -1, dtype=torch.long) for p in PROVENANCE}
     n = 0
-    gram = None  # atoms[:n] @ atoms[:n].T while the atom-space pursuit pays, grown in place
+    gram = None  # atoms[:n] @ atoms[:n].T while the atom-space pursuit pays
     rows, seen, step, t0 = [], 0, 0, time.perf_counter()
     one_pass = cfg.tokens is None
     bar = tqdm(total=cfg.tokens, unit="tok", unit_scale=True, mininterval=5, desc=f"itda {site}", disable=not progress)
@@ -163,8 +162,7 @@ def build_itda(
             break
         xn = (batch.x.to(device) - mean) / scale
         if n:
-            coef, idx = pursuit(cfg.pursuit, xn, d.atoms[:n], cfg.k, stop_cos=cfg.cos_threshold,
-                                gram=None if gram is None else gram[:n, :n].contiguous())  # once per batch, not per gather
+            coef, idx = pursuit(cfg.pursuit, xn, d.atoms[:n], cfg.k, stop_cos=cfg.cos_threshold, gram=gram)
             xh = F.embedding_bag(idx, d.atoms[:n], per_sample_weights=coef, mode="sum")
             cos = F.cosine_similarity(xn, xh, dim=1)
             err = (xn - xh).pow(2).sum()
@@ -184,7 +182,7 @@ def build_itda(
         for p in PROVENANCE:
             if p in batch.meta:
                 prov[p][n : n + add] = batch.meta[p][cand[:add].cpu()]
-        gram = _grow_gram(gram, d.atoms, n, n + add, cfg.max_atoms, cfg.k)
+        gram = _grow_gram(gram, d.atoms, n, n + add)
         n += add
         seen += len(xn)
         step += 1
@@ -213,21 +211,20 @@ def build_itda(
     return out
 
 
-def _grow_gram(gram, atoms, n, m, cap, k):
-    """Extend the Gram matrix of atoms[:n] to atoms[:m] (capacity doubles, bounded by `cap` and
-    the memory limit); None once the atom-space pursuit no longer pays."""
-    if not use_gram(m, atoms.shape[1], k):
+def _grow_gram(gram, atoms, n, m):
+    """The Gram matrix of atoms[:m] from that of atoms[:n]: a new contiguous [m, m] tensor (the
+    pursuit gathers its rows, so it must not be a slice of a larger buffer); None once the
+    atom-space pursuit no longer pays."""
+    if not use_gram(m, atoms.shape[1]):
         return None
-    if gram is None or gram.shape[0] < m:
-        size = min(cap, max(m, 1024, 2 * (0 if gram is None else gram.shape[0])), math.isqrt(GRAM_MAX_ELEMENTS))
-        new = atoms.new_empty(size, size)
-        if gram is not None:
-            new[:n, :n] = gram[:n, :n]
-        else:
-            new[:n, :n] = atoms[:n] @ atoms[:n].T
-        gram = new
-    if m > n:
-        block = atoms[n:m] @ atoms[:m].T
-        gram[n:m, :m] = block
-        gram[:m, n:m] = block.T
-    return gram
+    if gram is not None and m == n:
+        return gram
+    new = atoms.new_empty(m, m)
+    if gram is None:
+        new.copy_(atoms[:m] @ atoms[:m].T)
+        return new
+    block = atoms[n:m] @ atoms[:m].T
+    new[:n, :n] = gram
+    new[n:m] = block
+    new[:n, n:m] = block[:, :n].T
+    return new

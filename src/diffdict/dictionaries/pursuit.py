@@ -20,8 +20,7 @@ Two engines compute the same iterations:
 * atom space (``gram`` = atoms @ atoms^T given): keep the correlations themselves, updated as
   corr -= step * (g @ gram[support]) by ``embedding_bag`` over Gram rows: O(B * t * n) per
   iteration instead of O(B * d * n), with no d-sized work inside the loop. It wins when d is
-  large against k (Flux: d = 3072, k = 32) and the Gram matrix fits in memory; see
-  `use_gram`.
+  large against sqrt(n) (Flux: d = 3072) and the Gram matrix fits in memory; see `use_gram`.
 
 ``stop_cos`` (used while building ITDA) stops a token's pursuit as soon as its reconstruction
 reaches that cosine: the build only asks whether *some* code with L0 <= k is good enough, and
@@ -42,7 +41,7 @@ PURSUITS = ("gradient", "matching")
 GRAM_MAX_ELEMENTS = 2**27  # 512 MiB of fp32 Gram matrix at most (n <= 11,585 atoms)
 
 
-def use_gram(n_atoms: int, d: int, k: int) -> bool:
+def use_gram(n_atoms: int, d: int) -> bool:
     """Whether the atom-space engine is expected to be faster. Its loop gathers Gram rows of
     length n (cache-unfriendly as n grows) where the residual engine runs a d-deep matmul, so
     it pays when d is large against sqrt(n); k matters little (benchmarks/bench_pursuit.py,

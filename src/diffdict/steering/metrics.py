@@ -19,14 +19,12 @@ a [0, 1] intensity scale: a model-free proxy for how much of the image was rewri
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Callable, Iterable, Mapping, Protocol
 
 import numpy as np
 import pandas as pd
 
-from .. import atomic
 from .grid import SteeringRun
 
 METRIC_COLUMNS = (
@@ -196,8 +194,3 @@ def judge_metrics(
             "change_elsewhere": change, "pixel_change": change, "method": "judge",
         })
     return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
-
-
-def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write a tidy table atomically: ``.parquet`` or ``.csv`` by suffix."""
-    atomic.write_table(path, df)

@@ -17,9 +17,10 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from ..atomic import write_table
 from ..sites import Site
 from .grid import SteeringRun, steering_grid
-from .metrics import Judge, annotator_metrics, judge_metrics, write_table
+from .metrics import Judge, annotator_metrics, judge_metrics
 from .scale import site_token_norm
 from .select import select_features
 
@@ -119,5 +120,5 @@ def steering_metrics_stage(
         table = annotator_metrics(run, annotate, text, vocabulary=vocabulary, concepts=concepts)
     else:
         table = judge_metrics(run, judge, text)
-    write_table(table, out)
+    write_table(out, table)
     return table
