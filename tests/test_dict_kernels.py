@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diffdict.dictionaries.base import SparseCodes
-from diffdict.dictionaries.kernels import sparse_decode, topk_encode
+from diffdict.dictionaries.kernels import row_topk, sparse_decode, topk_encode
 
 
 @settings(max_examples=25, deadline=None)
@@ -46,3 +46,17 @@ def test_topk_encode_matches_dense_and_gradcheck(many_dead):
     torch.testing.assert_close(aux_v.sort(1).values, (pre * dead).topk(3).values.sort(1).values)
     assert torch.autograd.gradcheck(lambda x, w, b: topk_encode(x, w, b, 4, dead, 3)[0], (x, w, b))
     assert torch.autograd.gradcheck(lambda x, w, b: topk_encode(x, w, b, 4, dead, 3)[2], (x, w, b))
+
+
+@pytest.mark.parametrize("b,n,k", [(64, 4096, 32), (33, 1024, 8), (16, 2048, 64), (8, 1000, 8), (4, 512, 16)])
+def test_row_topk_equals_topk(b, n, k):
+    g = torch.Generator().manual_seed(n + k)
+    pre = torch.randn(b, n, generator=g)
+    pre[:, ::7] = pre[:, :1]  # ties across groups
+    pre[0, :] = 0.0  # a row of ties only
+    pre[1, : 2 * k] = 100.0 + torch.arange(2 * k)  # all winners in the first columns
+    values, index = row_topk(pre, k)
+    ref = pre.topk(k, dim=-1).values
+    assert torch.equal(values.sort(-1).values, ref.sort(-1).values)
+    assert torch.equal(pre.gather(1, index), values)  # indices point at the values
+    assert (index.sort(-1).values.diff(dim=-1) > 0).all()  # k distinct columns per row

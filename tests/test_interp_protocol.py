@@ -11,7 +11,8 @@ from diffdict.interp.backends.local_vlm import TransformersBackend
 from diffdict.interp.backends.prompts import ParseError, parse_explanation, parse_score
 from diffdict.interp.codes import CodeTable
 from diffdict.interp.protocol import FeatureTask, LeakError, build_tasks, split_images
-from diffdict.interp.scoring import auroc, balanced_accuracy, bootstrap_ci, feature_scores, summarise
+from diffdict.interp.scoring import (auroc, balanced_accuracy, bootstrap_ci, compare_to_baseline, difference_ci,
+                                     feature_scores, summarise)
 from diffdict.interp.stats import feature_statistics, heatmaps
 
 CONCEPTS = ["color=red", "color=blue", "shape=circle", "shape=square", "background=dark"]
@@ -151,6 +152,24 @@ def test_bootstrap_ci_constructed():
     assert all(np.isnan(bootstrap_ci([])))
 
 
+def test_difference_to_baseline_constructed():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(0.8, 0.1, 300), rng.normal(0.7, 0.1, 300)
+    d, lo, hi = difference_ci(a, b, n_boot=2000, seed=0)
+    se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    assert d == pytest.approx(a.mean() - b.mean())
+    assert lo < d < hi and (hi - lo) == pytest.approx(2 * 1.96 * se, rel=0.15)
+    rows = [{"site": "s", "dict": name, "kind": kind, "balanced_accuracy": v}
+            for name, kind, vals in [("sae", "topk_sae", a), ("rnd", "random", b), ("same", "itda", b + 1e-9)]
+            for v in vals]
+    rows += [{"site": "mlp", "dict": "neurons", "kind": "neurons", "balanced_accuracy": 0.6}]
+    out = compare_to_baseline(pd.DataFrame(rows), n_boot=2000).set_index(["site", "dict"])
+    assert out.loc[("s", "sae"), "separated"] and out.loc[("s", "sae"), "diff_vs_random"] == pytest.approx(d)
+    assert out.loc[("s", "sae"), "baseline"] == "rnd" and np.isnan(out.loc[("s", "rnd"), "diff_vs_random"])
+    assert not out.loc[("s", "same"), "separated"] and out.loc[("s", "same"), "diff_lo"] < 0 < out.loc[("s", "same"), "diff_hi"]
+    assert np.isnan(out.loc[("mlp", "neurons"), "diff_vs_random"]) and not out.loc[("mlp", "neurons"), "separated"]
+
+
 def test_failures_counted_not_dropped():
     j = pd.DataFrame({"feature": [1] * 4, "label": [1, 1, 0, 0], "score": [1.0, np.nan, 0.0, 0.0],
                       "ok": [True, False, True, True], "tokens": 1, "cost": 0.0})
@@ -255,3 +274,24 @@ def test_negative_quantile_admits_weakly_dense_features():
     assert e.concepts == ("color=red",)
     with pytest.raises(ValueError, match="negative_quantile"):
         feature_statistics(codes, active_quantile=0.5, negative_quantile=0.6)
+
+
+def test_image_criterion_names_what_the_judge_can_check():
+    """A feature that fires on one background token of every image with a square: it detects
+    squares, yet its tokens lie outside the square's mask. The image criterion (default) names
+    the concept that separates its top images from non-activating ones; the token criterion
+    names the mask under the heat."""
+    pids, labels, masks = shapes_world(seed=4)
+    square = labels[:, 3]
+    outside = ~masks[..., 3].reshape(len(pids), -1)                 # tokens not on the object
+    first = outside.argmax(1)
+    heat = np.zeros((len(pids), GRID[0] * GRID[1]), np.float32)
+    heat[square, first[square]] = 2.0
+    top = [Example(int(p), None, heat[i].reshape(GRID)) for i, p in enumerate(pids) if square[i]][:5]
+    neg = [Example(int(p), None) for i, p in enumerate(pids) if not square[i]][:10]
+    image = AnnotationBackend.from_arrays(CONCEPTS, pids, labels, masks)
+    assert image.explain(7, top, neg).concepts == ("shape=square",)
+    token = AnnotationBackend.from_arrays(CONCEPTS, pids, labels, masks, criterion="token")
+    assert token.explain(7, top, neg).concepts != ("shape=square",)
+    with pytest.raises(ValueError, match="criterion 'pixels' is not one of"):
+        AnnotationBackend.from_arrays(CONCEPTS, pids, labels, masks, criterion="pixels")

@@ -167,6 +167,16 @@ def cmd_collect(a):
 # ---- interpretation and steering ----------------------------------------------------------
 
 
+def cmd_interp_summary(a):
+    import pandas as pd
+
+    from .atomic import write_table
+    from .interp.scoring import compare_to_baseline
+
+    table = pd.read_csv(a.table)
+    write_table(a.out, compare_to_baseline(table, a.score, a.baseline, seed=a.seed))
+
+
 def _annotator(path: str):
     """The shapes world's annotator (stored inside the toy model folder), or None."""
     if not path:
@@ -434,6 +444,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--value-name", default="value")
     s.add_argument("--out", required=True)
     s.add_argument("inputs", nargs="+")
+
+    s = add("interp-summary", cmd_interp_summary,
+            "per-method means with bootstrap CIs and the difference to the baseline (random directions)")
+    s.add_argument("--table", required=True, help="per-feature scores (collect --stage interp)")
+    s.add_argument("--score", default="balanced_accuracy", choices=["balanced_accuracy", "auroc", "detection_score"])
+    s.add_argument("--baseline", default="random", help="dictionary kind to compare against")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True)
 
     s = add("features", cmd_features, "sparse codes, feature statistics and cards of the interp split")
     s.add_argument("--dictionary", required=True)

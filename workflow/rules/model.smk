@@ -12,6 +12,7 @@ if config["model"]["kind"] == "toy":
             model=model_json(),
         log:
             f"{LOGS}/train_toy_model.log",
+        threads: config.get("world", {}).get("threads") or 1  # torch threads; the result depends on them
         conda:
             "../../envs/diffdict.yaml"
         resources:

@@ -99,6 +99,10 @@ def make_cards(features_dir, shard_paths, cfg: dict | None = None, title: str = 
     tasks, info = build_tasks(pd.read_parquet(d / STATS), pd.read_parquet(d / IMAGE_STATS),
                               codes.prompt_id.numpy(), c)
     log.info("interp: %d eligible features of %d; sampled %d", info["n_eligible"], info["n_features_total"], len(tasks))
+    if not tasks:
+        log.warning("interp: no eligible feature: each needs >= n_pos (%d) held-out images it fires on and >= n_neg "
+                    "(%d) it does not, of %d held-out images; lower n_pos/n_neg or enlarge prompts.splits.interp",
+                    c["n_pos"], c["n_neg"], info["n_heldout_images"])
     images = ShardImages(shard_paths)
     heat = heatmaps(codes, [p for t in tasks for p in card_pairs(t)])
     stats = pd.read_parquet(d / STATS).set_index("feature")

@@ -105,3 +105,41 @@ def summarise(scores: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95, seed: 
         mean, lo, hi = bootstrap_ci(scores[m].to_numpy(float), n_boot, ci, seed)
         out.update({m: mean, f"{m}_lo": lo, f"{m}_hi": hi})
     return out
+
+
+def difference_ci(a, b, n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """(mean(a) - mean(b), low, high): percentile bootstrap, `a` and `b` resampled independently
+    (different features of different dictionaries: an unpaired comparison)."""
+    a, b = (np.asarray(v, float) for v in (a, b))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if len(a) == 0 or len(b) == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    d = (a[rng.integers(0, len(a), size=(n_boot, len(a)))].mean(1)
+         - b[rng.integers(0, len(b), size=(n_boot, len(b)))].mean(1))
+    q = (1 - ci) / 2
+    return float(a.mean() - b.mean()), float(np.quantile(d, q)), float(np.quantile(d, 1 - q))
+
+
+def compare_to_baseline(table: pd.DataFrame, score: str = "balanced_accuracy", baseline: str = "random",
+                        n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """One row per (site[, explainer], dict) of a per-feature score table (``collect_interp``):
+    mean with bootstrap CI over features and, where the site has a dictionary of kind `baseline`,
+    the difference to it with its own bootstrap CI and ``separated`` (the two CIs do not overlap,
+    the stricter test). Sites without the baseline (e.g. an MLP site) get NaN differences."""
+    keys = ["site", *(["explainer"] if "explainer" in table.columns else [])]
+    rows = []
+    for group, g in table.groupby(keys, sort=True):
+        group = group if isinstance(group, tuple) else (group,)
+        per = {d: h[score].to_numpy(float) for d, h in g.groupby("dict", sort=False)}
+        kinds = g.drop_duplicates("dict").set_index("dict")["kind"] if "kind" in g.columns else {}
+        base = next((d for d in per if kinds.get(d, d) == baseline), None)
+        b_ci = bootstrap_ci(per[base], n_boot, ci, seed) if base else (np.nan,) * 3
+        for d, v in per.items():
+            m, lo, hi = bootstrap_ci(v, n_boot, ci, seed)
+            diff = difference_ci(v, per[base], n_boot, ci, seed) if base and d != base else (np.nan,) * 3
+            rows.append({**dict(zip(keys, group)), "dict": d, "kind": kinds.get(d, d),
+                         "n_features": int(np.isfinite(v).sum()), score: m, f"{score}_lo": lo, f"{score}_hi": hi,
+                         "baseline": base, f"diff_vs_{baseline}": diff[0], "diff_lo": diff[1], "diff_hi": diff[2],
+                         "separated": bool(base and d != base and (lo > b_ci[2] or hi < b_ci[1]))})
+    return pd.DataFrame(rows)

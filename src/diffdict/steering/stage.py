@@ -86,7 +86,8 @@ def steer_stage(
             log.warning("no explanation matches %r; steering the best-explained features instead", c["match"])
             chosen = select_features(explanations, int(c["features"]), scores, c["score"])
     if not chosen:
-        raise ValueError(f"no feature to steer: no explained feature has a '{c['score']}' score")
+        raise ValueError(f"no feature to steer: no explained feature has a '{c['score']}' score (the interp stage "
+                         "found no eligible feature? its features log says why)")
     rows = select_prompts(prompts, int(c["prompts"]), int(c["seed"]))
     out = Path(out_dir)
     return steering_grid(

@@ -1,10 +1,19 @@
 """Grounded explainer/judge for the shapes world: explanations are planted concepts.
 
-Explain: among the concepts, pick the one whose token mask best correlates (Pearson, over all
-tokens of the explanation examples: top images with their heatmaps and non-activating images
-with zero heat) with the feature's activation; optionally AND further concepts while that
-raises the correlation (``max_concepts``). Without token masks, image-level labels are
-correlated with each image's maximum activation instead.
+Explain (``criterion``):
+
+* ``image`` (default): the concept that best tells the explainer's top images from its
+  non-activating ones -- balanced accuracy of "the image contains c" over the explanation
+  examples, which is exactly the question the judge will be asked on held-out images. Ties
+  (common: several concepts present in every top image) go to the concept holding the larger
+  share of the heatmaps' activation mass, i.e. what the highlighted tokens show.
+* ``token``: the concept whose token mask best correlates (Pearson, over all tokens of the
+  explanation examples, non-activating images with zero heat) with the activation. It favours
+  narrow masks and mis-names small part-features (the top arm of every cross) by whichever
+  mask happens to overlap them; kept for comparison.
+
+Either way further concepts are ANDed (up to ``max_concepts``) while that raises the criterion.
+``token`` without token masks correlates image labels with each image's maximum activation.
 
 Judge: 1 when the image's annotation contains every explained concept, else 0 (``soft``: the
 fraction of explained concepts present).
@@ -26,13 +35,17 @@ from .base import Backend, Example, Explanation, Judgement
 class AnnotationBackend(Backend):
     name = "annotation"
 
-    def __init__(self, annotator=None, max_concepts: int = 1, soft: bool = False):
+    CRITERIA = ("image", "token")
+
+    def __init__(self, annotator=None, max_concepts: int = 1, soft: bool = False, criterion: str = "image"):
         if annotator is None:
             raise ValueError("annotation backend needs an annotator (the shapes world's Annotator, or "
                              "AnnotationBackend.from_arrays(...)); it is only available for the toy world")
         self.annotator = annotator
         self.concepts = list(annotator.concepts)
-        self.max_concepts, self.soft = int(max_concepts), bool(soft)
+        if criterion not in self.CRITERIA:
+            raise ValueError(f"annotation backend: criterion '{criterion}' is not one of {list(self.CRITERIA)}")
+        self.max_concepts, self.soft, self.criterion = int(max_concepts), bool(soft), criterion
         self._label_memo: dict[int, np.ndarray] = {}
         self._mask_memo: dict[tuple, dict[int, np.ndarray]] = {}
 
@@ -72,14 +85,30 @@ class AnnotationBackend(Backend):
         grid = top[0].heat.shape
         heat = np.stack([e.heat if e.heat is not None else np.zeros(grid, np.float32) for e in exs]).astype(np.float64)
         masks = self._masks(exs, grid)
-        if masks is not None:
+        if self.criterion == "image":
+            X = self._labels(exs).astype(np.float64)  # [n, C] image contains c
+            y = np.r_[np.ones(len(top)), np.zeros(len(negatives))]
+            # tie-break: share of the top images' activation mass inside each concept's tokens
+            mass = heat[: len(top)].reshape(len(top), -1)
+            share = (np.einsum("nt,ntc->c", mass, masks[: len(top)].reshape(len(top), -1, X.shape[1]))
+                     / max(mass.sum(), 1e-12)) if masks is not None else np.zeros(X.shape[1])
+
+            def score(Z):
+                return _balanced_accuracy(y, Z) + 1e-3 * share  # share ∈ [0, 1]: only breaks ties
+        elif masks is not None:
             y, X = heat.reshape(-1), masks.reshape(-1, len(self.concepts)).astype(np.float64)
+
+            def score(Z):
+                return _corr(y, Z)
         else:  # image level: labels vs max activation per image
             y, X = heat.reshape(len(exs), -1).max(1), self._labels(exs).astype(np.float64)
+
+            def score(Z):
+                return _corr(y, Z)
         chosen: list[int] = []
-        current, best = np.ones(len(y)), -np.inf
+        current, best = np.ones(len(X)), -np.inf
         for _ in range(self.max_concepts):
-            r = _corr(y, current[:, None] * X)
+            r = score(current[:, None] * X)
             r[chosen] = -np.inf
             j = int(np.argmax(r))
             if r[j] <= best:
@@ -104,6 +133,15 @@ class AnnotationBackend(Backend):
             have = lab[[self.concepts.index(c) for c in e.concepts]]
             out.append(Judgement(float(have.mean()) if self.soft else float(have.all())))
         return out
+
+
+def _balanced_accuracy(y: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Balanced accuracy of each binary column of X [n, C] as a predictor of binary y [n]; a
+    class with no examples counts as chance (0.5) so a one-sided comparison ranks by the other."""
+    pos, neg = y > 0, y <= 0
+    tpr = X[pos].mean(0) if pos.any() else np.full(X.shape[1], 0.5)
+    tnr = 1 - X[neg].mean(0) if neg.any() else np.full(X.shape[1], 0.5)
+    return (tpr + tnr) / 2
 
 
 def _corr(y: np.ndarray, X: np.ndarray) -> np.ndarray:
