@@ -203,9 +203,9 @@ def main():
                 r = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=3)}
             runs[name].append(r)
             print(f"round {rnd}", name, json.dumps({k: v for k, v in r.items() if k != "traceback"}), flush=True)
-    for name, rs in runs.items():  # the median run by wall time, with every run's wall time
+    for name, rs in runs.items():  # the median run by wall time, with every round's wall time (None: failed)
         ok = sorted((r for r in rs if "wall_s" in r), key=lambda r: r["wall_s"])
-        results[name] = dict(ok[len(ok) // 2], wall_s_runs=[r["wall_s"] for r in rs if "wall_s" in r]) if ok else rs[0]
+        results[name] = dict(ok[len(ok) // 2], wall_s_runs=[r.get("wall_s") for r in rs]) if ok else rs[0]
     for pkg, mod in (("eai-sparsify", "sparsify"), ("sae-lens", "sae_lens")):
         try:
             from importlib.metadata import version
@@ -218,17 +218,17 @@ def main():
     summary = {}
     if "tokens_per_s" in ours and peers:
         fastest = max(peers, key=lambda k: peers[k]["tokens_per_s"])
-        per_round = [p / o for o, p in zip(ours["wall_s_runs"], peers[fastest]["wall_s_runs"])]
+        # same-round ratios: both trainers ran back to back, so drift in machine speed cancels
+        per_round = {k: [p / o for o, p in zip(ours["wall_s_runs"], v["wall_s_runs"]) if o and p] for k, v in peers.items()}
         summary = {
             "fastest_peer": fastest,
-            # median of same-round ratios: both trainers ran back to back, so drift in machine speed cancels
-            "speedup_vs_fastest_peer": statistics.median(per_round),
-            "speedup_per_round": per_round,
+            "speedup_vs_fastest_peer": statistics.median(per_round[fastest]),
+            "speedup_per_round": per_round[fastest],
             "median_step_speedup_vs_fastest_peer": ours["median_step_tokens_per_s"] / peers[fastest]["median_step_tokens_per_s"],
             "cpu_speedup_vs_fastest_peer": ours["tokens_per_cpu_s"] / peers[fastest]["tokens_per_cpu_s"],
             "fvu_minus_fastest_peer": ours["fvu"] - peers[fastest]["fvu"],
-            **{f"speedup_vs_{k}": ours["tokens_per_s"] / v["tokens_per_s"] for k, v in peers.items()},
-            "target_met": statistics.median(per_round) >= 1.5
+            **{f"speedup_vs_{k}": statistics.median(r) for k, r in per_round.items()},
+            "target_met": statistics.median(per_round[fastest]) >= 1.5
             and ours["fvu"] <= min(v["fvu"] for v in peers.values()) + 1e-3,
         }
     cmd = "python " + " ".join([Path(sys.argv[0]).relative_to(ROOT).as_posix() if Path(sys.argv[0]).is_absolute() else sys.argv[0], *sys.argv[1:]])
@@ -247,11 +247,13 @@ def main():
         if "error" in r:
             lines.append(f"| {k} | failed: {r['error']} | | | | |")
         else:
-            walls = " / ".join(f"{w:.1f}" for w in r["wall_s_runs"])
+            walls = " / ".join("failed" if w is None else f"{w:.1f}" for w in r["wall_s_runs"])
             lines.append(f"| {k} | {r['fvu']:.4f} | {walls} | {r['tokens_per_s']:,.0f} | "
                          f"{r['median_step_tokens_per_s']:,.0f} | {r['tokens_per_cpu_s']:,.0f} |")
     if summary:
-        fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else ("[" + ", ".join(map(fmt, v)) + "]" if isinstance(v, list) else str(v))  # noqa: E731
+        def fmt(v):
+            return f"{v:.3f}" if isinstance(v, float) else "[" + ", ".join(map(fmt, v)) + "]" if isinstance(v, list) else str(v)
+
         lines += ["", "Summary: " + ", ".join(f"{k}={fmt(v)}" for k, v in summary.items())]
     lines += ["", "diffdict: `normalize: scalar` (the peers' objective, model-space FVU); diffdict_dim: our default "
               "`normalize: dim` (per-dimension standardisation, the paper's choice; trades model-space FVU for "

@@ -134,9 +134,10 @@ def compare_to_baseline(table: pd.DataFrame, score: str = "balanced_accuracy", b
         per = {d: h[score].to_numpy(float) for d, h in g.groupby("dict", sort=False)}
         kinds = g.drop_duplicates("dict").set_index("dict")["kind"] if "kind" in g.columns else {}
         base = next((d for d in per if kinds.get(d, d) == baseline), None)
-        b_ci = bootstrap_ci(per[base], n_boot, ci, seed) if base else (np.nan,) * 3
+        cis = {d: bootstrap_ci(v, n_boot, ci, seed) for d, v in per.items()}
+        b_ci = cis[base] if base else (np.nan,) * 3
         for d, v in per.items():
-            m, lo, hi = bootstrap_ci(v, n_boot, ci, seed)
+            m, lo, hi = cis[d]
             diff = difference_ci(v, per[base], n_boot, ci, seed) if base and d != base else (np.nan,) * 3
             rows.append({**dict(zip(keys, group)), "dict": d, "kind": kinds.get(d, d),
                          "n_features": int(np.isfinite(v).sum()), score: m, f"{score}_lo": lo, f"{score}_hi": hi,

@@ -83,25 +83,25 @@ class AnnotationBackend(Backend):
     def explain(self, feature: int, top: Sequence[Example], negatives: Sequence[Example] = ()) -> Explanation:
         exs = [*top, *negatives]
         grid = top[0].heat.shape
-        heat = np.stack([e.heat if e.heat is not None else np.zeros(grid, np.float32) for e in exs]).astype(np.float64)
-        masks = self._masks(exs, grid)
         if self.criterion == "image":
             X = self._labels(exs).astype(np.float64)  # [n, C] image contains c
             y = np.r_[np.ones(len(top)), np.zeros(len(negatives))]
             # tie-break: share of the top images' activation mass inside each concept's tokens
-            mass = heat[: len(top)].reshape(len(top), -1)
-            share = (np.einsum("nt,ntc->c", mass, masks[: len(top)].reshape(len(top), -1, X.shape[1]))
-                     / max(mass.sum(), 1e-12)) if masks is not None else np.zeros(X.shape[1])
+            # (the negatives carry no heat, so only the top images' masks are needed)
+            mass = np.stack([e.heat for e in top]).astype(np.float64).reshape(len(top), -1)
+            masks = self._masks(top, grid)
+            share = (np.einsum("nt,ntc->c", mass, masks.reshape(len(top), -1, X.shape[1])) / max(mass.sum(), 1e-12)
+                     if masks is not None else np.zeros(X.shape[1]))
 
             def score(Z):
                 return _balanced_accuracy(y, Z) + 1e-3 * share  # share ∈ [0, 1]: only breaks ties
-        elif masks is not None:
-            y, X = heat.reshape(-1), masks.reshape(-1, len(self.concepts)).astype(np.float64)
-
-            def score(Z):
-                return _corr(y, Z)
-        else:  # image level: labels vs max activation per image
-            y, X = heat.reshape(len(exs), -1).max(1), self._labels(exs).astype(np.float64)
+        else:
+            heat = np.stack([e.heat if e.heat is not None else np.zeros(grid, np.float32) for e in exs]).astype(np.float64)
+            masks = self._masks(exs, grid)
+            if masks is not None:
+                y, X = heat.reshape(-1), masks.reshape(-1, len(self.concepts)).astype(np.float64)
+            else:  # image level: labels vs max activation per image
+                y, X = heat.reshape(len(exs), -1).max(1), self._labels(exs).astype(np.float64)
 
             def score(Z):
                 return _corr(y, Z)
