@@ -34,6 +34,7 @@ def test_default_config_is_valid_and_gets_defaults(default):
         (lambda c: c["dictionaries"]["sae"].update(lrr=1e-3), ["unknown key 'lrr' for kind 'topk_sae'", "lr"]),
         (lambda c: c["dictionaries"]["sae"].update(sites=["nope"]), ["unknown site 'nope'", "double1_img"]),
         (lambda c: c["dictionaries"]["neurons"].update(sites=["double1_img"]), ["needs a site with place 'mlp'"]),
+        (lambda c: c["interp"].update(positives="best"), ["positives 'best' is not one of", "quantiles"]),
     ],
 )
 def test_bad_config_names_problem_and_choices(default, mutate, expected):

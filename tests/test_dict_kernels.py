@@ -6,7 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diffdict.dictionaries.base import SparseCodes
-from diffdict.dictionaries.kernels import row_topk, sparse_decode, topk_encode
+from diffdict.dictionaries.sae import TopKSAE
+from diffdict.dictionaries.train_sae import SAEConfig, sae_loss
+from diffdict.dictionaries.kernels import _aux_topk, row_topk, sparse_decode, topk_encode
 
 
 @settings(max_examples=25, deadline=None)
@@ -33,19 +35,51 @@ def test_sparse_decode_gradients_match_dense():
 def test_topk_encode_matches_dense_and_gradcheck(many_dead):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(8, 6, generator=g, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(20, 6, generator=g, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(20, generator=g, dtype=torch.float64, requires_grad=True)
-    dead = torch.zeros(20, dtype=torch.bool)
-    dead[::3] = True
+    w = torch.randn(64, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(64, generator=g, dtype=torch.float64, requires_grad=True)
+    dead = torch.zeros(64, dtype=torch.bool)
+    dead[::11] = True  # 6 of 64
     dead = ~dead if many_dead else dead
     values, index, aux_v, aux_i = topk_encode(x, w, b, 4, dead, 3)
     pre = torch.relu(x @ w.T + b)
     torch.testing.assert_close(values, pre.gather(1, index))
     torch.testing.assert_close(values.sort(1).values, pre.topk(4).values.sort(1).values)
     assert dead[aux_i[aux_v > 0]].all()
-    torch.testing.assert_close(aux_v.sort(1).values, (pre * dead).topk(3).values.sort(1).values)
+    ref = (pre * dead).topk(3).values
+    assert aux_v.shape[1] == int((ref > 0).sum(1).max())  # zero columns beyond the widest token dropped
+    padded = torch.cat([aux_v, aux_v.new_zeros(len(aux_v), 3 - aux_v.shape[1])], 1)
+    torch.testing.assert_close(padded.sort(1).values, ref.sort(1).values)
     assert torch.autograd.gradcheck(lambda x, w, b: topk_encode(x, w, b, 4, dead, 3)[0], (x, w, b))
     assert torch.autograd.gradcheck(lambda x, w, b: topk_encode(x, w, b, 4, dead, 3)[2], (x, w, b))
+
+
+@pytest.mark.parametrize("n_dead", [0, 100, 3000])
+def test_aux_topk_at_scale_keeps_every_positive_dead_latent(n_dead):
+    g = torch.Generator().manual_seed(n_dead)
+    pre = torch.randn(32, 4096, generator=g) - 1.5  # mostly negative, as for dead latents
+    mask = torch.zeros(4096, dtype=torch.bool)
+    mask[torch.randperm(4096, generator=g)[:n_dead]] = True
+    values, index = _aux_topk(pre.clone(), mask, 64)
+    ref = (pre.clamp_min(0) * mask).topk(64).values
+    assert values.shape[1] == int((ref > 0).sum(1).max())
+    assert torch.equal(values.sort(1).values, ref[:, : values.shape[1]].sort(1).values)
+    assert mask[index[values > 0]].all() and torch.equal(pre.gather(1, index)[values > 0], values[values > 0])
+
+
+def test_auxk_with_no_positive_dead_latent_is_a_constant():
+    sae = TopKSAE(8, 2048, 4)
+    sae.init_weights(torch.zeros(8), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        sae.b_enc[:100] = -100.0  # dead and far below zero: no aux code survives the relu
+    dead = torch.zeros(2048, dtype=torch.bool)
+    dead[:100] = True
+    x = torch.randn(16, 8, generator=torch.Generator().manual_seed(1))
+    _, _, aux_v, aux_i = sae.encode_topk(x, dead, 4)
+    assert aux_v.shape == aux_i.shape == (16, 0)
+    loss, fvu, auxk, *_ = sae_loss(sae, x, dead, SAEConfig(n_features=2048, k=4))
+    assert auxk > 0 and not auxk.requires_grad  # the error to explain, which no dead latent can reduce
+    loss.backward()
+    assert sae.W_enc.grad[:100].abs().sum() == 0 and sae.W_enc.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("b,n,k", [(64, 4096, 32), (33, 1024, 8), (16, 2048, 64), (8, 1000, 8), (4, 512, 16)])

@@ -108,6 +108,28 @@ def test_tasks_are_leak_free_and_seeded():
     assert [t.positives for t in other_seed] != [t.positives for t in first]
 
 
+def test_quantile_positives_span_the_activation_range():
+    pids, labels, masks = shapes_world()
+    codes = codes_for(pids, masks)
+    st = feature_statistics(codes)
+    cfg = {**CFG, "n_pos": 4}
+    top, info = build_tasks(st.features, st.images, codes.prompt_id.numpy(), cfg)
+    strat, _ = build_tasks(st.features, st.images, codes.prompt_id.numpy(), {**cfg, "positives": "quantiles"})
+    held = set(info["heldout_ids"])
+    im = st.images[st.images["n_active"] >= 1].set_index(["feature", "prompt_id"])["max"]
+    for t, q in zip(top, strat):
+        assert t.feature == q.feature and len(q.positives) == 4 and set(q.positives) <= held
+        assert not set(q.explain) & set(q.positives)  # still leak-free
+        ranked = im.loc[t.feature].loc[sorted(held & set(im.loc[t.feature].index))].sort_values(ascending=False, kind="stable")
+        rank = {p: i for i, p in enumerate(ranked.index)}
+        edges = np.linspace(0, len(ranked), 5).astype(int)
+        # one positive from each quarter of the held-out positives, strongest quarter first
+        assert [edges[i] <= rank[p] < edges[i + 1] for i, p in enumerate(q.positives)] == [True] * 4
+        assert set(t.positives) == set(ranked.index[:4])  # top: the four strongest
+    with pytest.raises(ValueError, match="positives 'best' is not one of"):
+        build_tasks(st.features, st.images, codes.prompt_id.numpy(), {**cfg, "positives": "best"})
+
+
 def test_leak_is_detected():
     t = FeatureTask(1, explain=[1, 2], explain_neg=[], mid=[], positives=[2, 3], negatives=[4])
     with pytest.raises(LeakError, match=r"\[2\]"):

@@ -25,15 +25,19 @@ _bwd = torch.amp.custom_bwd(device_type="cuda")
 def _scatter_outer(index: torch.Tensor, coef: torch.Tensor, x: torch.Tensor, n: int) -> torch.Tensor:
     """``out[i] = sum over (t, j) with index[t, j] == i of coef[t, j] * x[t]`` -> [n, d].
 
-    Computed as one sparse [n, tokens] x dense [tokens, d] product: no [tokens*k, d]
-    intermediate."""
+    One sparse [n, tokens] x dense [tokens, d] product, no [tokens*k, d] intermediate. The
+    sparse matrix is built in CSR form from one argsort of the indices: 1.7 ms where COO
+    (which coalesces internally) took 2.7 ms at 1024 tokens, k 32, 4096 latents, d 256."""
     t, k = index.shape
     rows = index.reshape(-1)
-    cols = torch.arange(t, device=x.device).repeat_interleave(k)
-    s = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), coef.reshape(-1).to(x.dtype), (n, t), check_invariants=False
-    )
-    return torch.sparse.mm(s, x)
+    order = rows.argsort()
+    crow = torch.zeros(n + 1, dtype=torch.long, device=x.device)
+    crow[1:] = torch.bincount(rows, minlength=n).cumsum(0)
+    cols = order // k  # token of each entry, in latent order
+    with warnings.catch_warnings():  # "CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        s = torch.sparse_csr_tensor(crow, cols, coef.reshape(-1)[order].to(x.dtype), (n, t), check_invariants=False)
+    return s @ x
 
 
 def _gather_dot(index: torch.Tensor, w: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -72,6 +76,22 @@ def row_topk(pre: torch.Tensor, k: int, group: int = 8) -> tuple[torch.Tensor, t
     return values, (j // k) * g + gi.gather(1, j % k)
 
 
+def preactivations(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, workspace: dict | None = None):
+    """``x W^T + b`` -> [N, n]. On CPU as a matmul into a reused buffer plus an in-place bias:
+    ``F.linear``'s addmm first broadcasts the bias into a fresh [N, n] output, an extra pass
+    over it that made it 25 ms against 17 ms here (N 1024, n 4096, d 256, 2 cores). On GPU
+    the bias is fused into the matmul, so ``F.linear`` is kept."""
+    if x.device.type != "cpu" or x.dtype != weight.dtype or (torch.is_grad_enabled() and weight.requires_grad):
+        return F.linear(x, weight, bias)
+    shape = (x.shape[0], weight.shape[0])
+    buf = workspace.get("pre") if workspace is not None else None
+    if buf is None or buf.shape != shape or buf.dtype != x.dtype:
+        buf = torch.empty(shape, dtype=x.dtype)
+        if workspace is not None:
+            workspace["pre"] = buf
+    return torch.mm(x, weight.T, out=buf).add_(bias)
+
+
 class SparseDecode(torch.autograd.Function):
     @staticmethod
     @_fwd
@@ -93,9 +113,32 @@ class SparseDecode(torch.autograd.Function):
 
 def sparse_decode(index: torch.Tensor, values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``sum_j values[:, j] * weight[index[:, j]]`` -> [tokens, d] (no bias)."""
+    if index.shape[-1] == 0:  # e.g. AuxK when no dead latent is positive: embedding_bag refuses empty bags
+        return weight.new_zeros(index.shape[0], weight.shape[1])
     if not (values.requires_grad or weight.requires_grad):
         return F.embedding_bag(index, weight, per_sample_weights=values.to(weight.dtype), mode="sum")
     return SparseDecode.apply(index, values, weight)
+
+
+def _aux_topk(pre: torch.Tensor, mask: torch.Tensor, k_aux: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """relu of the top-k_aux pre-activations among the ``mask`` columns, keeping only as many
+    columns as the token with the most positive ones needs (the rest are 0-padded).
+
+    Dead latents mostly have negative pre-activations (2-4 % of the top-64 were positive in
+    bench_sae), and a zero carries no gradient through the relu, so the AuxK decode and its
+    backward shrink from k_aux entries per token to a few. ``pre`` may be overwritten."""
+    dead = mask.nonzero().squeeze(1)
+    k_aux = min(k_aux, len(dead))
+    if k_aux == 0:
+        return pre.new_zeros(len(pre), 0), dead.new_zeros(len(pre), 0)
+    if 8 * len(dead) <= mask.numel():  # few dead: top-k over their columns only
+        values, i = pre.index_select(1, dead).topk(k_aux, dim=-1, sorted=False)
+        index = dead[i]
+    else:  # many: mask the live ones in place, then the two-pass top-k
+        values, index = row_topk(pre.masked_fill_(~mask, 0), k_aux)
+    width = int((values > 0).sum(1).max()) if values.numel() else 0
+    values, j = values.topk(width, dim=-1)  # positives first
+    return values.clamp_min(0), index.gather(1, j)
 
 
 class TopKEncode(torch.autograd.Function):
@@ -104,19 +147,13 @@ class TopKEncode(torch.autograd.Function):
 
     @staticmethod
     @_fwd
-    def forward(ctx, x, weight, bias, k, aux_mask, k_aux):
-        pre = F.linear(x, weight, bias)
+    def forward(ctx, x, weight, bias, k, aux_mask, k_aux, workspace):
+        pre = preactivations(x, weight, bias, workspace)
         # top-k then relu == relu then top-k (up to which zeros are kept), without a dense relu
         values, index = row_topk(pre, k)
         values = values.clamp_min(0)
         if aux_mask is not None and k_aux > 0:
-            dead = aux_mask.nonzero().squeeze(1)
-            if 2 * len(dead) <= aux_mask.numel():  # few dead: top-k over their columns only
-                aux_values, i = pre.index_select(1, dead).topk(k_aux, dim=-1, sorted=False)
-                aux_index = dead[i]
-            else:
-                aux_values, aux_index = pre.masked_fill_(~aux_mask, 0).topk(k_aux, dim=-1, sorted=False)
-            aux_values = aux_values.clamp_min(0)
+            aux_values, aux_index = _aux_topk(pre, aux_mask, k_aux)
         else:
             aux_values, aux_index = pre.new_zeros(x.shape[0], 0), index.new_zeros(x.shape[0], 0)
         ctx.save_for_backward(x, weight, torch.cat([index, aux_index], 1), torch.cat([values, aux_values], 1))
@@ -142,9 +179,12 @@ class TopKEncode(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_b = torch.zeros(weight.shape[0], dtype=g.dtype, device=g.device)
             grad_b.index_add_(0, index.reshape(-1), g.reshape(-1))
-        return grad_x, grad_w, grad_b, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None
 
 
-def topk_encode(x, weight, bias, k: int, aux_mask: torch.Tensor | None = None, k_aux: int = 0):
-    """-> (values [N, k], index [N, k], aux_values [N, k_aux], aux_index [N, k_aux])."""
-    return TopKEncode.apply(x, weight, bias, k, aux_mask, k_aux)
+def topk_encode(x, weight, bias, k: int, aux_mask: torch.Tensor | None = None, k_aux: int = 0,
+                workspace: dict | None = None):
+    """-> (values [N, k], index [N, k], aux_values [N, m], aux_index [N, m]); the aux codes are
+    the top-k_aux latents of ``aux_mask`` with m <= k_aux columns (see `_aux_topk`).
+    ``workspace``: a dict kept by the caller, in which the [N, n] pre-activations are reused."""
+    return TopKEncode.apply(x, weight, bias, k, aux_mask, k_aux, workspace)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .base import Dictionary, SparseCodes
-from .kernels import sparse_decode, topk_encode
+from .kernels import preactivations, sparse_decode, topk_encode
 
 
 class TopKSAE(Dictionary):
@@ -31,6 +31,7 @@ class TopKSAE(Dictionary):
         self.b_enc = nn.Parameter(torch.zeros(n_features))
         self.W_dec = nn.Parameter(torch.zeros(n_features, d_model))
         self.b_dec = nn.Parameter(torch.zeros(d_model))
+        self._workspace: dict = {}  # reused pre-activation buffer (CPU), see kernels.preactivations
 
     def hparams(self) -> dict:
         return {**super().hparams(), "k": self.k, "batch_topk": self.batch_topk}
@@ -47,7 +48,8 @@ class TopKSAE(Dictionary):
     def encode_topk(self, x: torch.Tensor, dead: torch.Tensor | None = None, k_aux: int = 0):
         """-> (values, index, aux_values, aux_index); differentiable (sparse backward)."""
         k = self.k * (1 + int(self.batch_topk and self.training))  # batch_topk: candidates
-        values, index, aux_v, aux_i = topk_encode(x - self.b_dec, self.W_enc, self.b_enc, k, dead, k_aux)
+        values, index, aux_v, aux_i = topk_encode(x - self.b_dec, self.W_enc, self.b_enc, k, dead, k_aux,
+                                                 self._workspace)
         if self.batch_topk and self.training:
             # keep the k*B largest of the batch; zeroed entries become padding
             thr = values.flatten().topk(self.k * x.shape[0], sorted=False).values.min()
@@ -60,7 +62,7 @@ class TopKSAE(Dictionary):
 
     def encode(self, x: torch.Tensor) -> SparseCodes:
         with torch.no_grad():
-            pre = torch.addmm(self.b_enc, x.to(self.W_enc.dtype) - self.b_dec, self.W_enc.T)
+            pre = preactivations(x.to(self.W_enc.dtype) - self.b_dec, self.W_enc, self.b_enc)
             values, index = pre.topk(self.k, dim=-1)
             values = values.clamp_min(0)  # relu after top-k: same codes, no dense relu
         return SparseCodes(index, values)

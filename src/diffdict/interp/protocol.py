@@ -14,7 +14,12 @@ One procedure for every method (SAE, ITDA, neurons, random):
 3. ``n_features`` eligible features are sampled with a seeded generator.
 4. Per feature: explainer = its top ``n_explain`` explanation-subset images (by maximum
    activation) and ``n_explain_neg`` random non-activating ones (used by grounded explainers
-   only); judge = its top ``n_pos`` held-out images and ``n_neg`` held-out negatives: random
+   only); judge = ``n_pos`` held-out positives and ``n_neg`` held-out negatives. Positives are
+   the feature's top held-out images (``positives: top``, the paper's choice) or one from each
+   of ``n_pos`` equal strata of its held-out positive images ranked by maximum
+   (``quantiles``, the detection scoring of Paulo et al. 2024): an explanation must then also
+   cover the feature's weaker activations, which a polysemantic direction's top images hide.
+   Negatives are random
    (``negatives: random``), top held-out images of other sampled features on which this one is
    inactive (``other``, as in the paper), or half of each (``mixed``).
 """
@@ -27,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 NEGATIVE_KINDS = ("random", "other", "mixed")
+POSITIVE_KINDS = ("top", "quantiles")
 
 DEFAULTS = {
     "seed": 0,
@@ -39,6 +45,7 @@ DEFAULTS = {
     "n_mid": 3,
     "n_pos": 5,
     "n_neg": 5,
+    "positives": "top",
     "negatives": "random",
 }
 
@@ -83,6 +90,8 @@ def build_tasks(features: pd.DataFrame, images: pd.DataFrame, all_ids, cfg: dict
     c = {**DEFAULTS, **{k: v for k, v in cfg.items() if k in DEFAULTS}}
     if c["negatives"] not in NEGATIVE_KINDS:
         raise ValueError(f"interp.negatives '{c['negatives']}' is not one of {list(NEGATIVE_KINDS)}")
+    if c["positives"] not in POSITIVE_KINDS:
+        raise ValueError(f"interp.positives '{c['positives']}' is not one of {list(POSITIVE_KINDS)}")
     explain_ids, held_ids = split_images(all_ids, c["explain_fraction"], c["seed"])
     im = images.assign(held=images["prompt_id"].isin(held_ids).to_numpy())
     im["pos"] = im["n_active"] >= c["min_active_per_image"]
@@ -118,7 +127,7 @@ def build_tasks(features: pd.DataFrame, images: pd.DataFrame, all_ids, cfg: dict
             feature=int(f), explain=top.tolist(),
             explain_neg=rng.choice(exp_neg, min(c["n_explain_neg"], len(exp_neg)), replace=False).tolist(),
             mid=sorted(mid.to_numpy()[: c["n_mid"]].tolist()),
-            positives=held["prompt_id"].to_numpy()[: c["n_pos"]].tolist(),
+            positives=_positives(held["prompt_id"].to_numpy(), c["n_pos"], c["positives"], rng),
             negatives=[], vmax=float(g["max"].max()),
         ))
     # negatives after all positives are known ("other" draws from other features' positives)
@@ -138,6 +147,14 @@ def build_tasks(features: pd.DataFrame, images: pd.DataFrame, all_ids, cfg: dict
     if set(info["explain_ids"]) & set(info["heldout_ids"]):
         raise LeakError("explanation and held-out image subsets overlap")
     return tasks, info
+
+
+def _positives(ranked: np.ndarray, n: int, kind: str, rng: np.random.Generator) -> list[int]:
+    """``n`` of a feature's held-out positive images (ranked by decreasing maximum)."""
+    if kind == "top" or len(ranked) <= n:
+        return ranked[:n].tolist()
+    edges = np.linspace(0, len(ranked), n + 1).astype(int)  # n equal strata, strongest first
+    return [int(ranked[rng.integers(a, b)]) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def tasks_to_json(tasks: list[FeatureTask]) -> list[dict]:
