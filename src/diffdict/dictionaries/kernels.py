@@ -46,14 +46,15 @@ def _gather_dot(index: torch.Tensor, w: torch.Tensor, g: torch.Tensor) -> torch.
     d 256) ``torch.sparse.sampled_addmm`` took 10 ms where gathering [tokens, k, d] rows took
     165 ms and the dense [tokens x n] product 105 ms."""
     t, k = index.shape
-    index_sorted, order = index.sort(1)  # CSR wants sorted columns
+    cpu = index.device.type == "cpu"  # the CPU kernel takes each row's columns in any order;
+    cols, order = (index, None) if cpu else index.sort(1)  # keep CSR's sorted order elsewhere
     crow = torch.arange(0, t * k + 1, k, device=index.device)
     with warnings.catch_warnings():  # "CSR support is in beta"
         warnings.simplefilter("ignore", UserWarning)
-        mask = torch.sparse_csr_tensor(crow, index_sorted.reshape(-1), g.new_zeros(t * k), (t, w.shape[0]),
+        mask = torch.sparse_csr_tensor(crow, cols.reshape(-1), g.new_zeros(t * k), (t, w.shape[0]),
                                        check_invariants=False)
     vals = torch.sparse.sampled_addmm(mask, g, w.to(g.dtype).T).values().view(t, k)
-    return torch.empty_like(vals).scatter_(1, order, vals)
+    return vals if order is None else torch.empty_like(vals).scatter_(1, order, vals)
 
 
 def row_topk(pre: torch.Tensor, k: int, group: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

@@ -89,8 +89,9 @@ class TopKSAE(Dictionary):
         """Adam would otherwise spend its step growing the norm that we renormalise away."""
         if self.W_dec.grad is None:
             return
-        parallel = (self.W_dec.grad * self.W_dec).sum(dim=1, keepdim=True)
-        self.W_dec.grad -= parallel * self.W_dec
+        w, g = self.W_dec, self.W_dec.grad
+        parallel = torch.bmm(g[:, None, :], w[:, :, None]).view(-1, 1)  # row-wise dots, no [n, d] temporary
+        g.addcmul_(w, parallel, value=-1)
 
     @torch.no_grad()
     def fold_normalisation(self, mean: torch.Tensor, scale: torch.Tensor) -> "TopKSAE":
