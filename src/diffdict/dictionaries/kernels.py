@@ -46,8 +46,8 @@ def _gather_dot(index: torch.Tensor, w: torch.Tensor, g: torch.Tensor) -> torch.
     d 256) ``torch.sparse.sampled_addmm`` took 10 ms where gathering [tokens, k, d] rows took
     165 ms and the dense [tokens x n] product 105 ms."""
     t, k = index.shape
-    cpu = index.device.type == "cpu"  # the CPU kernel takes each row's columns in any order;
-    cols, order = (index, None) if cpu else index.sort(1)  # keep CSR's sorted order elsewhere
+    # the CPU kernel accepts a row's columns in any order; elsewhere keep CSR's sorted order
+    cols, order = (index, None) if index.device.type == "cpu" else index.sort(1)
     crow = torch.arange(0, t * k + 1, k, device=index.device)
     with warnings.catch_warnings():  # "CSR support is in beta"
         warnings.simplefilter("ignore", UserWarning)

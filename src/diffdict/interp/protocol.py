@@ -31,8 +31,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-NEGATIVE_KINDS = ("random", "other", "mixed")
-POSITIVE_KINDS = ("top", "quantiles")
+CHOICES = {"positives": ("top", "quantiles"), "negatives": ("random", "other", "mixed")}
 
 DEFAULTS = {
     "seed": 0,
@@ -75,6 +74,13 @@ class FeatureTask:
                             "are both positive and negative")
 
 
+def check_choices(c: dict, choices: dict = CHOICES) -> None:
+    """Each ``choices`` key of the config ``c`` holds one of its valid values (else ValueError naming them)."""
+    for key, valid in choices.items():
+        if c[key] not in valid:
+            raise ValueError(f"interp.{key} '{c[key]}' is not one of {list(valid)}")
+
+
 def split_images(prompt_ids, explain_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split of the unique prompt ids -> (explanation subset, held-out subset), each sorted."""
     if not 0 < explain_fraction < 1:
@@ -88,10 +94,7 @@ def split_images(prompt_ids, explain_fraction: float, seed: int) -> tuple[np.nda
 def build_tasks(features: pd.DataFrame, images: pd.DataFrame, all_ids, cfg: dict) -> tuple[list[FeatureTask], dict]:
     """Sample features and choose their examples (see module doc). Returns (tasks, info)."""
     c = {**DEFAULTS, **{k: v for k, v in cfg.items() if k in DEFAULTS}}
-    if c["negatives"] not in NEGATIVE_KINDS:
-        raise ValueError(f"interp.negatives '{c['negatives']}' is not one of {list(NEGATIVE_KINDS)}")
-    if c["positives"] not in POSITIVE_KINDS:
-        raise ValueError(f"interp.positives '{c['positives']}' is not one of {list(POSITIVE_KINDS)}")
+    check_choices(c)
     explain_ids, held_ids = split_images(all_ids, c["explain_fraction"], c["seed"])
     im = images.assign(held=images["prompt_id"].isin(held_ids).to_numpy())
     im["pos"] = im["n_active"] >= c["min_active_per_image"]

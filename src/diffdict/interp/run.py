@@ -25,7 +25,7 @@ from .cards import card_pairs, make_card
 from .codes import CodeTable, encode_batches, store_batches
 from .images import ShardImages
 from .protocol import DEFAULTS as PROTOCOL_DEFAULTS
-from .protocol import NEGATIVE_KINDS, POSITIVE_KINDS, build_tasks, tasks_from_json, tasks_to_json
+from .protocol import CHOICES, build_tasks, check_choices, tasks_from_json, tasks_to_json
 from .scoring import FAILURE_POLICIES, feature_scores, summarise
 from .stats import feature_statistics, heatmaps
 
@@ -58,9 +58,7 @@ def resolve_config(cfg: dict | None) -> dict:
     if unknown:
         raise ValueError(f"unknown interp config keys {unknown}; valid keys: {sorted(DEFAULTS)}")
     c = {**DEFAULTS, **cfg}
-    for key, valid in (("failure_policy", FAILURE_POLICIES), ("positives", POSITIVE_KINDS), ("negatives", NEGATIVE_KINDS)):
-        if c[key] not in valid:
-            raise ValueError(f"interp.{key} '{c[key]}' is not one of {list(valid)}")
+    check_choices(c, {**CHOICES, "failure_policy": FAILURE_POLICIES})
     return c
 
 
