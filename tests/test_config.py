@@ -35,6 +35,9 @@ def test_default_config_is_valid_and_gets_defaults(default):
         (lambda c: c["dictionaries"]["sae"].update(sites=["nope"]), ["unknown site 'nope'", "double1_img"]),
         (lambda c: c["dictionaries"]["neurons"].update(sites=["double1_img"]), ["needs a site with place 'mlp'"]),
         (lambda c: c["interp"].update(positives="best"), ["positives 'best' is not one of", "quantiles"]),
+        (lambda c: c["dictionaries"]["neurons"].update(replicates=2), ["kind 'neurons' has no seed", "must be 1"]),
+        (lambda c: c["dictionaries"].update({"sae-r1": {"kind": "random"}}), ["would be named 'sae-r1'"]),
+        (lambda c: c["dictionaries"]["sae"].update(replicates=0), ["replicates", "minimum"]),
     ],
 )
 def test_bad_config_names_problem_and_choices(default, mutate, expected):
@@ -44,6 +47,19 @@ def test_bad_config_names_problem_and_choices(default, mutate, expected):
         dcfg.check(cfg)
     for text in expected:
         assert text in str(e.value), str(e.value)
+
+
+def test_replicates_are_instances_with_consecutive_seeds(default):
+    cfg = copy.deepcopy(default)
+    cfg["dictionaries"]["sae"].update(replicates=3, seed=5)
+    cfg["dictionaries"]["random"].pop("seed")
+    cfg["dictionaries"]["random"]["replicates"] = 2
+    inst = dcfg.dictionary_instances(cfg)
+    assert inst["sae"] == ("sae", 0) and inst["sae-r2"] == ("sae", 2) and inst["random-r1"] == ("random", 1)
+    assert "neurons-r1" not in inst and "sae-r3" not in inst
+    assert dcfg.instance_config(cfg, "sae")["seed"] == 5 and dcfg.instance_config(cfg, "sae-r2")["seed"] == 7
+    assert dcfg.instance_config(cfg, "random-r1")["seed"] == 1  # the kind's default seed 0, plus 1
+    assert "replicates" not in dcfg.instance_config(cfg, "sae")
 
 
 def test_missing_model_folder_names_the_fix(default):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from diffdict.dictionaries.base import SparseCodes
 from diffdict.dictionaries.sae import TopKSAE
 from diffdict.dictionaries.train_sae import SAEConfig, sae_loss
-from diffdict.dictionaries.kernels import _aux_topk, row_topk, sparse_decode, topk_encode
+from diffdict.dictionaries.kernels import SparsePattern, _aux_topk, row_topk, sparse_decode, topk_encode
 
 
 @settings(max_examples=25, deadline=None)
@@ -51,6 +51,24 @@ def test_topk_encode_matches_dense_and_gradcheck(many_dead):
     torch.testing.assert_close(padded.sort(1).values, ref.sort(1).values)
     assert torch.autograd.gradcheck(lambda x, w, b: topk_encode(x, w, b, 4, dead, 3)[0], (x, w, b))
     assert torch.autograd.gradcheck(lambda x, w, b: topk_encode(x, w, b, 4, dead, 3)[2], (x, w, b))
+
+
+def test_shared_patterns_give_the_gradients_of_the_whole_loss():
+    """Encoder and decoder weight gradients share one sorted structure per index set (as in
+    `sae_loss`): the composed encode -> decode (+ AuxK decode) still has exact gradients."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(10, 6, generator=g, dtype=torch.float64)
+    w_enc, w_dec = (torch.randn(48, 6, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    b = torch.randn(48, generator=g, dtype=torch.float64, requires_grad=True)
+    dead = torch.arange(48) % 5 == 0
+
+    def loss(w_enc, w_dec, b):
+        patterns = SparsePattern(), SparsePattern()
+        v, i, av, ai = topk_encode(x, w_enc, b, 4, dead, 3, patterns=patterns)
+        out = sparse_decode(i, v, w_dec, patterns[0]).pow(2).sum()
+        return out + sparse_decode(ai, av, w_dec, patterns[1]).sin().sum()
+
+    assert torch.autograd.gradcheck(loss, (w_enc, w_dec, b))
 
 
 @pytest.mark.parametrize("n_dead", [0, 100, 3000])

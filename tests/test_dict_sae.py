@@ -105,6 +105,17 @@ def test_checkpoint_for_other_settings_is_ignored(tmp_path):
     assert sae.n_features == 40
 
 
+def test_checkpoint_of_other_data_is_not_resumed(tmp_path):
+    """A finished checkpoint with the same settings but other activations (e.g. a changed train
+    split) must not be 'resumed' into a model that never saw the new data."""
+    old, new = planted(d=16, n_atoms=24, k=2, seed=3), planted(d=16, n_atoms=24, k=2, seed=4)
+    _run(old, tmp_path / "ckpt")
+    rerun = _run(new, tmp_path / "ckpt")
+    fresh = _run(new, tmp_path / "fresh")
+    for name, v in fresh.state_dict().items():
+        assert torch.equal(v, rerun.state_dict()[name]), name
+
+
 def test_nan_activation_names_site_and_row():
     p = planted(d=8, n_atoms=8, k=2)
     data = p.sample(600, 1)

@@ -192,6 +192,17 @@ def test_difference_to_baseline_constructed():
     assert np.isnan(out.loc[("mlp", "neurons"), "diff_vs_random"]) and not out.loc[("mlp", "neurons"), "separated"]
 
 
+def test_replicates_are_pooled_and_listed():
+    rows = [{"site": "s", "dict": d, "kind": k, "replicate": r, "balanced_accuracy": v}
+            for d, k, reps in [("sae", "topk_sae", [[1.0, 0.8], [0.6, 0.6, 0.6]]), ("rnd", "random", [[0.5, 0.7]])]
+            for r, vals in enumerate(reps) for v in vals]
+    out = compare_to_baseline(pd.DataFrame(rows), n_boot=200).set_index("dict")
+    assert out.loc["sae", "n_features"] == 5 and out.loc["sae", "replicates"] == 2
+    assert out.loc["sae", "balanced_accuracy"] == pytest.approx(3.6 / 5)  # pooled over features, not replicates
+    assert out.loc["sae", "replicate_means"] == "0.900 / 0.600"
+    assert out.loc["rnd", "replicates"] == 1 and out.loc["rnd", "replicate_means"] == "0.600"
+
+
 def test_failures_counted_not_dropped():
     j = pd.DataFrame({"feature": [1] * 4, "label": [1, 1, 0, 0], "score": [1.0, np.nan, 0.0, 0.0],
                       "ok": [True, False, True, True], "tokens": 1, "cost": 0.0})

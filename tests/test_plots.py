@@ -63,6 +63,21 @@ def test_collect_tables_levels_and_errors(tmp_path):
         collect_tables([p], "metrics")
 
 
+def test_collect_tables_files_replicates_under_their_dictionary(tmp_path):
+    paths = []
+    for name, vals in (("sae", [0.9, 0.6]), ("sae-r1", [0.7]), ("itda", [0.5])):
+        p = tmp_path / "toy" / "interp" / "double1_img" / name / "annotation" / "scores.parquet"
+        p.parent.mkdir(parents=True)
+        pd.DataFrame({"feature": range(len(vals)), "balanced_accuracy": vals}).to_parquet(p)
+        paths.append(p)
+    df = collect_tables(paths, "interp", levels=("explainer",), kinds={**KINDS, "sae-r1": "topk_sae"},
+                        replicas={"sae-r1": ["sae", 1]})
+    assert list(df.columns[:6]) == ["model", "site", "dict", "kind", "explainer", "replicate"]
+    assert df[["dict", "replicate", "kind"]].values.tolist() == [
+        ["sae", 0, "topk_sae"], ["sae", 0, "topk_sae"], ["sae", 1, "topk_sae"], ["itda", 0, "itda"]]
+    assert "replicate" not in collect_tables(paths[:1], "interp", levels=("explainer",)).columns
+
+
 def test_site_order_and_palette():
     assert site_order(SITES + ["custom"]) == ["double2_img", "double10_img", "single1_img", "custom"]
     pal = dict_palette(KINDS)

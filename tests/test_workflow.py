@@ -71,6 +71,22 @@ def test_changing_one_dictionary_reruns_only_it(run, cli_env):
     assert not any(j["rule"] in ("generate", "capture", "merge_activations") for j in jobs)
 
 
+def test_replicates_are_interpreted_and_pooled_but_not_steered(run, cli_env):
+    workdir, cfg = run
+    summary = pd.read_csv(workdir / "results/toy/tables/interp_summary.csv").set_index(["site", "dict"])
+    assert summary.loc[("double1_img", "sae"), "replicates"] == 2
+    assert summary.loc[("double1_img", "random"), "replicates"] == 1
+    assert (workdir / "results/toy/dictionaries/double1_img/sae-r1/dictionary.safetensors").exists()
+    assert not (workdir / "results/toy/steering/double1_img/sae-r1").exists()
+    # a third replicate: only its own training, features and explanations, plus the aggregations
+    cfg = copy.deepcopy(cfg)
+    cfg["dictionaries"]["sae"]["replicates"] = 3
+    jobs = planned_jobs(snakemake(workdir, cfg, "-n", "results/figures/", env=cli_env).stdout)
+    own = {j["rule"] for j in jobs if j["wildcards"].get("dict") == "sae-r2"}
+    assert own == {"train_dictionary", "features", "explain"}, jobs
+    assert all(j["wildcards"].get("dict") == "sae-r2" or is_aggregation(j["rule"]) for j in jobs), jobs
+
+
 def test_metrics_are_json(run):
     workdir, _ = run
     m = json.loads((workdir / "results/toy/metrics/double1_img/sae/reconstruction.json").read_text())

@@ -22,8 +22,10 @@ def small_config(results: str = "results") -> dict:
     cfg["prompts"].update(shard_size=32, splits={"train": 64, "interp": 32, "test": 32})
     cfg["interp"].update(n_pos=5, n_neg=5)  # 16 held-out images: 8 + 8 would leave no eligible feature
     for d in cfg["dictionaries"].values():
+        d.pop("replicates", None)
         if d["kind"] == "topk_sae":
             d["tokens"] = 100_000  # ~25 epochs of the 4,096 training tokens: seconds at d=64
+            d["replicates"] = 2  # pooled by the interp tables; the other stages use replicate 0
     return cfg
 
 

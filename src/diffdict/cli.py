@@ -97,7 +97,7 @@ def cmd_train_dictionary(a):
 
     kind = a.dictionary["kind"]
     store = ActivationStore.open(a.train)
-    hp = {k: v for k, v in a.dictionary.items() if k not in ("kind", "sites")}
+    hp = {k: v for k, v in a.dictionary.items() if k not in ("kind", "sites", "replicates")}
     settings = {**HPARAMS[kind], **hp}
     extra = {"site": a.site_name, **a.site}
     if kind == "neurons":
@@ -155,7 +155,7 @@ def cmd_collect(a):
     from .atomic import write_table
     from .plots.collect import collect_tables
 
-    table = collect_tables(a.inputs, a.stage, levels=tuple(a.levels or ()), kinds=a.kinds)
+    table = collect_tables(a.inputs, a.stage, levels=tuple(a.levels or ()), kinds=a.kinds, replicas=a.replicas)
     if a.melt:  # wide metric columns sharing a prefix -> one row per metric
         cols = [c for c in table.columns if c.startswith(a.melt)]
         keep = [c for c in table.columns if c not in cols]
@@ -440,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stage", required=True, help="folder under the model's results: interp, steering, metrics")
     s.add_argument("--levels", nargs="*", default=[], help="path levels below {site}/{dict}, e.g. explainer")
     s.add_argument("--kinds", type=_json, default={})
+    s.add_argument("--replicas", type=_json, default=None,
+                   help='{"sae-r1": ["sae", 1], ...}: file replicates under their dictionary (adds a replicate column)')
     s.add_argument("--melt", default=None, help="melt columns with this prefix into metric/value rows")
     s.add_argument("--value-name", default="value")
     s.add_argument("--out", required=True)

@@ -128,6 +128,32 @@ def dictionary_sites(config: dict, dname: str) -> list[str]:
     return [s for s, sc in config["sites"].items() if sc.get("place", "resid") == place]
 
 
+def replicate_name(dname: str, r: int) -> str:
+    """Replicate r of dictionary `dname`: r = 0 is the dictionary itself."""
+    return dname if r == 0 else f"{dname}-r{r}"
+
+
+def dictionary_instances(config: dict) -> dict[str, tuple[str, int]]:
+    """Every dictionary the workflow trains: name -> (configured dictionary, replicate).
+
+    ``replicates: N`` trains N copies of a dictionary with seeds seed, seed + 1, ...; replicate
+    r > 0 is named ``{name}-r{r}``. The interpretation stage scores every replicate and pools
+    their features, so a method's score includes the spread between training runs rather
+    than one seed's draw; the other stages use replicate 0 only."""
+    return {replicate_name(d, r): (d, r) for d, v in config["dictionaries"].items()
+            for r in range(int(v.get("replicates", 1)))}
+
+
+def instance_config(config: dict, name: str) -> dict:
+    """The hyperparameters of dictionary instance `name` (`dictionary_instances`): its
+    dictionary's, with the replicate's seed and without ``replicates``."""
+    dname, r = dictionary_instances(config)[name]
+    out = {k: v for k, v in config["dictionaries"][dname].items() if k != "replicates"}
+    if r:
+        out["seed"] = out.get("seed", dictionary_kinds()[out["kind"]].get("seed", 0)) + r
+    return out
+
+
 def _check_dictionaries(config: dict) -> list[str]:
     errors = []
     kinds = dictionary_kinds()
@@ -136,7 +162,15 @@ def _check_dictionaries(config: dict) -> list[str]:
         if kind not in kinds:  # schema enum and package disagree: report, don't crash
             errors.append(f"config.dictionaries.{name}.kind: '{kind}' unknown; valid: {', '.join(kinds)}")
             continue
-        allowed = set(kinds[kind]) | {"kind", "sites"}
+        n_rep = d.get("replicates", 1)
+        if n_rep > 1 and "seed" not in kinds[kind]:
+            errors.append(f"config.dictionaries.{name}.replicates: kind '{kind}' has no seed (its features are "
+                          f"the model's own weights), so replicates must be 1, not {n_rep}")
+        for r in range(1, n_rep):
+            if replicate_name(name, r) in config["dictionaries"]:
+                errors.append(f"config.dictionaries.{name}.replicates: replicate {r} would be named "
+                              f"'{replicate_name(name, r)}', which is another dictionary's name; rename one")
+        allowed = set(kinds[kind]) | {"kind", "sites", "replicates"}
         for key in sorted(set(d) - allowed):
             errors.append(
                 f"config.dictionaries.{name}: unknown key '{key}' for kind '{kind}'; "

@@ -20,13 +20,15 @@ R = f"{RESULTS}/{config['model']['name']}"
 FIGURES_DIR = f"{RESULTS}/figures"
 SPLITS = list(config["prompts"]["splits"])
 LOGS = f"{R}/logs"
+# every dictionary trained: name -> (configured dictionary, replicate); see `replicates:`
+INSTANCES = dcfg.dictionary_instances(config)
 
 
 wildcard_constraints:
     split="|".join(SPLITS),
     shard=r"\d{3}",
     site="|".join(config["sites"]),
-    dict="|".join(config["dictionaries"]),
+    dict="|".join(INSTANCES),
     explainer="|".join(config["interp"]["explainers"]),
 
 
@@ -37,21 +39,24 @@ STEER_EXPLAINER = config["steering"].get("explainer") or EXPLAINERS[0]
 
 # The shapes world's annotator lives in the toy model folder; real models have none.
 ANNOTATOR_ARG = f"--annotator '{config['model']['path']}'" if config["model"]["kind"] == "toy" else ""
-KINDS = dcfg.as_json({d: v["kind"] for d, v in config["dictionaries"].items()})
+KINDS = dcfg.as_json({i: config["dictionaries"][d]["kind"] for i, (d, _) in INSTANCES.items()})
+# replicate r > 0 of a dictionary -> [dictionary, r]: the interp tables pool them under its name
+REPLICAS = dcfg.as_json({i: [d, r] for i, (d, r) in INSTANCES.items() if r})
 
 
 def shards(split):
     return dcfg.shard_names(config, split)
 
 
-def site_dict_pairs(places=None):
-    """(site, dictionary) pairs the config asks for."""
-    return [(s, d) for d in config["dictionaries"] for s in dcfg.dictionary_sites(config, d)]
+def site_dict_pairs(replicates=False):
+    """(site, dictionary) pairs the config asks for; with `replicates`, every replicate too."""
+    return [(s, i) for i, (d, r) in INSTANCES.items() if replicates or r == 0
+            for s in dcfg.dictionary_sites(config, d)]
 
 
-def expand_pairs(pattern, **fields):
+def expand_pairs(pattern, replicates=False, **fields):
     """`pattern` formatted for every (site, dictionary) pair; {R} and `fields` fill the rest."""
-    return [pattern.format(R=R, site=s, dict=d, **fields) for s, d in site_dict_pairs()]
+    return [pattern.format(R=R, site=s, dict=d, **fields) for s, d in site_dict_pairs(replicates)]
 
 
 # ---- params: canonical JSON of exactly the settings a job depends on ---------------------
@@ -70,7 +75,7 @@ def site_json(wildcards):
 
 
 def dict_json(wildcards):
-    return dcfg.as_json(config["dictionaries"][wildcards.dict])
+    return dcfg.as_json(dcfg.instance_config(config, wildcards.dict))
 
 
 def interp_json(wildcards=None):

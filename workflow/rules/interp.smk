@@ -56,20 +56,24 @@ rule explain:
 
 rule collect_interp:
     """Per-feature detection scores of every site x dictionary x explainer in one table, and the
-    per-method summary with each method's difference to the random-direction baseline."""
+    per-method summary with each method's difference to the random-direction baseline. The
+    replicates of a dictionary are pooled under its name (column `replicate`)."""
     input:
-        [p for e in EXPLAINERS for p in expand_pairs("{R}/interp/{site}/{dict}/{explainer}/scores.parquet", explainer=e)],
+        [p for e in EXPLAINERS
+         for p in expand_pairs("{R}/interp/{site}/{dict}/{explainer}/scores.parquet", replicates=True, explainer=e)],
     output:
         scores=f"{R}/tables/interp_scores.csv",
         summary=f"{R}/tables/interp_summary.csv",
     params:
         kinds=KINDS,
+        replicas=REPLICAS,
         seed=config["interp"].get("seed", 0),
     log:
         f"{LOGS}/collect_interp.log",
     conda:
         "../../envs/diffdict.yaml"
     shell:
-        "(diffdict collect --stage interp --levels explainer --kinds {params.kinds:q} --out {output.scores:q} {input:q} "
+        "(diffdict collect --stage interp --levels explainer --kinds {params.kinds:q} --replicas {params.replicas:q} "
+        "--out {output.scores:q} {input:q} "
         "&& diffdict interp-summary --table {output.scores:q} --seed {params.seed} --out {output.summary:q}) "
         "> {log:q} 2>&1"

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .base import Dictionary, SparseCodes
-from .kernels import preactivations, sparse_decode, topk_encode
+from .kernels import SparsePattern, preactivations, row_topk, sparse_decode, topk_encode
 
 
 class TopKSAE(Dictionary):
@@ -45,25 +45,28 @@ class TopKSAE(Dictionary):
         self.b_enc.zero_()
         self.b_dec.copy_(b_dec)
 
-    def encode_topk(self, x: torch.Tensor, dead: torch.Tensor | None = None, k_aux: int = 0):
-        """-> (values, index, aux_values, aux_index); differentiable (sparse backward)."""
+    def encode_topk(self, x: torch.Tensor, dead: torch.Tensor | None = None, k_aux: int = 0,
+                    patterns: tuple[SparsePattern, SparsePattern] | None = None):
+        """-> (values, index, aux_values, aux_index); differentiable (sparse backward).
+        ``patterns``: see `topk_encode`; pass them on to `decode_sparse`."""
         k = self.k * (1 + int(self.batch_topk and self.training))  # batch_topk: candidates
         values, index, aux_v, aux_i = topk_encode(x - self.b_dec, self.W_enc, self.b_enc, k, dead, k_aux,
-                                                 self._workspace)
+                                                 self._workspace, patterns)
         if self.batch_topk and self.training:
             # keep the k*B largest of the batch; zeroed entries become padding
             thr = values.flatten().topk(self.k * x.shape[0], sorted=False).values.min()
             values = values * (values >= thr)
         return values, index, aux_v, aux_i
 
-    def decode_sparse(self, values: torch.Tensor, index: torch.Tensor, bias: bool = True) -> torch.Tensor:
-        out = sparse_decode(index, values, self.W_dec)
+    def decode_sparse(self, values: torch.Tensor, index: torch.Tensor, bias: bool = True,
+                      pattern: SparsePattern | None = None) -> torch.Tensor:
+        out = sparse_decode(index, values, self.W_dec, pattern)
         return out + self.b_dec if bias else out
 
     def encode(self, x: torch.Tensor) -> SparseCodes:
         with torch.no_grad():
             pre = preactivations(x.to(self.W_enc.dtype) - self.b_dec, self.W_enc, self.b_enc)
-            values, index = pre.topk(self.k, dim=-1)
+            values, index = row_topk(pre, self.k)  # unsorted: nothing downstream needs the order
             values = values.clamp_min(0)  # relu after top-k: same codes, no dense relu
         return SparseCodes(index, values)
 

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import math
 import time
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
 from .data import BatchesFactory, rebatch, sample
+from .kernels import SparsePattern
 from .sae import TopKSAE
 
 log = logging.getLogger(__name__)
@@ -132,13 +134,14 @@ def sae_loss(sae: TopKSAE, x: torch.Tensor, dead: torch.Tensor, cfg: SAEConfig):
     while few latents are dead; exactly 0 when none is."""
     n_dead = int(dead.sum())
     k_aux = min(cfg.k_aux, n_dead) if cfg.auxk_coef > 0 else 0
-    values, index, aux_v, aux_i = sae.encode_topk(x, dead if k_aux else None, k_aux)
-    e = x - sae.decode_sparse(values, index).float()
+    patterns = SparsePattern(), SparsePattern()  # one sort per index set, shared by encoder and decoder
+    values, index, aux_v, aux_i = sae.encode_topk(x, dead if k_aux else None, k_aux, patterns)
+    e = x - sae.decode_sparse(values, index, pattern=patterns[0]).float()
     fvu = e.pow(2).sum() / (x - x.mean(0)).pow(2).sum()
     auxk = x.new_zeros(())
     if k_aux:
         r = e.detach()
-        e_hat = sae.decode_sparse(aux_v, aux_i, bias=False).float()
+        e_hat = sae.decode_sparse(aux_v, aux_i, bias=False, pattern=patterns[1]).float()
         auxk = (e_hat - r).pow(2).sum() / (r - r.mean(0)).pow(2).sum() * min(1.0, n_dead / cfg.k_aux)
     return fvu + cfg.auxk_coef * auxk, fvu, auxk, values, index
 
@@ -158,7 +161,9 @@ def train_sae(
     """Train (or resume) a TopK SAE; returns it folded into model space."""
     device = torch.device(device)
     ckpt_path = Path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir else None
-    signature = {"cfg": asdict(cfg), "d_model": d_model, "site": site}
+    init = sample(factory, cfg.init_tokens, site).x
+    # the data's fingerprint too: a checkpoint of other activations (a changed split) must not resume
+    signature = {"cfg": asdict(cfg), "d_model": d_model, "site": site, "data": _fingerprint(init)}
     signature["cfg"].pop("checkpoint_every"), signature["cfg"].pop("log_every")
 
     sae = TopKSAE(d_model, cfg.n_features, cfg.k, cfg.batch_topk).to(device)
@@ -171,7 +176,6 @@ def train_sae(
         log.info("site %s: resuming from step %d (%d tokens)", site, st["step"], st["tokens"])
     else:
         torch.manual_seed(cfg.seed)
-        init = sample(factory, cfg.init_tokens, site).x
         mean, scale = normalisation_stats(init, cfg.normalize)
         gen = torch.Generator().manual_seed(cfg.seed)
         sae.init_weights(geometric_median((init - mean) / scale), generator=gen)
@@ -199,7 +203,7 @@ def train_sae(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         sae.remove_gradient_parallel_to_decoder_directions()
-        torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
+        clip_gradients(sae, cfg.grad_clip)
         lr = cfg.lr_at(step)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -246,12 +250,26 @@ def train_sae(
     return out
 
 
+def clip_gradients(module: torch.nn.Module, max_norm: float) -> None:
+    """``clip_grad_norm_``, minus its rescaling pass over every gradient when the norm is already
+    below ``max_norm`` (the usual case; on CPU the check costs no sync)."""
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads)
+    if norm.device.type != "cpu" or float(norm) > max_norm:
+        torch.nn.utils.clip_grads_with_norm_(grads, max_norm, norm)
+
+
 def write_log(path: str | Path, rows: list[dict], columns: tuple[str, ...] = LOG_COLUMNS) -> None:
     """Atomically write training-log rows as CSV."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
+
+
+def _fingerprint(x: torch.Tensor) -> str:
+    """Hash of the first tokens of epoch 0 (seeded shuffle): changes with the data or its order."""
+    return hashlib.sha1(x.detach().cpu().float().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
 def _save_checkpoint(path, signature, sae, opt, step, tokens, position, since_fired, rows, mean, scale):

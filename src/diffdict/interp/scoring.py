@@ -126,7 +126,10 @@ def compare_to_baseline(table: pd.DataFrame, score: str = "balanced_accuracy", b
     """One row per (site[, explainer], dict) of a per-feature score table (``collect_interp``):
     mean with bootstrap CI over features and, where the site has a dictionary of kind `baseline`,
     the difference to it with its own bootstrap CI and ``separated`` (the two CIs do not overlap,
-    the stricter test). Sites without the baseline (e.g. an MLP site) get NaN differences."""
+    the stricter test). Sites without the baseline (e.g. an MLP site) get NaN differences.
+    With a ``replicate`` column (several training runs of a dictionary), the features of all
+    replicates are pooled; ``replicates`` counts them and ``replicate_means`` lists each one's
+    mean, so the spread between runs stays visible."""
     keys = ["site", *(["explainer"] if "explainer" in table.columns else [])]
     rows = []
     for group, g in table.groupby(keys, sort=True):
@@ -136,11 +139,16 @@ def compare_to_baseline(table: pd.DataFrame, score: str = "balanced_accuracy", b
         base = next((d for d in per if kinds.get(d, d) == baseline), None)
         cis = {d: bootstrap_ci(v, n_boot, ci, seed) for d, v in per.items()}
         b_ci = cis[base] if base else (np.nan,) * 3
+        reps = {d: [float(np.nanmean(r[score])) if r[score].notna().any() else np.nan
+                    for _, r in h.groupby("replicate", sort=True)] if "replicate" in h.columns else [np.nanmean(h[score])]
+                for d, h in g.groupby("dict", sort=False)}
         for d, v in per.items():
             m, lo, hi = cis[d]
             diff = difference_ci(v, per[base], n_boot, ci, seed) if base and d != base else (np.nan,) * 3
             rows.append({**dict(zip(keys, group)), "dict": d, "kind": kinds.get(d, d),
-                         "n_features": int(np.isfinite(v).sum()), score: m, f"{score}_lo": lo, f"{score}_hi": hi,
+                         "n_features": int(np.isfinite(v).sum()), "replicates": len(reps[d]),
+                         "replicate_means": " / ".join(f"{x:.3f}" for x in reps[d]),
+                         score: m, f"{score}_lo": lo, f"{score}_hi": hi,
                          "baseline": base, f"diff_vs_{baseline}": diff[0], "diff_lo": diff[1], "diff_hi": diff[2],
                          "separated": bool(base and d != base and (lo > b_ci[2] or hi < b_ci[1]))})
     return pd.DataFrame(rows)

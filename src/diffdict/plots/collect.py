@@ -51,11 +51,15 @@ def collect_tables(
     stage: str,
     levels: Sequence[str] = (),
     kinds: Mapping[str, str] | None = None,
+    replicas: Mapping[str, Sequence] | None = None,
 ) -> pd.DataFrame:
     """Concatenate result files, adding ``model, site, dict, kind`` (+ `levels`) from each path.
 
     ``kind`` is taken from the file when it has one, else from `kinds` (``{dict name: kind}``,
-    the config's ``dictionaries.*.kind``), else the dictionary name."""
+    the config's ``dictionaries.*.kind``), else the dictionary name. With `replicas`
+    (``{instance: (dictionary, r)}`` for the replicates r > 0, see
+    `diffdict.config.dictionary_instances`), a replicate's rows are filed under its dictionary's
+    name and a ``replicate`` column (0 for the dictionary itself) tells them apart."""
     frames = []
     for p in paths:
         p = Path(p)
@@ -65,11 +69,13 @@ def collect_tables(
             df[k] = v  # the path is the truth about where a result belongs
         if "kind" not in df.columns:
             df["kind"] = (kinds or {}).get(keys["dict"], keys["dict"])
+        if replicas is not None:
+            df["dict"], df["replicate"] = replicas.get(keys["dict"], (keys["dict"], 0))
         frames.append(df)
     if not frames:
         raise ValueError(f"no {stage} result files given")
     out = pd.concat(frames, ignore_index=True)
-    first = ["model", "site", "dict", "kind", *levels]
+    first = ["model", "site", "dict", "kind", *levels, *(["replicate"] if replicas is not None else [])]
     return out[first + [c for c in out.columns if c not in first]]
 
 
