@@ -4,7 +4,8 @@ Input: one row per scored feature: ``site, dict, kind, feature`` and the score c
 (``balanced_accuracy`` by default; ``auroc`` works too), e.g. `collect.collect_tables` over
 ``interp/{site}/{dict}/{explainer}/scores.parquet`` with ``levels=("explainer",)``. With several
 explainers, one panel each. Bars are means over features; whiskers are 95% bootstrap CIs over
-features (seeded); the dotted line is chance (0.5).
+features (seeded); the dotted line is chance (0.5). With a ``replicate`` column (several
+training runs pooled under one dictionary name) the legend gives the number of runs.
 """
 
 from __future__ import annotations
@@ -31,12 +32,17 @@ def plot_interp_scores(df: pd.DataFrame, out: str | os.PathLike, score: str = "b
         ax.set_ylim(0, 1)
         ax.tick_params(axis="x", rotation=30)
     g.set_axis_labels("site", score.replace("_", " "))
-    # features scored per site and dictionary (a feature id names different features at different sites)
-    per = data.groupby(["site", "dict"]).size()
+    # features scored per site and dictionary (and explainer: each scores the same features)
+    per = data.groupby(["site", "dict", *([col] if col else [])]).size()
     counts = per.groupby(level="dict").agg(["min", "max"])
+    runs = data.groupby("dict")["replicate"].nunique() if "replicate" in data.columns else {}
     g.figure.suptitle("Explanation scores, mean and 95% CI over features", y=1.03, weight="bold")
-    g.legend.set_title("dict (features per site)")
     for text in g.legend.texts:
-        lo, hi = counts.loc[text.get_text()] if text.get_text() in counts.index else (0, 0)
-        text.set_text(f"{text.get_text()} ({lo})" if lo == hi else f"{text.get_text()} ({lo}-{hi})")
+        name = text.get_text()
+        lo, hi = counts.loc[name] if name in counts.index else (0, 0)
+        n = f"{lo}" if lo == hi else f"{lo}-{hi}"
+        text.set_text(f"{name} ({n}, {runs[name]} runs)" if runs.get(name, 1) > 1 else f"{name} ({n})")
+    # the longer labels need a legend laid out again, beside the axes rather than over them
+    right = max(ax.get_position().x1 for ax in g.axes.flat)
+    sns.move_legend(g, "center left", bbox_to_anchor=(right + 0.02, 0.5), title="dict (features per site)")
     return save_figure(g.figure, out, tight_layout=False)
