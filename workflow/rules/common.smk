@@ -39,7 +39,7 @@ STEER_EXPLAINER = config["steering"].get("explainer") or EXPLAINERS[0]
 
 # The shapes world's annotator lives in the toy model folder; real models have none.
 ANNOTATOR_ARG = f"--annotator '{config['model']['path']}'" if config["model"]["kind"] == "toy" else ""
-KINDS = dcfg.as_json({i: config["dictionaries"][d]["kind"] for i, (d, _) in INSTANCES.items()})
+KINDS = dcfg.as_json({d: v["kind"] for d, v in config["dictionaries"].items()})
 # replicate r > 0 of a dictionary -> [dictionary, r]: the interp tables pool them under its name
 REPLICAS = dcfg.as_json({i: [d, r] for i, (d, r) in INSTANCES.items() if r})
 

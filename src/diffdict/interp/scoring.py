@@ -121,6 +121,13 @@ def difference_ci(a, b, n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> 
     return float(a.mean() - b.mean()), float(np.quantile(d, q)), float(np.quantile(d, 1 - q))
 
 
+def _replicate_means(scores: pd.Series, replicate: pd.Series | None) -> list[float]:
+    """Mean score of each training run (NaN scores left out); one run without a replicate column."""
+    if replicate is None:
+        return [float(scores.mean())]
+    return [float(s.mean()) for _, s in scores.groupby(replicate, sort=True)]
+
+
 def compare_to_baseline(table: pd.DataFrame, score: str = "balanced_accuracy", baseline: str = "random",
                         n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """One row per (site[, explainer], dict) of a per-feature score table (``collect_interp``):
@@ -139,9 +146,7 @@ def compare_to_baseline(table: pd.DataFrame, score: str = "balanced_accuracy", b
         base = next((d for d in per if kinds.get(d, d) == baseline), None)
         cis = {d: bootstrap_ci(v, n_boot, ci, seed) for d, v in per.items()}
         b_ci = cis[base] if base else (np.nan,) * 3
-        reps = {d: [float(np.nanmean(r[score])) if r[score].notna().any() else np.nan
-                    for _, r in h.groupby("replicate", sort=True)] if "replicate" in h.columns else [np.nanmean(h[score])]
-                for d, h in g.groupby("dict", sort=False)}
+        reps = {d: _replicate_means(h[score], h.get("replicate")) for d, h in g.groupby("dict", sort=False)}
         for d, v in per.items():
             m, lo, hi = cis[d]
             diff = difference_ci(v, per[base], n_boot, ci, seed) if base and d != base else (np.nan,) * 3

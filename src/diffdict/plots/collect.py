@@ -67,10 +67,11 @@ def collect_tables(
         df = _read(p)
         for k, v in keys.items():
             df[k] = v  # the path is the truth about where a result belongs
-        if "kind" not in df.columns:
-            df["kind"] = (kinds or {}).get(keys["dict"], keys["dict"])
+        name, replicate = (replicas or {}).get(keys["dict"], (keys["dict"], 0))
         if replicas is not None:
-            df["dict"], df["replicate"] = replicas.get(keys["dict"], (keys["dict"], 0))
+            df["dict"], df["replicate"] = name, replicate
+        if "kind" not in df.columns:  # a replicate has its dictionary's kind
+            df["kind"] = (kinds or {}).get(name, name)
         frames.append(df)
     if not frames:
         raise ValueError(f"no {stage} result files given")
