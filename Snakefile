@@ -1,7 +1,7 @@
 # diffdict: dictionary learning for text-to-image diffusion transformers.
 #
 #   snakemake --cores all results/figures/                  # embedded default (CPU, minutes)
-#   snakemake --profile profiles/slurm --configfile config/flux-schnell.yaml results/figures/
+#   snakemake --profile profiles/slurm results/figures/ --configfile config/flux-schnell.yaml
 #
 # Each rule is thin: it calls one `diffdict` CLI subcommand. Parameters are looked up per site
 # and per dictionary, so editing one site's entry reruns that site's jobs and the aggregations.

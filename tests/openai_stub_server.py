@@ -48,6 +48,29 @@ class StubServer:
                     return self._send(200, _completion(""))
                 if action == "garbage":
                     return self._send(200, _completion("I cannot tell, maybe 3 or 4"))
+                if action == "truncated":  # Content-Length promises more than is sent, then close
+                    data = json.dumps(_completion("cut")).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data) + 50))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.close_connection = True
+                    return None
+                if action == "badstatus":  # not HTTP at all
+                    self.wfile.write(b"garbage that is no status line\r\n\r\n")
+                    self.close_connection = True
+                    return None
+                if action == "reset":  # close without answering
+                    self.close_connection = True
+                    return None
+                if action == "html":
+                    return self._send(502, None, raw=b"<html><body>Bad gateway</body></html>")
+                if action == "html200":
+                    return self._send(200, None, raw=b"<html><body>Sign in</body></html>")
+                if action == "nochoices":
+                    return self._send(200, {"id": "x", "choices": []})
+                if action == "nullcontent":
+                    return self._send(200, {"id": "x", "choices": [{"message": {"role": "assistant", "content": None}}]})
                 with stub._lock:
                     stub.in_flight += 1
                     stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)

@@ -1,11 +1,14 @@
-"""Concept recovery metric: known answers and an independent brute-force check."""
+"""Held-out concept recovery: known answers, an independent brute-force check, and the split."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from diffdict.dictionaries.base import SparseCodes
-from diffdict.metrics.concepts import concept_recovery, recovery_summary_table, summarize_recovery
+from diffdict.metrics.concept_summary import summarize_concepts
+from diffdict.metrics.concepts import (best_f1_threshold, concept_recovery, probe_recovery, selection_images,
+                                       token_auroc_matrix)
 
 
 def pairwise_auroc(score: np.ndarray, y: np.ndarray) -> float:
@@ -15,89 +18,140 @@ def pairwise_auroc(score: np.ndarray, y: np.ndarray) -> float:
     return float(((d > 0) + 0.5 * (d == 0)).mean())
 
 
-def dense_reference(dense: np.ndarray, pid: np.ndarray, masks: np.ndarray):
-    imgs = np.unique(pid)
-    auc = np.full((dense.shape[1], masks.shape[1]), np.nan)
-    iou = np.zeros_like(auc)
-    for f in range(dense.shape[1]):
-        s = np.array([dense[pid == i, f].max() for i in imgs])
-        on = dense[:, f] != 0
-        for c in range(masks.shape[1]):
-            y = np.array([masks[pid == i, c].any() for i in imgs])
-            if 0 < y.sum() < len(y):
-                auc[f, c] = pairwise_auroc(s, y)
-            u = (on | masks[:, c]).sum()
-            iou[f, c] = (on & masks[:, c]).sum() / u if u else 0.0
-    return auc, iou
-
-
-def test_feature_equal_to_concept_mask_is_perfect():
-    rng = np.random.default_rng(0)
-    n_img, n_tok, n_feat = 12, 16, 10
-    masks = rng.random((n_img, 4, 4, 2)) < 0.3
-    masks[0, ..., 0] = False  # some images lack concept 0 entirely
-    masks[1, ..., 0] = False
-    masks[2:4, ..., 1] = False  # ... and concept 1 (AUROC needs negatives)
-    pid = np.repeat(np.arange(n_img), n_tok)
+def world(n_img=40, grid=(4, 4), n_c=2, p=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    n_tok = grid[0] * grid[1]
+    masks = rng.random((n_img, *grid, n_c)) < p
+    pid = np.repeat(np.arange(100, 100 + n_img), n_tok)
     tok = np.tile(np.arange(n_tok), n_img)
-    flat = masks.reshape(n_img * n_tok, 2)
-    # feature 3 == concept 0's mask, feature 7 == concept 1's mask; feature 1 always on (noise)
-    idx = np.stack([np.full(len(pid), 3), np.full(len(pid), 7), np.full(len(pid), 1)], 1)
-    val = np.stack([flat[:, 0] * 2.0, flat[:, 1] * 0.5, np.ones(len(pid))], 1)
+    return rng, masks, pid, tok, masks.reshape(n_img * n_tok, n_c)
+
+
+def test_selection_halves_are_disjoint_seeded_and_shared():
+    ids = np.arange(50, 90)
+    a = selection_images(np.repeat(ids, 3), seed=0)
+    assert len(a) == 20 and set(a) <= set(ids)
+    assert np.array_equal(a, selection_images(ids[::-1], seed=0))  # the set, not the row order
+    assert not np.array_equal(a, selection_images(ids, seed=1))
+
+
+def test_feature_equal_to_concept_mask_is_perfect_and_random_is_chance():
+    rng, masks, pid, tok, flat = world(n_img=60)
+    n = len(pid)
+    # feature 3 == concept 0's mask, feature 7 == concept 1's mask; features 10..41 random values
+    idx = np.concatenate([np.full((n, 1), 3), np.full((n, 1), 7), rng.integers(10, 42, (n, 4))], 1)
+    val = np.concatenate([flat[:, :1] * 2.0, flat[:, 1:] * 0.5, rng.random((n, 4))], 1)
     codes = SparseCodes(torch.tensor(idx), torch.tensor(val, dtype=torch.float32))
-    df = concept_recovery(codes, pid, tok, masks, ["c0", "c1"], n_features=n_feat)
-    assert df["auroc_feature"].tolist() == [3, 7]
-    assert df["iou_feature"].tolist() == [3, 7]
-    np.testing.assert_allclose(df["auroc"], 1.0)
-    np.testing.assert_allclose(df["iou"], 1.0)
-    assert df["n_pos_tokens"].tolist() == flat.sum(0).tolist()
+    df = concept_recovery(codes, pid, tok, masks, ["c0", "c1"], n_features=42, mask_prompt_ids=np.arange(100, 160))
+    assert df["feature"].tolist() == [3, 7]
+    np.testing.assert_allclose(df[["token_auroc", "token_f1", "selection_token_auroc"]], 1.0)
+    # only random features: the held-out AUROC of the best one is near chance
+    rnd = SparseCodes(torch.tensor(idx[:, 2:]), torch.tensor(val[:, 2:], dtype=torch.float32))
+    r = concept_recovery(rnd, pid, tok, masks, ["c0", "c1"], n_features=42, mask_prompt_ids=np.arange(100, 160))
+    assert (r["token_auroc"] - 0.5).abs().max() < 0.08
+    assert (r["selection_token_auroc"] >= r["token_auroc"] - 0.03).all()  # selection flatters
 
 
-def test_matches_bruteforce_with_ties_and_negative_codes():
+def test_token_auroc_matrix_matches_bruteforce_with_ties_and_negatives():
     rng = np.random.default_rng(1)
     n, k, n_feat, n_c = 300, 3, 12, 4
-    pid = rng.integers(0, 25, n)
-    tok = rng.integers(0, 9, n)
-    img_masks = rng.random((25, 9, n_c)) < 0.06  # sparse, so images differ in labels
     idx = np.stack([rng.choice(n_feat, k, replace=False) for _ in range(n)])
     val = rng.choice([0.0, 0.5, 1.0, 2.0, -1.0], size=(n, k))  # many ties, padding zeros, negatives
-    codes = SparseCodes(torch.tensor(idx), torch.tensor(val))
-    df = concept_recovery(codes, pid, tok, img_masks, [f"c{i}" for i in range(n_c)], n_features=n_feat)
+    labels = rng.random((n, n_c)) < 0.2
     dense = np.zeros((n, n_feat))
     np.add.at(dense, (np.arange(n)[:, None].repeat(k, 1), idx), val)
-    ref_auc, ref_iou = dense_reference(dense, pid, img_masks[pid, tok])
-    assert np.isfinite(ref_auc).all()  # every concept has positive and negative images
-    for c in range(n_c):
-        f = df.loc[c, "auroc_feature"]
-        np.testing.assert_allclose(df.loc[c, "auroc"], np.nanmax(ref_auc[:, c]))
-        np.testing.assert_allclose(df.loc[c, "auroc"], ref_auc[f, c])
-        np.testing.assert_allclose(df.loc[c, "iou"], ref_iou[:, c].max())
-        np.testing.assert_allclose(df.loc[c, "auroc_feature_iou"], ref_iou[f, c])
+    r, f = np.nonzero(dense)
+    auc = token_auroc_matrix(torch.tensor(r), torch.tensor(f), torch.tensor(dense[r, f]), torch.tensor(labels), n_feat)
+    for j in range(n_feat):
+        for c in range(n_c):
+            assert auc[j, c].item() == pytest.approx(pairwise_auroc(dense[:, j], labels[:, c]))
 
 
-def test_per_row_masks_and_mask_prompt_ids_agree():
-    rng = np.random.default_rng(2)
-    pid = np.repeat(np.array([40, 41, 42, 43]), 4)
-    tok = np.tile(np.arange(4), 4)
-    img_masks = rng.random((4, 2, 2, 3)) < 0.5
-    codes = SparseCodes(torch.tensor(rng.integers(0, 5, (16, 2))), torch.tensor(rng.random((16, 2))))
-    a = concept_recovery(codes, pid, tok, img_masks, list("abc"), 5, mask_prompt_ids=[40, 41, 42, 43])
-    b = concept_recovery(codes, pid, tok, img_masks.reshape(4, 4, 3)[pid - 40, tok], list("abc"), 5)
-    assert a.equals(b)
-    with pytest.raises(ValueError, match="no token masks"):
-        concept_recovery(codes, pid, tok, img_masks, list("abc"), 5, mask_prompt_ids=[0, 1, 2, 3])
+def test_reported_numbers_are_the_report_half_only():
+    """The chosen feature's reported AUROC equals a brute-force AUROC on the other half's rows."""
+    rng, masks, pid, tok, flat = world(n_img=30, p=0.05, seed=4)
+    n = len(pid)
+    idx = rng.integers(0, 6, (n, 2))
+    val = np.where(flat[:, :1], rng.random((n, 2)) + 0.3, rng.random((n, 2)))
+    codes = SparseCodes(torch.tensor(idx), torch.tensor(val))
+    df = concept_recovery(codes, pid, tok, masks, ["a", "b"], 6, mask_prompt_ids=np.arange(100, 130), seed=3)
+    sel = np.isin(pid, selection_images(pid, 3))
+    dense = np.zeros((n, 6))
+    np.add.at(dense, (np.arange(n)[:, None].repeat(2, 1), idx), val)
+    for c in range(2):
+        f = df.loc[c, "feature"]
+        best_sel = max(range(6), key=lambda j: pairwise_auroc(dense[sel, j], flat[sel, c]))
+        assert f == best_sel
+        assert df.loc[c, "token_auroc"] == pytest.approx(pairwise_auroc(dense[~sel, f], flat[~sel, c]))
+        img = np.unique(pid[~sel])
+        s = np.array([dense[pid == i, f].max() for i in img])
+        y = np.array([flat[pid == i, c].any() for i in img])
+        assert 0 < y.sum() < len(y)
+        assert df.loc[c, "image_auroc"] == pytest.approx(pairwise_auroc(s, y))
+        assert df.loc[c, "n_images"] == len(img)
 
 
-def test_summary():
-    rng = np.random.default_rng(3)
-    masks = rng.random((6, 4, 2)) < 0.5
-    pid = np.repeat(np.arange(6), 4)
-    tok = np.tile(np.arange(4), 6)
-    flat = masks.reshape(24, 2)
-    codes = SparseCodes(torch.tensor(np.stack([np.zeros(24, int), np.ones(24, int)], 1)),
-                        torch.tensor(flat.astype(float)))
-    df = concept_recovery(codes, pid, tok, masks, ["color=red", "shape=circle"], 2)
-    s = summarize_recovery(df)
-    assert s["mean_iou"] == pytest.approx(1.0) and s["frac_iou_ge_0.5"] == 1.0
-    t = recovery_summary_table({"perfect": df, "shuffled": df.assign(iou=0.0)})
-    assert t["mean_iou"].tolist() == [1.0, 0.0] and "color_mean_iou" in t
+def test_best_f1_threshold():
+    y = np.array([0, 0, 1, 1, 1, 0], bool)
+    s = np.array([0.1, 0.2, 0.8, 0.9, 0.7, 0.75])
+    thr, f1 = best_f1_threshold(s, y)
+    assert thr == pytest.approx(0.7) and f1 == pytest.approx(2 * 0.75 * 1 / 1.75)
+    assert best_f1_threshold(s, np.zeros(6, bool)) == (float("inf"), 0.0)
+
+
+def test_probe_finds_a_linear_concept():
+    rng, masks, pid, tok, flat = world(n_img=60, n_c=2, seed=5)
+    x = rng.normal(size=(len(pid), 8)).astype(np.float32)
+    x[:, 0] += 3 * flat[:, 0]  # concept 0 is linearly present; concept 1 is not
+    p = probe_recovery(x, pid, tok, masks, ["lin", "absent"], mask_prompt_ids=np.arange(100, 160))
+    assert p.loc[0, "probe_token_auroc"] > 0.95
+    assert abs(p.loc[1, "probe_token_auroc"] - 0.5) < 0.08
+
+
+def _table(means: dict, spread: float = 0.0, n_c: int = 12, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    concepts = [f"color=c{i}" for i in range(n_c // 2)] + [f"position=p{i}" for i in range(n_c - n_c // 2)]
+    rows = []
+    for d, (kind, m) in means.items():
+        for r in range(3):
+            shift = spread * (r - 1)
+            rows += [{"site": "s", "dict": d, "kind": kind, "replicate": r, "concept": c,
+                      "token_auroc": m + shift + rng.normal(0, 0.02), "probe_token_auroc": 0.97} for c in concepts]
+    return pd.DataFrame(rows)
+
+
+def test_summary_difference_and_run_spread():
+    t = _table({"sae": ("topk_sae", 0.9), "rnd": ("random", 0.7)})
+    s = summarize_concepts(t, n_boot=500).set_index(["dict", "metric"])
+    sae = s.loc[("sae", "token_auroc")]
+    assert sae["separated"] and sae["diff_vs_random"] == pytest.approx(0.2, abs=0.02)
+    assert sae["probe"] == pytest.approx(0.97) and sae["replicates"] == 3
+    assert np.isnan(s.loc[("rnd", "token_auroc"), "diff_vs_random"])
+    wide = summarize_concepts(_table({"sae": ("topk_sae", 0.9), "rnd": ("random", 0.7)}, spread=0.1),
+                              n_boot=500).set_index(["dict", "metric"])
+    width = lambda x: x["hi"] - x["lo"]  # noqa: E731
+    assert width(wide.loc[("sae", "token_auroc")]) > 3 * width(sae)
+
+
+def test_a_foreground_feature_passes_all_tokens_but_not_within_its_kind():
+    """Feature 0 fires on every object token, feature 1 on red objects only: over all tokens
+    both look good for color=red; among object tokens only feature 1 tells red from blue."""
+    rng = np.random.default_rng(6)
+    n_img, n_tok = 60, 16
+    red = rng.random((n_img, n_tok)) < 0.15
+    blue = ~red & (rng.random((n_img, n_tok)) < 0.15)
+    masks = np.stack([red, blue, ~(red | blue)], -1)  # color=red, color=blue, background=plain
+    pid = np.repeat(np.arange(n_img), n_tok)
+    tok = np.tile(np.arange(n_tok), n_img)
+    flat = masks.reshape(-1, 3)
+    fg = (flat[:, 0] | flat[:, 1]).astype(float)
+    idx = np.stack([np.zeros(len(pid), int), np.ones(len(pid), int)], 1)
+    val = np.stack([fg * (1 + 0.01 * rng.random(len(pid))), flat[:, 0] * 0.5], 1)
+    names = ["color=red", "color=blue", "background=plain"]
+    only_fg = concept_recovery(SparseCodes(torch.tensor(idx[:, :1]), torch.tensor(val[:, :1])), pid, tok,
+                               masks.reshape(n_img, n_tok, 3), names, 2).set_index("concept")
+    assert only_fg.loc["color=red", "token_auroc"] > 0.85  # the all-token question is fooled ...
+    assert abs(only_fg.loc["color=red", "kind_token_auroc"] - 0.5) < 0.1  # ... the within-kind one is not
+    both = concept_recovery(SparseCodes(torch.tensor(idx), torch.tensor(val)), pid, tok,
+                            masks.reshape(n_img, n_tok, 3), names, 2).set_index("concept")
+    assert both.loc["color=red", "kind_feature"] == 1 and both.loc["color=red", "kind_token_auroc"] == 1.0

@@ -91,3 +91,18 @@ def test_snakemake_refuses_bad_config_before_running(repo, tmp_path, cli_env, de
     out = r.stdout + r.stderr
     assert "index 999 does not exist" in out and "valid: 0.." in out
     assert not (tmp_path / "results").exists()
+
+
+def test_effective_dictionary_fills_defaults_for_the_rerun_trigger():
+    import yaml
+
+    from diffdict.config import effective_dictionary
+    from diffdict.dictionaries import HPARAMS
+
+    from conftest import REPO
+
+    cfg = yaml.safe_load(open(REPO / "config" / "config.yaml"))
+    eff = effective_dictionary(cfg, "sae-r1")
+    assert eff["normalize"] == HPARAMS["topk_sae"]["normalize"] == "robust"  # a default, filled in
+    assert eff["seed"] == 1 and "replicates" not in eff
+    assert "log_every" not in eff and "checkpoint_every" not in eff  # cadence is not a result

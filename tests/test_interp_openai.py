@@ -59,6 +59,26 @@ def test_exhausted_retries_and_bad_bodies_are_failures(server, tmp_path):
     assert b.explain(1, [ex(1)]).ok and len(server.requests) == n + 1
 
 
+@pytest.mark.parametrize("fault", ["truncated", "badstatus", "reset", "html"])
+def test_transport_faults_are_retried(server, tmp_path, fault):
+    server.script = [fault]
+    e = backend(server, tmp_path).explain(3, [ex(1)])
+    assert e.ok and e.text == "red circles" and e.usage.requests == 2, e.error
+
+
+@pytest.mark.parametrize("fault", ["truncated", "badstatus", "reset", "html", "html200", "nochoices"])
+def test_persistent_faults_end_as_counted_failures(server, tmp_path, fault):
+    server.script = [fault] * 3
+    e = backend(server, tmp_path, max_retries=2).explain(3, [ex(1)])
+    assert not e.ok and e.error and e.usage.requests >= 1
+
+
+def test_null_content_is_an_empty_answer_not_a_crash(server, tmp_path):
+    server.script = ["nullcontent"]
+    e = backend(server, tmp_path).explain(3, [ex(1)])
+    assert not e.ok or e.text == ""
+
+
 def test_unparsable_judge_answer_is_a_recorded_failure(server, tmp_path):
     b = backend(server, tmp_path)
     server.script = ["garbage"]

@@ -11,7 +11,7 @@ from diffdict.interp.backends.local_vlm import TransformersBackend
 from diffdict.interp.backends.prompts import ParseError, parse_explanation, parse_score
 from diffdict.interp.codes import CodeTable
 from diffdict.interp.protocol import FeatureTask, LeakError, build_tasks, split_images
-from diffdict.interp.scoring import (auroc, balanced_accuracy, bootstrap_ci, compare_to_baseline, difference_ci,
+from diffdict.interp.scoring import (auroc, balanced_accuracy, bootstrap_ci, compare_to_baseline,
                                      feature_scores, summarise)
 from diffdict.interp.stats import feature_statistics, heatmaps
 
@@ -177,30 +177,32 @@ def test_bootstrap_ci_constructed():
 def test_difference_to_baseline_constructed():
     rng = np.random.default_rng(2)
     a, b = rng.normal(0.8, 0.1, 300), rng.normal(0.7, 0.1, 300)
-    d, lo, hi = difference_ci(a, b, n_boot=2000, seed=0)
     se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-    assert d == pytest.approx(a.mean() - b.mean())
-    assert lo < d < hi and (hi - lo) == pytest.approx(2 * 1.96 * se, rel=0.15)
     rows = [{"site": "s", "dict": name, "kind": kind, "balanced_accuracy": v}
             for name, kind, vals in [("sae", "topk_sae", a), ("rnd", "random", b), ("same", "itda", b + 1e-9)]
             for v in vals]
     rows += [{"site": "mlp", "dict": "neurons", "kind": "neurons", "balanced_accuracy": 0.6}]
     out = compare_to_baseline(pd.DataFrame(rows), n_boot=2000).set_index(["site", "dict"])
-    assert out.loc[("s", "sae"), "separated"] and out.loc[("s", "sae"), "diff_vs_random"] == pytest.approx(d)
-    assert out.loc[("s", "sae"), "baseline"] == "rnd" and np.isnan(out.loc[("s", "rnd"), "diff_vs_random"])
+    sae = out.loc[("s", "sae")]
+    assert sae["metric"] == "balanced_accuracy" and sae["separated"]
+    assert sae["diff_vs_random"] == pytest.approx(a.mean() - b.mean())
+    assert sae["diff_hi"] - sae["diff_lo"] == pytest.approx(2 * 1.96 * se, rel=0.15)  # one run: the plain CI
+    assert sae["baseline"] == "rnd" and np.isnan(out.loc[("s", "rnd"), "diff_vs_random"])
     assert not out.loc[("s", "same"), "separated"] and out.loc[("s", "same"), "diff_lo"] < 0 < out.loc[("s", "same"), "diff_hi"]
     assert np.isnan(out.loc[("mlp", "neurons"), "diff_vs_random"]) and not out.loc[("mlp", "neurons"), "separated"]
 
 
-def test_replicates_are_pooled_and_listed():
-    rows = [{"site": "s", "dict": d, "kind": k, "replicate": r, "balanced_accuracy": v}
+def test_replicates_are_runs_not_pooled_features():
+    rows = [{"site": "s", "dict": d, "kind": k, "replicate": r, "balanced_accuracy": v, "token_f1": v / 2}
             for d, k, reps in [("sae", "topk_sae", [[1.0, 0.8], [0.6, 0.6, 0.6]]), ("rnd", "random", [[0.5, 0.7]])]
             for r, vals in enumerate(reps) for v in vals]
-    out = compare_to_baseline(pd.DataFrame(rows), n_boot=200).set_index("dict")
-    assert out.loc["sae", "n_features"] == 5 and out.loc["sae", "replicates"] == 2
-    assert out.loc["sae", "balanced_accuracy"] == pytest.approx(3.6 / 5)  # pooled over features, not replicates
-    assert out.loc["sae", "replicate_means"] == "0.900 / 0.600"
-    assert out.loc["rnd", "replicates"] == 1 and out.loc["rnd", "replicate_means"] == "0.600"
+    out = compare_to_baseline(pd.DataFrame(rows), scores=("balanced_accuracy", "token_f1"), n_boot=200)
+    ba = out[out["metric"] == "balanced_accuracy"].set_index("dict")
+    assert ba.loc["sae", "n_features"] == 5 and ba.loc["sae", "replicates"] == 2
+    assert ba.loc["sae", "mean"] == pytest.approx(0.75)  # the mean of the two runs' means
+    assert ba.loc["sae", "replicate_means"] == "0.900 / 0.600"
+    assert ba.loc["rnd", "replicates"] == 1 and ba.loc["rnd", "replicate_means"] == "0.600"
+    assert out[out["metric"] == "token_f1"].set_index("dict").loc["sae", "mean"] == pytest.approx(0.375)
 
 
 def test_failures_counted_not_dropped():
@@ -211,7 +213,10 @@ def test_failures_counted_not_dropped():
     s = feature_scores(j, e, "exclude").set_index("feature")
     assert s.loc[1, "failures"] == 1 and s.loc[1, "balanced_accuracy"] == 1.0
     assert s.loc[2, "failures"] == 1 and np.isnan(s.loc[2, "balanced_accuracy"])
-    assert feature_scores(j, e, "wrong").set_index("feature").loc[1, "balanced_accuracy"] == 0.75
+    wrong = feature_scores(j, e, "wrong").set_index("feature")
+    assert wrong.loc[1, "balanced_accuracy"] == 0.75
+    # an unexplained feature is a wrong answer under `wrong`, not a missing one
+    assert wrong.loc[2, "balanced_accuracy"] == 0.0 and wrong.loc[2, "failures"] == 1
     summ = summarise(s.reset_index(), n_boot=100)
     assert summ["failures"] == 2 and summ["explanation_failures"] == 1 and summ["n_scored"] == 1
 

@@ -84,6 +84,7 @@ def test_annotation_end_to_end(world, tmp_path, source):
         assert (out / f).is_file(), f
     scores = pd.read_parquet(out / "scores.parquet").set_index("feature")
     assert scores.loc[0, "explanation"] == "color=red" and scores.loc[0, "balanced_accuracy"] == 1.0
+    assert scores.loc[0, "token_f1"] > 0.8  # it fires on the red tokens themselves
     assert json.loads((out / "summary.json").read_text())["n_sampled"] == summary["n_sampled"] >= 1
     cards = sorted((out / "cards").glob("feature_*.png"))
     assert len(cards) == summary["n_sampled"] and (out / "cards" / "feature_000000.png").exists()
@@ -128,3 +129,37 @@ def test_config_errors():
         resolve_config({"n_featurez": 3})
     with pytest.raises(ValueError, match="failure_policy"):
         resolve_config({"failure_policy": "ignore"})
+
+
+def test_token_judge_tells_where_a_feature_fires():
+    """Two features that fire only on red images pass the image-level judge alike; the token
+    judge gives 1 to the one on the red tokens and little to the one on random tokens."""
+    from types import SimpleNamespace
+
+    from diffdict.interp.backends.annotation import AnnotationBackend
+    from diffdict.interp.backends.base import Explanation
+    from diffdict.interp.run import token_scores
+
+    rng = np.random.default_rng(0)
+    n, grid = 16, (6, 6)
+    red = np.zeros((n, *grid), bool)
+    red[:8, 1:3, 2:4] = True  # images 0..7 hold a red 2x2 patch
+    labels = np.stack([red.any((1, 2)), ~red.any((1, 2))], 1)
+    masks = np.stack([red, np.broadcast_to(labels[:, 1, None, None], red.shape)], -1)
+    judge = AnnotationBackend.from_arrays(["color=red", "color=none"], np.arange(n), labels, masks)
+    on_red = {(0, p): red[p].astype(np.float32) for p in range(n)}
+    scattered = {(1, p): (rng.random(grid) < 0.1).astype(np.float32) * (p < 8) for p in range(n)}
+    tasks = [SimpleNamespace(feature=f, positives=list(range(4, 8)), negatives=list(range(8, 12)), vmax=1.0)
+             for f in (0, 1)]
+    expl = [Explanation(f, "color=red", concepts=("color=red",)) for f in (0, 1)]
+    images = {p: np.zeros((8, 8, 3), np.uint8) for p in range(n)}
+    t = token_scores(judge, tasks, expl, {**on_red, **scattered}, pd.Series([0.5, 0.5]), images, 64,
+                     "exclude").set_index("feature")
+    assert t.loc[0, "token_f1"] == 1.0 and t.loc[0, "token_precision"] == 1.0
+    assert t.loc[1, "token_f1"] < 0.3
+    # a failed explanation: NaN when excluded, 0 when it counts as wrong
+    failed = [Explanation(0, "", ok=False, error="x"), expl[1]]
+    assert np.isnan(token_scores(judge, tasks, failed, {**on_red, **scattered}, pd.Series([0.5, 0.5]), images, 64,
+                                 "exclude").loc[0, "token_f1"])
+    assert token_scores(judge, tasks, failed, {**on_red, **scattered}, pd.Series([0.5, 0.5]), images, 64,
+                        "wrong").loc[0, "token_f1"] == 0.0

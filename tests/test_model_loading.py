@@ -61,6 +61,40 @@ def test_load_nf4_on_cpu(folder):
         output_type="np",
     ).images
     assert out.shape == (1, 32, 32, 3) and torch.isfinite(torch.from_numpy(out)).all()
+    # On CPUs with AVX512-BF16 bitsandbytes repacks weights for its packed kernel; layers whose
+    # width the kernel cannot take keep the generic path instead of failing its assertion.
+    from bitsandbytes.functional import has_avx512bf16
+
+    from diffdict.model.nf4 import packed_cpu_path_ok
+
+    layers = [m for m in t.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    packed = [m for m in layers if getattr(m.weight.quant_state, "packing_format_for_cpu", False)]
+    assert all(packed_cpu_path_ok(m.in_features, m.out_features, m.weight.quant_state.blocksize) for m in packed)
+    fits = [m for m in layers if packed_cpu_path_ok(m.in_features, m.out_features, m.weight.quant_state.blocksize)]
+    assert len(packed) == (len(fits) if has_avx512bf16() else 0)
+
+
+def test_nf4_matches_the_float_layer_on_any_cpu():
+    """One NF4 layer whose shape the packed kernel takes and one it does not, against the float
+    layers: the same answer (up to 4-bit error) whichever CPU kernel runs."""
+    import bitsandbytes as bnb
+    from bitsandbytes.functional import has_avx512bf16
+
+    from diffdict.model.nf4 import quantize_nf4
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(128, 96), torch.nn.Linear(96, 40))
+    x = torch.randn(5, 128)
+    ref = model(x).detach()
+    q = quantize_nf4(model, compute_dtype=torch.float32, skip=()).eval()
+    assert all(isinstance(m, bnb.nn.Linear4bit) for m in q)
+    with torch.no_grad():
+        out = q(x)
+    assert torch.isfinite(out).all()
+    assert (out - ref).norm() / ref.norm() < 0.15  # NF4 error, not a wrong kernel
+    assert q[1].support_avx512bf16_for_cpu is False  # 40 rows: the generic path
+    if has_avx512bf16():  # 128 -> 96 fits the packed kernel, and it ran
+        assert getattr(q[0].weight.quant_state, "packing_format_for_cpu", False)
 
 
 def test_incomplete_folder_names_missing_files(folder, tmp_path):

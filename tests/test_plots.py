@@ -93,6 +93,10 @@ def test_reconstruction_figures(recon, tmp_path):
     # Same table, same bytes: a rerun must not look like a changed result.
     again = plot_l0_vs_fvu(recon, tmp_path / "again" / "l0_vs_fvu")
     assert first[1].read_bytes() == again[1].read_bytes() and first[0].read_bytes() == again[0].read_bytes()
+    # one site and one trained dictionary (plus random) must draw too (seaborn's dodge / (n - 1))
+    one = recon[(recon.site == recon.site.iloc[0]) & recon.kind.isin(["topk_sae", "random"])]
+    _check_figure(plot_reconstruction(one.drop_duplicates("dict"), tmp_path / "fig" / "one.png"))
+    _check_figure(plot_fvu_by_site(one[one.kind == "topk_sae"].drop_duplicates("dict"), tmp_path / "fig" / "one2.png"))
     with pytest.raises(ValueError, match="no dictionaries of kinds"):
         plot_fvu_by_site(recon[recon.kind == "random"], tmp_path / "fig" / "none.png")
     with pytest.raises(ValueError, match=r"lacks columns \['fvu'\]"):
@@ -104,9 +108,14 @@ def test_score_concept_splice_steering_figures(recon, tmp_path):
     scores = pd.DataFrame([dict(site=s, dict=d, kind=k, feature=f, balanced_accuracy=rng.uniform(0.4, 1))
                            for s in SITES[:2] for d, k in KINDS.items() for f in range(12)])
     _check_figure(plot_interp_scores(scores, tmp_path / "interp_scores.png"))
-    concepts = pd.DataFrame([dict(site=s, dict=d, kind=k, concept=c, auroc=rng.uniform(0.5, 1))
-                             for s in SITES[:2] for d, k in KINDS.items() for c in ["color=red", "shape=circle"]])
+    concepts = pd.DataFrame([dict(site=s, dict=d, kind=k, replicate=r, concept=c, token_auroc=rng.uniform(0.5, 1),
+                                  kind_token_auroc=rng.uniform(0.4, 1), probe_token_auroc=0.97)
+                             for s in SITES[:2] for d, k in KINDS.items() for r in range(2)
+                             for c in ["color=red", "shape=circle", "position=top-left"]])
     _check_figure(plot_concept_recovery(concepts, tmp_path / "concepts.png"))
+    one = concepts[(concepts["dict"] == concepts["dict"].iloc[0]) & (concepts["site"] == SITES[0])]
+    _check_figure(plot_concept_recovery(one.drop(columns=["replicate", "probe_token_auroc", "kind_token_auroc"]),
+                                        tmp_path / "c1.png"))
     _check_figure(plot_splice_recovery(recon.assign(recovered=rng.uniform(0, 1, len(recon))), tmp_path / "splice"))
     steer = pd.DataFrame([dict(feature=f, strength=s, prompt_id=p, shift=float(rng.random() < s / 2),
                                change_elsewhere=s / 4) for f in range(2) for s in (0, 0.5, 1, 2) for p in range(3)])

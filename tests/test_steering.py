@@ -171,8 +171,11 @@ def test_stages_from_files(pipe, tmp_path):
     red = lambda imgs: [{"color=red"} if im[..., 0].mean() > im[..., 2].mean() else {"color=blue"} for im in imgs]
     m = steering_metrics_stage(out, expl, tmp_path / "metrics.parquet", annotate=red,
                                vocabulary=["color=red", "color=blue", "size=large"])
-    assert m.loc[m.feature == 0, "target"].eq("color=red").all()  # structured concepts win over text
-    assert m.loc[m.feature == 1, "target"].eq("color=blue").all()  # no concepts: parsed from the text
+    own = m[m.graded_against == "own"]
+    assert own.loc[own.feature == 0, "target"].eq("color=red").all()  # structured concepts win over text
+    assert own.loc[own.feature == 1, "target"].eq("color=blue").all()  # no concepts: parsed from the text
+    null = m[m.graded_against == "permuted"]  # the null: each feature graded against another's target
+    assert null.loc[null.feature == 0, "target"].eq("color=blue").all() and len(null) == len(own)
     assert (m.loc[m.strength == 0, "shift"] == 0).all()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "metrics.parquet"), m)
     with pytest.raises(ValueError, match="exactly one grader"):
@@ -223,6 +226,25 @@ def test_annotator_metrics_shift_and_change_elsewhere(tmp_path):
     # An explanation naming no known concept is kept with NaN scores, not silently dropped.
     unknown = annotator_metrics(_run(), _annotate, explanations={0: "spirals"})
     assert unknown["shift"].isna().all() and (unknown.target == "").all()
+
+
+def test_steering_summary_counts_beside_the_null():
+    from diffdict.steering.metrics import steering_summary
+
+    rows = []
+    for f, target in enumerate(["red", "blue", "green"]):
+        for s in (0.0, 0.5, 1.0):
+            for p in range(2):
+                # own target: every feature moves at s=1; permuted: only feature 2 (by chance)
+                rows.append({"site": "x", "dict": "sae", "kind": "topk_sae", "feature": f, "strength": s,
+                             "prompt_id": p, "shift": float(s == 1.0), "graded_against": "own"})
+                rows.append({"site": "x", "dict": "sae", "kind": "topk_sae", "feature": f, "strength": s,
+                             "prompt_id": p, "shift": float(s == 1.0 and f == 2) - float(s == 0.5),
+                             "graded_against": "permuted"})
+    out = steering_summary(pd.DataFrame(rows)).set_index("graded_against")
+    assert out.loc["own", ["n_features", "n_moved", "n_moved_positive"]].tolist() == [3, 3, 3]
+    assert out.loc["permuted", ["n_moved", "n_moved_positive"]].tolist() == [1, 1]
+    assert out.loc["own", "mean_shift_positive"] == pytest.approx(0.5)
 
 
 def test_explanation_targets():

@@ -47,6 +47,15 @@ def test_nothing_to_do_after_a_complete_run(run, cli_env):
     assert "Nothing to be done" in r.stdout + r.stderr
 
 
+def test_execution_settings_rerun_nothing(run, cli_env):
+    """How a job runs (resources, device, offloading) is not what it computes."""
+    workdir, cfg = run
+    cfg = copy.deepcopy(cfg)
+    cfg["model"].update(runtime=999, mem_mb=123456, gpu=True, device="cpu", cpu_offload=True)
+    r = snakemake(workdir, cfg, "-n", "--resources", "gpu=1", "results/figures/", env=cli_env)
+    assert "Nothing to be done" in r.stdout + r.stderr, planned_jobs(r.stdout)
+
+
 def test_adding_a_site_reruns_only_that_site_and_aggregations(run, cli_env):
     workdir, cfg = run
     cfg = copy.deepcopy(cfg)
@@ -73,7 +82,9 @@ def test_changing_one_dictionary_reruns_only_it(run, cli_env):
 
 def test_replicates_are_interpreted_and_pooled_but_not_steered(run, cli_env):
     workdir, cfg = run
-    summary = pd.read_csv(workdir / "results/toy/tables/interp_summary.csv").set_index(["site", "dict"])
+    summary = pd.read_csv(workdir / "results/toy/tables/interp_summary.csv")
+    assert {"balanced_accuracy", "token_f1"} <= set(summary["metric"])  # the token-level judge too
+    summary = summary[summary["metric"] == "balanced_accuracy"].set_index(["site", "dict"])
     assert summary.loc[("double1_img", "sae"), "replicates"] == 2
     assert summary.loc[("double1_img", "random"), "replicates"] == 1
     assert (workdir / "results/toy/dictionaries/double1_img/sae-r1/dictionary.safetensors").exists()
@@ -83,8 +94,26 @@ def test_replicates_are_interpreted_and_pooled_but_not_steered(run, cli_env):
     cfg["dictionaries"]["sae"]["replicates"] = 3
     jobs = planned_jobs(snakemake(workdir, cfg, "-n", "results/figures/", env=cli_env).stdout)
     own = {j["rule"] for j in jobs if j["wildcards"].get("dict") == "sae-r2"}
-    assert own == {"train_dictionary", "features", "explain"}, jobs
+    assert own == {"train_dictionary", "features", "explain", "concept_recovery"}, jobs
     assert all(j["wildcards"].get("dict") == "sae-r2" or is_aggregation(j["rule"]) for j in jobs), jobs
+
+
+def test_ground_truth_tables_carry_their_nulls(run):
+    workdir, _ = run
+    tables = workdir / "results/toy/tables"
+    concepts = pd.read_csv(tables / "concepts.csv")
+    need = {"site", "dict", "kind", "replicate", "concept", "token_auroc", "token_f1", "image_auroc",
+            "probe_token_auroc"}
+    assert need <= set(concepts.columns)
+    assert set(concepts.loc[concepts["dict"] == "sae", "replicate"]) == {0, 1}  # every replicate
+    assert concepts["probe_token_auroc"].notna().all()
+    summary = pd.read_csv(tables / "concepts_summary.csv").set_index(["site", "dict"])
+    assert summary.loc[("double1_img", "sae"), "baseline"] == "random"
+    assert {"diff_vs_random", "diff_lo", "diff_hi", "separated"} <= set(summary.columns)
+    steering = pd.read_csv(tables / "steering_summary.csv")
+    assert {"own", "permuted"} <= set(steering["graded_against"])
+    splice = json.loads((workdir / "results/toy/metrics/double1_img/sae/splice.json").read_text())
+    assert 0 <= splice["agreement_ablate"] <= 1 and "effect_recovered_annotation" in splice
 
 
 def test_metrics_are_json(run):

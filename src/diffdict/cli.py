@@ -147,7 +147,8 @@ def cmd_splice(a):
         count += len(x)
     pipe = load_pipeline(a.model)
     m = spliced_generation(pipe, load_dictionary(a.dictionary), Site.from_config(a.site_name, a.site),
-                           a.shard, (total / count).float(), a.model, n_prompts=a.n_prompts)
+                           a.shard, (total / count).float(), a.model, n_prompts=a.n_prompts,
+                           annotate=_annotator(a.annotator).annotate if a.annotator else None)
     write_json(a.out, {"site": a.site_name, "dict": a.dict_name, **m})
 
 
@@ -174,7 +175,7 @@ def cmd_interp_summary(a):
     from .interp.scoring import compare_to_baseline
 
     table = pd.read_csv(a.table)
-    write_table(a.out, compare_to_baseline(table, a.score, a.baseline, seed=a.seed))
+    write_table(a.out, compare_to_baseline(table, a.scores, a.baseline, seed=a.seed))
 
 
 def _annotator(path: str):
@@ -263,6 +264,15 @@ def cmd_steering_metrics(a):
                                judge=judge_from_backend(make_backend(cfg, cache_dir=a.cache)))
 
 
+def cmd_steering_summary(a):
+    import pandas as pd
+
+    from .atomic import write_table
+    from .steering.metrics import steering_summary
+
+    write_table(a.out, steering_summary(pd.read_csv(a.table)))
+
+
 def cmd_browser(a):
     import pandas as pd
 
@@ -315,8 +325,38 @@ def cmd_concept_recovery(a):
     table = concept_recovery(
         SparseCodes(codes.indices.long(), codes.values.float()), codes.prompt_id, codes.token,
         ann["token_masks"], [str(c) for c in ann["concepts"]], codes.n_features, mask_prompt_ids=ann["prompt_id"],
+        seed=a.seed,
     )
     write_table(a.out, table)
+
+
+def cmd_concept_probe(a):
+    import numpy as np
+
+    from .atomic import write_table
+    from .metrics.concepts import probe_recovery
+    from .store import ActivationStore
+
+    store = ActivationStore.open(a.store)
+    meta = store.meta()
+    ann = np.load(a.annotations)
+    table = probe_recovery(store.read(slice(None)).numpy(), meta["prompt_id"], meta["token"], ann["token_masks"],
+                           [str(c) for c in ann["concepts"]], mask_prompt_ids=ann["prompt_id"], seed=a.seed)
+    write_table(a.out, table)
+
+
+def cmd_concept_summary(a):
+    import pandas as pd
+
+    from .atomic import write_table
+    from .metrics.concept_summary import summarize_concepts
+
+    table = pd.read_csv(a.table)
+    probes = pd.concat([pd.read_csv(p).assign(site=Path(p).parent.name) for p in a.probes], ignore_index=True)
+    table = table.drop(columns=[c for c in probes.columns if c.startswith("probe_")], errors="ignore")
+    table = table.merge(probes, on=["site", "concept"], how="left")
+    write_table(a.table, table)
+    write_table(a.out, summarize_concepts(table, seed=a.seed))
 
 
 def cmd_samples(a):
@@ -375,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_and_site(s):  # the settings every model-running, per-site command takes
         s.add_argument("--model", type=_json, required=True, help="the config's model section (JSON)")
+        s.add_argument("--exec", type=_json, default={}, help="execution settings merged into --model "
+                       "(device, cpu_offload): kept apart so that changing them reruns nothing")
         s.add_argument("--site-name", required=True)
         s.add_argument("--site", type=_json, required=True, help="the site's settings (JSON)")
 
@@ -389,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("train-toy", cmd_train_toy, "train the shapes-world pipeline")
     s.add_argument("--world", type=_json, required=True)
     s.add_argument("--model", type=_json, required=True)
+    s.add_argument("--exec", type=_json, default={}, help="execution settings merged into --model")
     s.add_argument("--out", required=True)
 
     s = add("prompts", cmd_prompts, "write one split's prompt table")
@@ -398,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = add("generate", cmd_generate, "generate one shard (images, trajectory, embeddings)")
     s.add_argument("--model", type=_json, required=True)
+    s.add_argument("--exec", type=_json, default={}, help="execution settings merged into --model")
     s.add_argument("--prompts", required=True)
     s.add_argument("--shard", required=True)
     s.add_argument("--out", required=True)
@@ -434,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--shard", required=True)
     s.add_argument("--test", required=True)
     s.add_argument("--n-prompts", type=int, default=None)
+    s.add_argument("--annotator", default="", help="shapes world: also compare what the images show")
     s.add_argument("--out", required=True)
 
     s = add("collect", cmd_collect, "concatenate per site x dictionary result tables")
@@ -450,7 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("interp-summary", cmd_interp_summary,
             "per-method means with bootstrap CIs and the difference to the baseline (random directions)")
     s.add_argument("--table", required=True, help="per-feature scores (collect --stage interp)")
-    s.add_argument("--score", default="balanced_accuracy", choices=["balanced_accuracy", "auroc", "detection_score"])
+    s.add_argument("--scores", nargs="+", default=["balanced_accuracy", "token_f1"],
+                   choices=["balanced_accuracy", "auroc", "detection_score", "token_f1", "token_precision",
+                            "token_recall"], help="per-feature columns to summarise (those present in the table)")
     s.add_argument("--baseline", default="random", help="dictionary kind to compare against")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True)
@@ -491,6 +538,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache", default=None)
     s.add_argument("--out", required=True)
 
+    s = add("steering-summary", cmd_steering_summary,
+            "N of M steered features that move toward their concept, beside the permuted-explanation null")
+    s.add_argument("--table", required=True, help="collected steering metrics (tables/steering.csv)")
+    s.add_argument("--out", required=True)
+
     s = add("browser", cmd_browser, "static HTML feature browser of one dictionary")
     s.add_argument("--explanations", required=True)
     s.add_argument("--scores", required=True)
@@ -509,9 +561,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("shards", nargs="+")
 
-    s = add("concept-recovery", cmd_concept_recovery, "shapes world: best feature per planted concept")
+    s = add("concept-recovery", cmd_concept_recovery,
+            "shapes world: best feature per planted concept, chosen on one half of the images, scored on the other")
     s.add_argument("--codes", required=True)
     s.add_argument("--annotations", required=True)
+    s.add_argument("--seed", type=int, default=0, help="seed of the selection/report halves")
+    s.add_argument("--out", required=True)
+
+    s = add("concept-probe", cmd_concept_probe, "shapes world: the linear-probe ceiling of one site")
+    s.add_argument("--store", required=True, help="the site's interp activation store")
+    s.add_argument("--annotations", required=True)
+    s.add_argument("--seed", type=int, default=0, help="seed of the selection/report halves")
+    s.add_argument("--out", required=True)
+
+    s = add("concept-summary", cmd_concept_summary,
+            "shapes world: add the probe ceiling to the concept table; per-method means with hierarchical CIs")
+    s.add_argument("--table", required=True, help="collected concept table (rewritten with probe columns)")
+    s.add_argument("--probes", nargs="+", required=True, help="metrics/{site}/concept_probe.csv files")
+    s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True)
 
     s = add("samples", cmd_samples, "shapes world: sample generations beside their prompts")
@@ -534,6 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "exec", None):
+        args.model = {**args.model, **args.exec}
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

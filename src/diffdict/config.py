@@ -154,6 +154,18 @@ def instance_config(config: dict, name: str) -> dict:
     return out
 
 
+# Settings that change how a dictionary is built but not what it is (logging cadence).
+_NOT_RESULTS = ("log_every", "checkpoint_every")
+
+
+def effective_dictionary(config: dict, name: str) -> dict:
+    """`instance_config` with every default of its kind filled in, less logging cadence: the
+    params of a training job, so that a changed default retrains what it changes."""
+    out = instance_config(config, name)
+    merged = {**dictionary_kinds().get(out["kind"], {}), **out}
+    return {k: v for k, v in merged.items() if k not in _NOT_RESULTS or k in out}
+
+
 def _check_dictionaries(config: dict) -> list[str]:
     errors = []
     kinds = dictionary_kinds()

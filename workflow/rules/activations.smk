@@ -18,7 +18,7 @@ rule capture:
     resources:
         **MODEL_RESOURCES,
     shell:
-        "diffdict capture --model {params.model:q} --site-name {wildcards.site} --site {params.site:q} "
+        "diffdict capture --model {params.model:q} --exec {resources.model_exec:q} --site-name {wildcards.site} --site {params.site:q} "
         "--split {wildcards.split} --shard-file {input.shard:q} --out {output:q} > {log:q} 2>&1"
 
 

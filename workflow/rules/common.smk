@@ -62,8 +62,13 @@ def expand_pairs(pattern, replicates=False, **fields):
 # ---- params: canonical JSON of exactly the settings a job depends on ---------------------
 
 
+# How a model job runs, not what it computes: kept out of params (a rerun trigger), so raising
+# `runtime` for SLURM or moving to another GPU reruns nothing. They travel as resources.
+EXEC_KEYS = ("gpu", "mem_mb", "runtime", "device", "cpu_offload")
+
+
 def model_json(wildcards=None):
-    return dcfg.as_json(config["model"])
+    return dcfg.as_json({k: v for k, v in config["model"].items() if k not in EXEC_KEYS})
 
 
 def prompts_json(wildcards):
@@ -75,7 +80,8 @@ def site_json(wildcards):
 
 
 def dict_json(wildcards):
-    return dcfg.as_json(dcfg.instance_config(config, wildcards.dict))
+    """The dictionary's settings with its kind's defaults filled in: a changed default retrains."""
+    return dcfg.as_json(dcfg.effective_dictionary(config, wildcards.dict))
 
 
 def interp_json(wildcards=None):
@@ -95,4 +101,6 @@ MODEL_RESOURCES = dict(
     gpu=1 if config["model"]["gpu"] else 0,
     mem_mb=config["model"]["mem_mb"],
     runtime=config["model"]["runtime"],
+    # device / cpu_offload for the CLI's --exec (a string resource: not a rerun trigger)
+    model_exec=dcfg.as_json({k: config["model"][k] for k in ("device", "cpu_offload") if k in config["model"]}),
 )

@@ -1,5 +1,6 @@
-# Shapes world only: annotate generated images and score how well each dictionary recovers
-# the planted concepts (best single feature per concept: image AUROC, token IoU).
+# Shapes world only: annotate generated images and score how well each dictionary recovers the
+# planted concepts: the best single feature per concept, chosen on one seeded half of the interp
+# images and scored on the other (token AUROC, token F1, image AUROC), beside a linear probe.
 
 
 rule annotate:
@@ -23,28 +24,58 @@ rule concept_recovery:
         annotations=f"{R}/annotations/interp.npz",
     output:
         f"{R}/metrics/{{site}}/{{dict}}/concepts.csv",
+    params:
+        seed=config["interp"].get("seed", 0),
     log:
         f"{LOGS}/concept_recovery/{{site}}/{{dict}}.log",
     conda:
         "../../envs/diffdict.yaml"
     shell:
-        "diffdict concept-recovery --codes {input.codes:q} --annotations {input.annotations:q} --out {output:q} "
-        "> {log:q} 2>&1"
+        "diffdict concept-recovery --codes {input.codes:q} --annotations {input.annotations:q} "
+        "--seed {params.seed} --out {output:q} > {log:q} 2>&1"
+
+
+rule concept_probe:
+    """The ceiling: a logistic-regression probe per concept on the site's activations, trained on
+    the same selection half and scored on the same report half as every dictionary."""
+    input:
+        store=f"{R}/activations/{{site}}/interp.zarr",
+        annotations=f"{R}/annotations/interp.npz",
+    output:
+        f"{R}/metrics/{{site}}/concept_probe.csv",
+    params:
+        seed=config["interp"].get("seed", 0),
+    log:
+        f"{LOGS}/concept_probe/{{site}}.log",
+    conda:
+        "../../envs/diffdict.yaml"
+    shell:
+        "diffdict concept-probe --store {input.store:q} --annotations {input.annotations:q} "
+        "--seed {params.seed} --out {output:q} > {log:q} 2>&1"
 
 
 rule collect_concepts:
+    """Every dictionary and replicate in one table, with the probe ceiling per concept, and the
+    per-method summary (hierarchical CIs over runs and concepts, difference to random)."""
     input:
-        expand_pairs("{R}/metrics/{site}/{dict}/concepts.csv"),
+        tables=expand_pairs("{R}/metrics/{site}/{dict}/concepts.csv", replicates=True),
+        probes=sorted({f"{R}/metrics/{s}/concept_probe.csv" for s, _ in site_dict_pairs()}),
     output:
-        f"{R}/tables/concepts.csv",
+        table=f"{R}/tables/concepts.csv",
+        summary=f"{R}/tables/concepts_summary.csv",
     params:
         kinds=KINDS,
+        replicas=REPLICAS,
+        seed=config["interp"].get("seed", 0),
     log:
         f"{LOGS}/collect_concepts.log",
     conda:
         "../../envs/diffdict.yaml"
     shell:
-        "diffdict collect --stage metrics --kinds {params.kinds:q} --out {output:q} {input:q} > {log:q} 2>&1"
+        "(diffdict collect --stage metrics --kinds {params.kinds:q} --replicas {params.replicas:q} "
+        "--out {output.table:q} {input.tables:q} "
+        "&& diffdict concept-summary --table {output.table:q} --probes {input.probes:q} --seed {params.seed} "
+        "--out {output.summary:q}) > {log:q} 2>&1"
 
 
 rule figure_samples:

@@ -23,6 +23,6 @@ rule train_dictionary:
     resources:
         **MODEL_RESOURCES,
     shell:
-        "diffdict train-dictionary --model {params.model:q} --site-name {wildcards.site} --site {params.site:q} "
+        "diffdict train-dictionary --model {params.model:q} --exec {resources.model_exec:q} --site-name {wildcards.site} --site {params.site:q} "
         "--dictionary {params.dictionary:q} --train {input.train:q} --checkpoints {params.checkpoints:q} "
         "--out {output.weights:q} --log-csv {output.log_csv:q} > {log:q} 2>&1"

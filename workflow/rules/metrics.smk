@@ -46,6 +46,7 @@ rule spliced_generation:
         model=model_json(),
         site=site_json,
         n_prompts=config["metrics"]["splice_prompts"],
+        annotator=ANNOTATOR_ARG,
     log:
         f"{LOGS}/spliced_generation/{{site}}/{{dict}}.log",
     conda:
@@ -53,6 +54,6 @@ rule spliced_generation:
     resources:
         **MODEL_RESOURCES,
     shell:
-        "diffdict splice --model {params.model:q} --site-name {wildcards.site} --site {params.site:q} "
+        "diffdict splice --model {params.model:q} --exec {resources.model_exec:q} --site-name {wildcards.site} --site {params.site:q} "
         "--dictionary {input.dictionary:q} --dict-name {wildcards.dict} --shard {input.shard:q} "
-        "--test {input.test:q} --n-prompts {params.n_prompts} --out {output:q} > {log:q} 2>&1"
+        "--test {input.test:q} --n-prompts {params.n_prompts} {params.annotator} --out {output:q} > {log:q} 2>&1"

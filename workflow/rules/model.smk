@@ -18,7 +18,7 @@ if config["model"]["kind"] == "toy":
         resources:
             **MODEL_RESOURCES,
         shell:
-            "diffdict train-toy --world {params.world:q} --model {params.model:q} --out {output:q} > {log:q} 2>&1"
+            "diffdict train-toy --world {params.world:q} --model {params.model:q} --exec {resources.model_exec:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule prompts:
@@ -51,5 +51,5 @@ rule generate:
     resources:
         **MODEL_RESOURCES,
     shell:
-        "diffdict generate --model {params.model:q} --prompts {input.prompts:q} "
+        "diffdict generate --model {params.model:q} --exec {resources.model_exec:q} --prompts {input.prompts:q} "
         "--shard {wildcards.shard} --out {output:q} > {log:q} 2>&1"

@@ -30,7 +30,7 @@ rule steer:
     resources:
         **MODEL_RESOURCES,
     shell:
-        "diffdict steer --model {params.model:q} --site-name {wildcards.site} --site {params.site:q} "
+        "diffdict steer --model {params.model:q} --exec {resources.model_exec:q} --site-name {wildcards.site} --site {params.site:q} "
         "--dictionary {input.dictionary:q} --explanations {input.explanations:q} --scores {input.scores:q} "
         "--prompts {input.prompts:q} --store {input.store:q} --shard {input.shard:q} --steering {params.steering:q} "
         "--out-dir {params.out_dir:q} > {log:q} 2>&1"
@@ -60,10 +60,13 @@ rule steering_metrics:
 
 
 rule collect_steering:
+    """Every steered cell in one table; the summary counts the features that move toward their
+    concept beside the same count under permuted explanations (and random directions' rows)."""
     input:
         expand_pairs("{R}/steering/{site}/{dict}/metrics.parquet"),
     output:
-        f"{R}/tables/steering.csv",
+        table=f"{R}/tables/steering.csv",
+        summary=f"{R}/tables/steering_summary.csv",
     params:
         kinds=KINDS,
     log:
@@ -71,4 +74,5 @@ rule collect_steering:
     conda:
         "../../envs/diffdict.yaml"
     shell:
-        "diffdict collect --stage steering --kinds {params.kinds:q} --out {output:q} {input:q} > {log:q} 2>&1"
+        "(diffdict collect --stage steering --kinds {params.kinds:q} --out {output.table:q} {input:q} "
+        "&& diffdict steering-summary --table {output.table:q} --out {output.summary:q}) > {log:q} 2>&1"

@@ -6,8 +6,9 @@ dictionary reconstructs poorly becomes an atom itself (normalised to unit norm),
 ``max_atoms``. Encoding later is the same pursuit, so codes are non-negative by default.
 
 Geometry: atoms live in a normalised space, x_n = (x - mean) / scale (mean subtraction always;
-``normalize: dim``, the default, also divides by the per-dimension std, as the paper's code
-does; ``scalar`` only rescales, which leaves cosines, and so the build, unchanged). The
+``normalize: robust``, the default, rescales and shrinks only extreme outlier dimensions;
+``dim`` divides by the per-dimension std, as the paper's code does; ``scalar`` only rescales,
+which leaves cosines, and so the build, unchanged). The
 pursuit runs there; `decode` maps back, ``x_hat = mean + scale * sum_i c_i atom_i``, so codes
 and reconstructions are in model space (model-space decoder rows are ``scale * atom_i``; their
 norms are ``decoder_norms``).
@@ -114,7 +115,7 @@ class ITDAConfig:
     batch_size: int = 256  # tokens per building batch
     tokens: int | None = None  # None: one pass over the split
     pursuit: str = "gradient"  # gradient | matching
-    normalize: str = "dim"  # dim: subtract mean, divide per-dimension std (paper); scalar/none: mean only
+    normalize: str = "robust"  # robust | scalar | dim (paper) | none: see train_sae.normalisation_stats
     dedupe: bool = True
     init_tokens: int = 16384  # sample for the normalisation statistics
     seed: int = 0

@@ -127,8 +127,9 @@ def explain_and_score(features_dir, shard_paths, out_dir, cfg: dict | None = Non
     images = ShardImages(shard_paths)
     size = c["image_size"]
 
+    token_judge = hasattr(judge, "token_agreement")  # the shapes world's grounded judge
     want = [(t.feature, p) for t in tasks for p in t.explain]
-    if judge.judge_heatmap:
+    if judge.judge_heatmap or token_judge:
         want += [(t.feature, p) for t in tasks for p in (*t.positives, *t.negatives)]
     heat = heatmaps(codes, want)
 
@@ -159,6 +160,10 @@ def explain_and_score(features_dir, shard_paths, out_dir, cfg: dict | None = Non
                       columns=["feature", "explanation", "concepts", "ok", "error", "explain_prompt_ids", "tokens",
                                "cost", "requests", "cached"])
     scores = feature_scores(jt, et, c["failure_policy"])
+    if token_judge:
+        thresholds = pd.read_parquet(d / STATS).set_index("feature")["threshold"]
+        tokens = token_scores(judge, tasks, expl, heat, thresholds, images, size, c["failure_policy"])
+        scores = scores.merge(tokens, on="feature", how="left")
     summary = summarise(scores, c["n_boot"], c["ci"], c["seed"])
     usage = pd.concat([et[["cost", "requests", "cached"]], jt[["cost", "requests", "cached"]]])
     summary.update({
@@ -181,6 +186,30 @@ def explain_and_score(features_dir, shard_paths, out_dir, cfg: dict | None = Non
              summary["balanced_accuracy"], summary["balanced_accuracy_lo"], summary["balanced_accuracy_hi"],
              summary["n_scored"], summary["failures"], summary["requests"], summary["cached"])
     return summary
+
+
+def token_scores(judge, tasks, explanations, heat, thresholds, images, size, policy: str) -> pd.DataFrame:
+    """The token-level judge: for each explained feature, its active tokens (at or above its
+    ``threshold``) on the held-out images (positives and negatives) against the explained
+    concepts' token masks -> ``token_precision``, ``token_recall``, ``token_f1``. A feature
+    whose explanation failed scores 0 under ``failure_policy: wrong`` and NaN under ``exclude``."""
+    rows = []
+    for t, e in zip(tasks, explanations):
+        held = [*t.positives, *t.negatives]
+        counts = None
+        if e.ok:
+            active = np.stack([heat[(t.feature, p)] >= thresholds[t.feature] for p in held])
+            counts = judge.token_agreement(e, [Example(p, images[p], None, t.vmax, size) for p in held], active)
+        if counts is None:
+            fill = 0.0 if policy == "wrong" and not e.ok else np.nan
+            rows.append({"feature": t.feature, "token_precision": fill, "token_recall": fill, "token_f1": fill})
+            continue
+        hit, n_active, n_mask = counts
+        prec = hit / n_active if n_active else 0.0
+        rec = hit / n_mask if n_mask else np.nan
+        f1 = 2 * prec * rec / (prec + rec) if np.isfinite(rec) and prec + rec > 0 else (0.0 if np.isfinite(rec) else np.nan)
+        rows.append({"feature": t.feature, "token_precision": prec, "token_recall": rec, "token_f1": f1})
+    return pd.DataFrame(rows, columns=["feature", "token_precision", "token_recall", "token_f1"])
 
 
 def run_interp(dictionary, store, shard_paths, out_dir, cfg: dict | None = None, annotator=None) -> dict:

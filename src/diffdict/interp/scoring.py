@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..bootstrap import hierarchical_ci
+
 FAILURE_POLICIES = ("exclude", "wrong")
 
 
@@ -90,6 +92,9 @@ def feature_scores(judgements: pd.DataFrame, explanations: pd.DataFrame, policy:
     out[["n_pos", "n_neg", "failures", "judge_tokens"]] = out[["n_pos", "n_neg", "failures", "judge_tokens"]].fillna(0).astype(int)
     out["judge_cost"] = out["judge_cost"].fillna(0.0)
     out["failures"] += (~out["explanation_ok"]).astype(int)
+    if policy == "wrong":  # a feature left unexplained is a wrong answer, not a missing one
+        failed = ~out["explanation_ok"].astype(bool)
+        out.loc[failed, ["balanced_accuracy", "auroc", "detection_score"]] = 0.0
     out["tokens"] = out["explain_tokens"] + out["judge_tokens"]
     out["cost"] = out["explain_cost"] + out["judge_cost"]
     return out
@@ -107,53 +112,49 @@ def summarise(scores: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95, seed: 
     return out
 
 
-def difference_ci(a, b, n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """(mean(a) - mean(b), low, high): percentile bootstrap, `a` and `b` resampled independently
-    (different features of different dictionaries: an unpaired comparison)."""
-    a, b = (np.asarray(v, float) for v in (a, b))
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if len(a) == 0 or len(b) == 0:
-        return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    d = (a[rng.integers(0, len(a), size=(n_boot, len(a)))].mean(1)
-         - b[rng.integers(0, len(b), size=(n_boot, len(b)))].mean(1))
-    q = (1 - ci) / 2
-    return float(a.mean() - b.mean()), float(np.quantile(d, q)), float(np.quantile(d, 1 - q))
-
-
-def _replicate_means(scores: pd.Series, replicate: pd.Series | None) -> list[float]:
-    """Mean score of each training run (NaN scores left out); one run without a replicate column."""
+def _runs(scores: pd.Series, replicate: pd.Series | None) -> list[np.ndarray]:
+    """The scores of each training run (one run without a replicate column)."""
     if replicate is None:
-        return [float(scores.mean())]
-    return [float(s.mean()) for _, s in scores.groupby(replicate, sort=True)]
+        return [scores.to_numpy(float)]
+    return [s.to_numpy(float) for _, s in scores.groupby(replicate, sort=True)]
 
 
-def compare_to_baseline(table: pd.DataFrame, score: str = "balanced_accuracy", baseline: str = "random",
-                        n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """One row per (site[, explainer], dict) of a per-feature score table (``collect_interp``):
-    mean with bootstrap CI over features and, where the site has a dictionary of kind `baseline`,
-    the difference to it with its own bootstrap CI and ``separated`` (the two CIs do not overlap,
-    the stricter test). Sites without the baseline (e.g. an MLP site) get NaN differences.
-    With a ``replicate`` column (several training runs of a dictionary), the features of all
-    replicates are pooled; ``replicates`` counts them and ``replicate_means`` lists each one's
-    mean, so the spread between runs stays visible."""
+def compare_to_baseline(table: pd.DataFrame, scores=("balanced_accuracy",), baseline: str = "random",
+                        n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """One row per (site[, explainer], dict, metric) of a per-feature score table
+    (``collect_interp``), for each column in `scores` present in it: ``mean`` over training
+    runs of each run's mean over features, with a hierarchical bootstrap CI (``lo``, ``hi``:
+    runs, then features within a run; `diffdict.bootstrap`), and, where the site has a
+    dictionary of kind `baseline`, the difference to it with the CI of the difference;
+    ``separated`` means that CI excludes 0. Sites without the baseline (e.g. an MLP site) get
+    NaN differences. ``replicate_means`` lists each run's mean, so the spread stays visible."""
+    scores = [scores] if isinstance(scores, str) else list(scores)
     keys = ["site", *(["explainer"] if "explainer" in table.columns else [])]
     rows = []
     for group, g in table.groupby(keys, sort=True):
         group = group if isinstance(group, tuple) else (group,)
-        per = {d: h[score].to_numpy(float) for d, h in g.groupby("dict", sort=False)}
         kinds = g.drop_duplicates("dict").set_index("dict")["kind"] if "kind" in g.columns else {}
-        base = next((d for d in per if kinds.get(d, d) == baseline), None)
-        cis = {d: bootstrap_ci(v, n_boot, ci, seed) for d, v in per.items()}
-        b_ci = cis[base] if base else (np.nan,) * 3
-        reps = {d: _replicate_means(h[score], h.get("replicate")) for d, h in g.groupby("dict", sort=False)}
-        for d, v in per.items():
-            m, lo, hi = cis[d]
-            diff = difference_ci(v, per[base], n_boot, ci, seed) if base and d != base else (np.nan,) * 3
-            rows.append({**dict(zip(keys, group)), "dict": d, "kind": kinds.get(d, d),
-                         "n_features": int(np.isfinite(v).sum()), "replicates": len(reps[d]),
-                         "replicate_means": " / ".join(f"{x:.3f}" for x in reps[d]),
-                         score: m, f"{score}_lo": lo, f"{score}_hi": hi,
-                         "baseline": base, f"diff_vs_{baseline}": diff[0], "diff_lo": diff[1], "diff_hi": diff[2],
-                         "separated": bool(base and d != base and (lo > b_ci[2] or hi < b_ci[1]))})
+        for score in (m for m in scores if m in g.columns):
+            runs = {d: _runs(h[score], h.get("replicate")) for d, h in g.groupby("dict", sort=False)}
+            base = next((d for d in runs if kinds.get(d, d) == baseline), None)
+            for d, rs in runs.items():
+                m, lo, hi = hierarchical_ci(rs, n_boot=n_boot, ci=ci, seed=seed)
+                diff = (hierarchical_ci(rs, runs[base], n_boot=n_boot, ci=ci, seed=seed)
+                        if base and d != base else (np.nan,) * 3)
+                rows.append({**dict(zip(keys, group)), "dict": d, "kind": kinds.get(d, d), "metric": score,
+                             "n_features": int(sum(np.isfinite(r).sum() for r in rs)), "replicates": len(rs),
+                             "replicate_means": " / ".join(f"{np.nanmean(r):.3f}" for r in rs),
+                             "mean": m, "lo": lo, "hi": hi, **_failures(g[g["dict"] == d]),
+                             "baseline": base, f"diff_vs_{baseline}": diff[0], "diff_lo": diff[1],
+                             "diff_hi": diff[2], "separated": bool(np.isfinite(diff[1]) and (diff[1] > 0 or diff[2] < 0))})
     return pd.DataFrame(rows)
+
+
+def _failures(h: pd.DataFrame) -> dict:
+    """Failed explanations and judgements of one method, reported beside its score."""
+    out = {}
+    if "explanation_ok" in h.columns:
+        out["explanation_failures"] = int((~h["explanation_ok"].astype(bool)).sum())
+    if "failures" in h.columns:
+        out["failures"] = int(h["failures"].sum())
+    return out

@@ -1,17 +1,30 @@
-"""Concept recovery: does some single feature of a dictionary track each planted concept?
+"""Concept recovery in the shapes world: does one feature of a dictionary track each planted
+concept on held-out tokens, and how close does it come to a supervised linear probe?
 
-For every concept c and feature f, on the shapes world's annotated generations:
+The protocol is the same for every dictionary, replicate and the probe, so that every number
+can come out either way ("Evaluation that can fail", DESIGN.md):
 
-* image-level AUROC: the feature's image score is its maximum code over the image's tokens
-  (every captured step); the label is whether the annotator found c anywhere in the image.
-  Exact Mann-Whitney AUROC with average ranks for ties; images where f never fires share one
-  tie group at score 0.
-* token-level IoU: the feature is "on" at a token row when its code is non-zero; the concept
-  is on where the annotator's token mask says so. IoU = |on ∩ mask| / |on ∪ mask|.
+* The interp images are split in two halves by a seeded permutation of their prompt ids
+  (`selection_images`): every method sees the same split, and no image is in both halves.
+* Selection half: per concept, the feature with the highest token AUROC is chosen (a feature's
+  value at a token row is its code there, 0 where the token does not use it), and the
+  threshold that maximises that feature's token F1.
+* Report half: the chosen feature's token AUROC against the annotator's token mask, its token
+  F1 (with precision and recall) at the chosen threshold, and its image AUROC (score: the maximum over the image's rows;
+  label: the image contains the concept).
+* Within the concept's kind (``kind_*`` columns): the same question with hard negatives only.
+  A token AUROC over all tokens rewards a generic foreground feature for every object concept
+  (objects are a minority of the tokens, so "fires on objects" ranks red tokens above most
+  others). Here the rows are the tokens where the concept's kind applies (the union of the
+  masks of its kind: object tokens for colour, shape, size and position; background tokens
+  for background), the best feature is chosen again on the selection half, and a feature must
+  tell red objects from objects of other colours.
+* Probe ceiling (`probe_recovery`): a logistic regression per concept on the site's dense
+  activations of the selection half, scored on the report half the same way.
 
-The best feature per concept (by AUROC and, separately, by IoU) is reported. Everything is
-vectorised over features x concepts with scatter-adds (sparse x dense products) and sorts; nothing is dense in
-[tokens x features] or [images x features].
+Rows are (image, step, token): a token captured at two steps counts twice, with the same mask.
+The all-features AUROC is exact (Mann-Whitney with average ranks) and vectorised over features
+x concepts with scatter-adds and sorts; nothing is dense in [tokens x features].
 """
 
 from __future__ import annotations
@@ -19,8 +32,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.metrics import precision_recall_curve, roc_auc_score
 
 from ..dictionaries.base import SparseCodes
+
+SPLIT_DOMAIN = 0x434F  # "CO": the halves' seed stream, independent of the other interp draws
+RESULT_COLUMNS = ("concept", "feature", "selection_token_auroc", "token_auroc", "threshold", "token_f1",
+                  "token_precision", "token_recall", "image_auroc", "kind_feature", "kind_token_auroc",
+                  "n_pos_tokens", "n_tokens", "n_pos_images", "n_images", "n_kind_tokens")
+PROBE_COLUMNS = ("concept", "probe_token_auroc", "probe_token_f1", "probe_token_precision", "probe_token_recall",
+                 "probe_image_auroc", "probe_kind_token_auroc")
 
 
 def _scatter_rows(target_idx: torch.Tensor, source_rows: torch.Tensor, weight: torch.Tensor | None,
@@ -106,25 +127,17 @@ def _auroc(img_idx: torch.Tensor, feat: torch.Tensor, score: torch.Tensor, label
     return torch.where((n_pos > 0) & (n_neg > 0), auc, torch.full_like(auc, float("nan")))
 
 
-def concept_recovery(codes: SparseCodes, prompt_ids, tokens, token_masks, concept_names: list[str],
-                     n_features: int, mask_prompt_ids=None) -> pd.DataFrame:
-    """One row per concept: the best feature by image-level AUROC (``auroc_feature``,
-    ``auroc``, and that feature's ``auroc_feature_iou``) and the best by token-level IoU
-    (``iou_feature``, ``iou``), plus positive counts.
+def selection_images(prompt_ids, seed: int) -> np.ndarray:
+    """The sorted prompt ids of the selection half: a seeded half of the unique ids (the
+    first ``n // 2`` of a permutation). Depends only on the set of ids and the seed."""
+    ids = np.unique(np.asarray(prompt_ids, dtype=np.int64))
+    rng = np.random.default_rng([SPLIT_DOMAIN, int(seed)])
+    return np.sort(ids[rng.permutation(len(ids))[: len(ids) // 2]])
 
-    `codes`: sparse codes of N token rows; `prompt_ids`, `tokens`: [N] image and token
-    position of each row; `token_masks`: [N, C] per row, or [P, gh, gw, C] / [P, T, C] per
-    image (rows `mask_prompt_ids`, default row = prompt id)."""
-    pid = _as_tensor(prompt_ids, torch.int64)
-    tok = _as_tensor(tokens, torch.int64)
+
+def _dedupe(codes: SparseCodes, n_features: int):
+    """Sparse (row, feature, value) triples, one per pair (a row listing a feature twice sums)."""
     n, k = codes.indices.shape
-    if len(pid) != n or len(tok) != n:
-        raise ValueError(f"prompt_ids/tokens have {len(pid)}/{len(tok)} rows, codes have {n}")
-    masks = _row_masks(token_masks, pid, tok, mask_prompt_ids)  # [N, C]
-    c = masks.shape[1]
-    if len(concept_names) != c:
-        raise ValueError(f"{len(concept_names)} concept names for {c} mask channels")
-
     vals = codes.values.detach().reshape(-1).double().cpu()
     feats = codes.indices.detach().reshape(-1).long().cpu()
     rows = torch.arange(n).repeat_interleave(k)
@@ -132,69 +145,188 @@ def concept_recovery(codes: SparseCodes, prompt_ids, tokens, token_masks, concep
     vals, feats, rows = vals[keep], feats[keep], rows[keep]
     if len(feats) and (int(feats.max()) >= n_features or int(feats.min()) < 0):
         raise ValueError(f"feature index out of range [0, {n_features})")
-    # a row listing the same feature twice counts once (sum its values)
     key, inv = torch.unique(rows * n_features + feats, return_inverse=True)
     vals = torch.zeros(len(key), dtype=torch.float64).index_add_(0, inv, vals)
-    rows, feats = key // n_features, key % n_features
-
-    # --- token-level IoU ---------------------------------------------------------------
-    on = vals != 0
-    mf = masks.double()
-    inter = _scatter_rows(feats[on], rows[on], None, masks, n_features)  # [F, C] |on ∩ mask|
-    active = torch.bincount(feats[on], minlength=n_features).double()
-    m_count = mf.sum(0)
-    union = active[:, None] + m_count[None] - inter
-    iou = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
-
-    # --- image-level AUROC -----------------------------------------------------------------
-    images, img_of_row = torch.unique(pid, return_inverse=True)
-    p = len(images)
-    labels = torch.zeros(p, c).index_add_(0, img_of_row, masks.float()) > 0
-    ikey, iinv = torch.unique(img_of_row[rows] * n_features + feats, return_inverse=True)
-    iscore = torch.full((len(ikey),), -torch.inf, dtype=torch.float64).scatter_reduce_(0, iinv, vals, "amax")
-    # an image where f has codes but all negative still has score max(·, 0) if some token lacks f;
-    # keep the max over the listed codes and treat unlisted tokens as 0:
-    rows_per_img = torch.bincount(img_of_row, minlength=p)
-    listed = torch.bincount(iinv, minlength=len(ikey))
-    iscore = torch.where(listed < rows_per_img[ikey // n_features], iscore.clamp(min=0), iscore)
-    nz = iscore != 0
-    auc = _auroc((ikey // n_features)[nz], (ikey % n_features)[nz], iscore[nz], labels, n_features)
-
-    auc_f = torch.nan_to_num(auc, nan=-1.0).argmax(0)  # concepts with no negatives/positives: NaN
-    iou_f = iou.argmax(0)
-    ar = torch.arange(c)
-    return pd.DataFrame({
-        "concept": list(concept_names),
-        "auroc_feature": auc_f.numpy().astype(np.int64),
-        "auroc": auc[auc_f, ar].numpy(),
-        "auroc_feature_iou": iou[auc_f, ar].numpy(),
-        "iou_feature": iou_f.numpy().astype(np.int64),
-        "iou": iou[iou_f, ar].numpy(),
-        "n_pos_images": labels.sum(0).numpy().astype(np.int64),
-        "n_images": np.full(c, p, dtype=np.int64),
-        "n_pos_tokens": masks.sum(0).numpy().astype(np.int64),
-        "n_tokens": np.full(c, n, dtype=np.int64),
-    })
+    return key // n_features, key % n_features, vals
 
 
-def summarize_recovery(df: pd.DataFrame, auroc_threshold: float = 0.9, iou_threshold: float = 0.5) -> dict:
-    """Summary of one dictionary's table: means over concepts (NaN concepts skipped) and the
-    fraction of concepts recovered above the thresholds; also per concept kind ("color", ...)."""
-    d = df.dropna(subset=["auroc"])
-    out = {
-        "n_concepts": int(len(d)),
-        "mean_auroc": float(d["auroc"].mean()) if len(d) else float("nan"),
-        "mean_iou": float(df["iou"].mean()) if len(df) else float("nan"),
-        f"frac_auroc_ge_{auroc_threshold}": float((d["auroc"] >= auroc_threshold).mean()) if len(d) else float("nan"),
-        f"frac_iou_ge_{iou_threshold}": float((df["iou"] >= iou_threshold).mean()) if len(df) else float("nan"),
-    }
-    kinds = df["concept"].str.split("=").str[0]
-    for kind, g in df.groupby(kinds):
-        out[f"{kind}_mean_auroc"] = float(g["auroc"].mean())
-        out[f"{kind}_mean_iou"] = float(g["iou"].mean())
+def token_auroc_matrix(rows, feats, vals, labels: torch.Tensor, n_features: int) -> torch.Tensor:
+    """Exact token AUROC [F, C] of every feature for every concept, from sparse triples over
+    the rows of `labels` [N, C] (absent pairs score 0)."""
+    return _auroc(rows, feats, vals, labels.bool(), n_features)
+
+
+def best_f1_threshold(score: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(threshold, F1) maximising F1 of ``score >= threshold``; (inf, 0) without positives."""
+    if not y.any():
+        return float("inf"), 0.0
+    p, r, t = precision_recall_curve(y, score)
+    f1 = np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-300), 0.0)[:-1]
+    i = int(np.argmax(f1))
+    return float(t[i]), float(f1[i])
+
+
+def _f1(pred: np.ndarray, y: np.ndarray) -> dict:
+    """Token F1 with its precision and recall (NaN where undefined)."""
+    tp, n_pred, n_pos = float((pred & y).sum()), float(pred.sum()), float(y.sum())
+    return {"token_f1": 2 * tp / (n_pred + n_pos) if n_pred + n_pos else float("nan"),
+            "token_precision": tp / n_pred if n_pred else float("nan"),
+            "token_recall": tp / n_pos if n_pos else float("nan")}
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    return float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def _image_scores(score: np.ndarray, y: np.ndarray, image: np.ndarray):
+    """Per-image maximum score and label (any row positive); `image` is 0..P-1."""
+    p = int(image.max()) + 1 if len(image) else 0
+    s = np.full(p, -np.inf)
+    np.maximum.at(s, image, score)
+    lab = np.zeros(p, bool)
+    np.logical_or.at(lab, image, y)
+    return s, lab
+
+
+def _report(score: np.ndarray, y: np.ndarray, image: np.ndarray, threshold: float) -> dict:
+    """Token AUROC, token F1 at `threshold` and image AUROC of one score on the report half."""
+    s_img, y_img = _image_scores(score, y, image)
+    return {"token_auroc": _auc(y, score), **_f1(score >= threshold, y), "image_auroc": _auc(y_img, s_img)}
+
+
+def _halves(pid: torch.Tensor, seed: int):
+    sel_ids = torch.as_tensor(selection_images(pid.numpy(), seed))
+    sel = torch.isin(pid, sel_ids)
+    if not sel.any() or sel.all():
+        raise ValueError("concept recovery needs at least two images (one per half)")
+    rep_img = torch.unique(pid[~sel], return_inverse=True)[1].numpy()
+    return sel, rep_img
+
+
+def concept_recovery(codes: SparseCodes, prompt_ids, tokens, token_masks, concept_names: list[str],
+                     n_features: int, mask_prompt_ids=None, seed: int = 0) -> pd.DataFrame:
+    """One row per concept (`RESULT_COLUMNS`): the feature chosen on the selection half and its
+    held-out scores on the report half (see the module docstring).
+
+    `codes`: sparse codes of N token rows; `prompt_ids`, `tokens`: [N] image and token
+    position of each row; `token_masks`: [N, C] per row, or [P, gh, gw, C] / [P, T, C] per
+    image (rows `mask_prompt_ids`, default row = prompt id)."""
+    pid = _as_tensor(prompt_ids, torch.int64)
+    tok = _as_tensor(tokens, torch.int64)
+    n = codes.indices.shape[0]
+    if len(pid) != n or len(tok) != n:
+        raise ValueError(f"prompt_ids/tokens have {len(pid)}/{len(tok)} rows, codes have {n}")
+    masks = _row_masks(token_masks, pid, tok, mask_prompt_ids)  # [N, C]
+    c = masks.shape[1]
+    if len(concept_names) != c:
+        raise ValueError(f"{len(concept_names)} concept names for {c} mask channels")
+    rows, feats, vals = _dedupe(codes, n_features)
+    sel, rep_img = _halves(pid, seed)
+
+    # selection half: every feature's token AUROC, the best per concept
+    sel_rows = torch.cumsum(sel.long(), 0) - 1  # row -> index among selection rows
+    on_sel = sel[rows]
+    auc = token_auroc_matrix(sel_rows[rows[on_sel]], feats[on_sel], vals[on_sel], masks[sel], n_features)
+    best = torch.nan_to_num(auc, nan=-1.0).argmax(0)
+    kind_best = _kind_best(rows, feats, vals, masks, sel, concept_names, n_features)
+
+    y_all = masks.numpy()
+    universe = kind_universe(masks.numpy(), concept_names)
+    rs = ~sel.numpy()
+    out = []
+    for j in range(c):
+        score = _feature_values(rows, feats, vals, int(best[j]), n)
+        thr, _ = best_f1_threshold(score[sel.numpy()], y_all[sel.numpy(), j])
+        rep = _report(score[rs], y_all[rs, j], rep_img, thr)
+        kscore = _feature_values(rows, feats, vals, kind_best[j], n)
+        u = rs & universe[:, j]
+        out.append({"concept": concept_names[j], "feature": int(best[j]), "selection_token_auroc": float(auc[best[j], j]),
+                    **rep, "threshold": thr, "kind_feature": kind_best[j], "kind_token_auroc": _auc(y_all[u, j], kscore[u]),
+                    **_counts(y_all[rs, j], rep_img), "n_kind_tokens": int(u.sum())})
+    return pd.DataFrame(out, columns=list(RESULT_COLUMNS))
+
+
+def kind_universe(masks: np.ndarray, concept_names: list[str]) -> np.ndarray:
+    """bool [N, C]: the rows where concept c's kind applies (any concept of that kind is on)."""
+    kinds = concept_kind(pd.Series(concept_names)).to_numpy()
+    out = np.zeros(masks.shape, bool)
+    for k in np.unique(kinds):
+        cols = kinds == k
+        out[:, cols] = masks[:, cols].any(1, keepdims=True)
     return out
 
 
-def recovery_summary_table(tables: dict[str, pd.DataFrame], **kw) -> pd.DataFrame:
-    """One row per dictionary (e.g. {"sae": df, "itda": df, "neurons": df, "random": df})."""
-    return pd.DataFrame([{"dictionary": name, **summarize_recovery(df, **kw)} for name, df in tables.items()])
+def _feature_values(rows, feats, vals, f: int, n: int) -> np.ndarray:
+    """Dense values [N] of feature f (0 where a row does not use it)."""
+    m = feats == f
+    score = np.zeros(n)
+    score[rows[m].numpy()] = vals[m].numpy()
+    return score
+
+
+def _kind_best(rows, feats, vals, masks: torch.Tensor, sel: torch.Tensor, concept_names, n_features: int) -> list[int]:
+    """Per concept, the feature with the best token AUROC on the selection half's rows of its
+    kind (`kind_universe`)."""
+    universe = torch.from_numpy(kind_universe(masks.numpy(), concept_names))
+    kinds = concept_kind(pd.Series(concept_names)).to_numpy()
+    best = [0] * len(concept_names)
+    for k in np.unique(kinds):
+        cols = np.flatnonzero(kinds == k)
+        keep = sel & universe[:, cols[0]]
+        index = torch.cumsum(keep.long(), 0) - 1
+        on = keep[rows]
+        auc = token_auroc_matrix(index[rows[on]], feats[on], vals[on], masks[keep][:, cols], n_features)
+        for j, f in zip(cols, torch.nan_to_num(auc, nan=-1.0).argmax(0).tolist()):
+            best[j] = int(f)
+    return best
+
+
+def _counts(y: np.ndarray, image: np.ndarray) -> dict:
+    _, y_img = _image_scores(np.zeros(len(y)), y, image)
+    return {"n_pos_tokens": int(y.sum()), "n_tokens": int(len(y)), "n_pos_images": int(y_img.sum()),
+            "n_images": int(len(y_img))}
+
+
+def probe_recovery(x, prompt_ids, tokens, token_masks, concept_names: list[str], mask_prompt_ids=None,
+                   seed: int = 0, max_train_rows: int = 200_000, C: float = 1.0) -> pd.DataFrame:
+    """The linear-probe ceiling (`PROBE_COLUMNS`): per concept, a logistic regression on
+    standardised activations `x` [N, d] of the selection half (at most `max_train_rows`,
+    seeded), its threshold chosen there by F1, scored on the report half like a feature."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.asarray(x, dtype=np.float32)
+    pid = _as_tensor(prompt_ids, torch.int64)
+    tok = _as_tensor(tokens, torch.int64)
+    if len(pid) != len(x) or len(tok) != len(x):
+        raise ValueError(f"prompt_ids/tokens have {len(pid)}/{len(tok)} rows, activations have {len(x)}")
+    masks = _row_masks(token_masks, pid, tok, mask_prompt_ids).numpy()
+    if len(concept_names) != masks.shape[1]:
+        raise ValueError(f"{len(concept_names)} concept names for {masks.shape[1]} mask channels")
+    sel, rep_img = _halves(pid, seed)
+    sel = sel.numpy()
+    universe = kind_universe(masks, concept_names)
+    train = np.flatnonzero(sel)
+    if len(train) > max_train_rows:
+        train = np.sort(np.random.default_rng([SPLIT_DOMAIN, int(seed), 1]).choice(train, max_train_rows, False))
+    out = []
+    for j, name in enumerate(concept_names):
+        y = masks[:, j]
+        if 0 < y[train].sum() < len(train):
+            probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=1000))
+            probe.fit(x[train], y[train])
+            score = probe.decision_function(x)
+        else:  # one class only: a constant probe
+            score = np.zeros(len(x))
+        thr, _ = best_f1_threshold(score[sel], y[sel])
+        rep = _report(score[~sel], y[~sel], rep_img, thr)
+        u = ~sel & universe[:, j]
+        out.append({"concept": name, **{f"probe_{k}": v for k, v in rep.items()},
+                    "probe_kind_token_auroc": _auc(y[u], score[u])})
+    return pd.DataFrame(out, columns=list(PROBE_COLUMNS))
+
+
+def concept_kind(concepts: pd.Series) -> pd.Series:
+    """"color=red" -> "color"."""
+    return concepts.astype(str).str.split("=").str[0]

@@ -17,6 +17,15 @@ import torch
 # The final projection to latent channels is tiny and precision-sensitive (diffusers keeps the
 # model's last module unquantised by default too).
 DEFAULT_SKIP = ("proj_out",)
+# bitsandbytes' packed CPU kernel (taken on CPUs with AVX512-BF16) repacks a weight in blocks
+# of this many output rows and reshapes its absmax to [out, in / blocksize]: it fails (an
+# assertion, a reshape error) at the first forward of a layer whose shape does not fit.
+CPU_PACK_BLOCK = 32
+
+
+def packed_cpu_path_ok(in_features: int, out_features: int, blocksize: int = 64) -> bool:
+    """Whether bitsandbytes' packed AVX512-BF16 CPU kernel can take a layer of this shape."""
+    return out_features % CPU_PACK_BLOCK == 0 and in_features % blocksize == 0
 
 
 def quantize_nf4(
@@ -62,6 +71,9 @@ def quantize_nf4(
         if src.bias is not None:
             q.bias = torch.nn.Parameter(src.bias.data.to(device, compute_dtype), requires_grad=False)
         q.requires_grad_(False)
+        if not packed_cpu_path_ok(src.in_features, src.out_features, q.weight.quant_state.blocksize):
+            # the generic dequantise-and-matmul path instead of an assertion at the first forward
+            q.support_avx512bf16_for_cpu = False
         setattr(model.get_submodule(parent_name) if parent_name else model, child, q)
         del src, q
     # everything else (norms, embedders, skipped linears) in the compute dtype on the device

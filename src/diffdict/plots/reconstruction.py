@@ -27,7 +27,8 @@ def _select(df: pd.DataFrame, kinds) -> pd.DataFrame:
 def _draw_fvu(ax, data: pd.DataFrame) -> None:
     km = kind_of(data)
     sns.pointplot(data=data, x="site", y="fvu", hue="dict", order=site_order(data["site"]),
-                  hue_order=dict_order(km), palette=dict_palette(km), markers="o", dodge=0.2, ax=ax, errorbar=None)
+                  hue_order=dict_order(km), palette=dict_palette(km), markers="o",
+                  dodge=0.2 if len(km) > 1 else False, ax=ax, errorbar=None)  # seaborn divides by n_hue - 1
     ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
     ax.set(xlabel="site (execution order)", ylabel="FVU (held-out)", ylim=(0, max(1.05, data["fvu"].max() * 1.05)),
            title="Fraction of variance unexplained")

@@ -29,7 +29,7 @@ from .grid import SteeringRun
 
 METRIC_COLUMNS = (
     "feature", "explanation", "target", "strength", "prompt_id", "concept_hit", "shift",
-    "change_elsewhere", "pixel_change", "method",
+    "change_elsewhere", "pixel_change", "method", "graded_against",
 )
 
 
@@ -150,26 +150,58 @@ def annotator_metrics(
     given = [c for cs in (concepts or {}).values() for c in cs]
     vocab = set(vocabulary) if vocabulary is not None else set().union(*annotations.values(), given)
     expl = _explanations(run, explanations)
+    own = {}
+    for f, e in zip(run.table["feature"].astype(int), expl):
+        named = list((concepts or {}).get(f, ()))
+        own[f] = _attrs(named) if named else explanation_targets(e, vocab)
+    # The null: every steered feature graded against the next steered feature's target (a
+    # cyclic derangement), same images. Steering that moves a feature toward *its* concept
+    # beats it; a strength that just recolours everything does not.
+    feats = sorted(own)
+    permuted = {f: own[feats[(i + 1) % len(feats)]] for i, f in enumerate(feats)} if len(feats) > 1 else {}
     rows = []
-    for r, e in zip(run.table.itertuples(), expl):
-        own = list((concepts or {}).get(int(r.feature), ()))
-        targets = _attrs(own) if own else explanation_targets(e, vocab)
-        steered, base = _attrs(annotations[r.image]), _attrs(annotations[r.baseline_image])
-        if targets:
-            hit = _hit(targets, steered)
-            shift = hit - _hit(targets, base)
-        else:
-            hit = shift = np.nan
-        others = (set(steered) | set(base)) - set(targets)
-        changed = [a for a in others if steered.get(a) != base.get(a)]
-        rows.append({
-            "feature": int(r.feature), "explanation": e, "target": _target_str(targets),
-            "strength": float(r.strength), "prompt_id": int(r.prompt_id), "concept_hit": hit,
-            "shift": shift, "change_elsewhere": len(changed) / len(others) if others else np.nan,
-            "pixel_change": pixel_change(run.images[r.image], run.images[r.baseline_image]),
-            "method": "annotator",
-        })
+    for against, targets_of in (("own", own), ("permuted", permuted)):
+        if not targets_of:
+            continue
+        for r, e in zip(run.table.itertuples(), expl):
+            targets = targets_of[int(r.feature)]
+            steered, base = _attrs(annotations[r.image]), _attrs(annotations[r.baseline_image])
+            if targets:
+                hit = _hit(targets, steered)
+                shift = hit - _hit(targets, base)
+            else:
+                hit = shift = np.nan
+            others = (set(steered) | set(base)) - set(targets)
+            changed = [a for a in others if steered.get(a) != base.get(a)]
+            rows.append({
+                "feature": int(r.feature), "explanation": e, "target": _target_str(targets),
+                "strength": float(r.strength), "prompt_id": int(r.prompt_id), "concept_hit": hit,
+                "shift": shift, "change_elsewhere": len(changed) / len(others) if others else np.nan,
+                "pixel_change": pixel_change(run.images[r.image], run.images[r.baseline_image]),
+                "method": "annotator", "graded_against": against,
+            })
     return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+
+
+def steering_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """"N of M features move toward their concept", beside its nulls: one row per (site, dict,
+    graded_against). A feature *moves* when its mean shift over prompts is above 0 at some
+    non-zero strength; ``n_moved_positive`` counts positive strengths only. The same rule is
+    applied to the permuted-explanation rows and to random directions (their own dictionary's
+    rows), so each count has its chance level beside it."""
+    keys = [k for k in ("site", "dict", "kind") if k in table.columns]
+    t = table.assign(graded_against=table.get("graded_against", "own")).dropna(subset=["shift"])
+    t = t[t["strength"] != 0]
+    per = t.groupby([*keys, "graded_against", "feature", "strength"], as_index=False)["shift"].mean()
+    rows = []
+    for key, g in per.groupby([*keys, "graded_against"], sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        by_f = g.groupby("feature")
+        pos = g[g["strength"] > 0].groupby("feature")["shift"].max()
+        rows.append({**dict(zip([*keys, "graded_against"], key)), "n_features": int(by_f.ngroups),
+                     "n_moved": int((by_f["shift"].max() > 0).sum()), "n_moved_positive": int((pos > 0).sum()),
+                     "mean_shift_positive": float(g.loc[g["strength"] > 0, "shift"].mean())})
+    return pd.DataFrame(rows)
 
 
 def judge_metrics(
@@ -191,6 +223,6 @@ def judge_metrics(
         rows.append({
             "feature": int(r.feature), "explanation": e, "target": e, "strength": float(r.strength),
             "prompt_id": int(r.prompt_id), "concept_hit": p, "shift": 2 * p - 1,
-            "change_elsewhere": change, "pixel_change": change, "method": "judge",
+            "change_elsewhere": change, "pixel_change": change, "method": "judge", "graded_against": "own",
         })
     return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))

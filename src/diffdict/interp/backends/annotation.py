@@ -16,7 +16,10 @@ Either way further concepts are ANDed (up to ``max_concepts``) while that raises
 ``token`` without token masks correlates image labels with each image's maximum activation.
 
 Judge: 1 when the image's annotation contains every explained concept, else 0 (``soft``: the
-fraction of explained concepts present).
+fraction of explained concepts present). That question is image-level: a feature firing on a
+few scattered tokens of every light-background image passes it as ``background=light``. The
+token-level question (`token_agreement`) asks where the feature fires: its active tokens on the
+held-out images against the explained concepts' token masks, as precision and recall.
 
 Annotations come either from an annotator object (``.concepts``, ``annotate(images) ->
 list[set[str]]``, optional ``token_masks(images, grid) -> bool [B, gh, gw, C]``) or from plain
@@ -133,6 +136,20 @@ class AnnotationBackend(Backend):
             have = lab[[self.concepts.index(c) for c in e.concepts]]
             out.append(Judgement(float(have.mean()) if self.soft else float(have.all())))
         return out
+
+
+    def token_agreement(self, explanation: Explanation, examples: Sequence[Example],
+                        active: np.ndarray) -> tuple[int, int, int] | None:
+        """(|active ∩ explained|, |active|, |explained|) over the tokens of `examples`, where
+        `active` is bool [n, gh, gw] (the feature's active tokens) and "explained" the AND of
+        the explained concepts' token masks; None without token masks or concepts."""
+        if not explanation.concepts or not len(examples):
+            return None
+        masks = self._masks(examples, active.shape[1:])
+        if masks is None:
+            return None
+        explained = masks[..., [self.concepts.index(c) for c in explanation.concepts]].all(-1)
+        return int((active & explained).sum()), int(active.sum()), int(explained.sum())
 
 
 def _balanced_accuracy(y: np.ndarray, X: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import http.client
 import json
 import logging
 import os
@@ -104,7 +105,8 @@ class OpenAIBackend(ChatBackend):
                 if e.code not in RETRY_STATUS and e.code < 500:
                     raise RequestFailed(last, attempt + 1) from None
                 wait = _retry_after(e.headers.get("Retry-After") if e.headers else None)
-            except (TimeoutError, socket.timeout, urllib.error.URLError, ConnectionError, OSError) as e:
+            except (TimeoutError, socket.timeout, urllib.error.URLError, ConnectionError, OSError,
+                    http.client.HTTPException) as e:  # IncompleteRead, BadStatusLine, RemoteDisconnected
                 last = self._redact(f"{type(e).__name__}: {getattr(e, 'reason', e)}")
             if attempt < self.max_retries:
                 delay = min(self.max_backoff_s, self.backoff_s * 2 ** attempt) * (0.5 + self._rng.random())

@@ -1,0 +1,67 @@
+"""Per-method summary of the held-out concept-recovery table (``tables/concepts.csv``).
+
+One row per (site, dictionary, metric): the mean over concepts of a held-out score, averaged
+over the dictionary's training runs, with a hierarchical bootstrap CI (runs, then concepts;
+concepts are paired across runs and methods, see `diffdict.bootstrap`), the same for the
+concepts an image token can show by itself (``core_``; ``CORE_KINDS``: colour, shape,
+background), the difference to the random-direction baseline at the same site with its CI, and
+the linear-probe ceiling (``probe``, ``core_probe``).
+"separated" means the CI of the difference excludes 0 (its sign says which way).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..bootstrap import hierarchical_ci
+from .concepts import concept_kind
+
+# Concepts a single token carries: what is at this token (its colour, its shape's part, the
+# background). Size and position are relations of a whole object to the image.
+CORE_KINDS = ("color", "shape", "background")
+
+
+def _runs(g: pd.DataFrame, metric: str, concepts: list[str]) -> list[np.ndarray]:
+    """One array of `metric` per replicate, aligned to `concepts` (NaN where absent)."""
+    rep = g["replicate"] if "replicate" in g.columns else pd.Series(0, index=g.index)
+    return [h.set_index("concept")[metric].reindex(concepts).to_numpy(float) for _, h in g.groupby(rep, sort=True)]
+
+
+METRICS = ("token_auroc", "kind_token_auroc", "token_f1", "image_auroc")
+
+
+def summarize_concepts(table: pd.DataFrame, metrics=METRICS, baseline: str = "random",
+                       n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """One row per (site, dict, metric), for each of `metrics` in the table."""
+    need = {"site", "dict", "concept"}
+    if missing := sorted(need - set(table.columns)):
+        raise ValueError(f"concept table lacks columns {missing}")
+    rows = []
+    for site, g in table.groupby("site", sort=True):
+        concepts = sorted(g["concept"].unique())
+        core = [c for c in concepts if concept_kind(pd.Series([c]))[0] in CORE_KINDS]
+        kinds = g.drop_duplicates("dict").set_index("dict")["kind"] if "kind" in g.columns else pd.Series(dtype=str)
+        per = {d: h for d, h in g.groupby("dict", sort=False)}
+        base = next((d for d in per if kinds.get(d, d) == baseline), None)
+        for metric in (m for m in metrics if m in g.columns):
+            probe = (g.drop_duplicates("concept").set_index("concept")[f"probe_{metric}"]
+                     if f"probe_{metric}" in g.columns else None)
+            for d, h in per.items():
+                runs = _runs(h, metric, concepts)
+                est, lo, hi = hierarchical_ci(runs, paired=True, n_boot=n_boot, ci=ci, seed=seed)
+                c_est, c_lo, c_hi = (hierarchical_ci(_runs(h, metric, core), paired=True, n_boot=n_boot, ci=ci,
+                                                     seed=seed) if core else (np.nan,) * 3)
+                diff = (hierarchical_ci(runs, _runs(per[base], metric, concepts), paired=True, n_boot=n_boot,
+                                        ci=ci, seed=seed) if base is not None and d != base else (np.nan,) * 3)
+                rows.append({
+                    "site": site, "dict": d, "kind": kinds.get(d, d), "metric": metric, "replicates": len(runs),
+                    "n_concepts": len(concepts),
+                    "replicate_means": " / ".join(f"{np.nanmean(r):.3f}" for r in runs),
+                    "mean": est, "lo": lo, "hi": hi, "core_mean": c_est, "core_lo": c_lo, "core_hi": c_hi,
+                    "baseline": base, f"diff_vs_{baseline}": diff[0], "diff_lo": diff[1], "diff_hi": diff[2],
+                    "separated": bool(np.isfinite(diff[1]) and (diff[1] > 0 or diff[2] < 0)),
+                    "probe": float(probe.reindex(concepts).mean()) if probe is not None else np.nan,
+                    "core_probe": float(probe.reindex(core).mean()) if probe is not None and core else np.nan,
+                })
+    return pd.DataFrame(rows)
