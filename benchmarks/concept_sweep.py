@@ -16,6 +16,7 @@ Writes OUT.csv (one row per site x variant x seed), OUT_synthetic.csv and OUT.md
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -242,7 +243,7 @@ def main():
     a.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(f"{a.out}.csv", index=False)
     syn.to_csv(f"{a.out}_synthetic.csv", index=False)
-    Path(f"{a.out}.md").write_text(markdown(df, syn, atoms, "python " + " ".join(sys.argv)))
+    Path(f"{a.out}.md").write_text(markdown(df, syn, atoms, "python " + shlex.join(sys.argv)))
     print(Path(f"{a.out}.md").read_text())
 
 

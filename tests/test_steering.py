@@ -174,7 +174,7 @@ def test_stages_from_files(pipe, tmp_path):
     own = m[m.graded_against == "own"]
     assert own.loc[own.feature == 0, "target"].eq("color=red").all()  # structured concepts win over text
     assert own.loc[own.feature == 1, "target"].eq("color=blue").all()  # no concepts: parsed from the text
-    null = m[m.graded_against == "permuted"]  # the null: each feature graded against another's target
+    null = m[m.graded_against == "other_value"]  # the null: graded against the other colours
     assert null.loc[null.feature == 0, "target"].eq("color=blue").all() and len(null) == len(own)
     assert (m.loc[m.strength == 0, "shift"] == 0).all()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "metrics.parquet"), m)
@@ -214,7 +214,11 @@ def _run():
 
 
 def test_annotator_metrics_shift_and_change_elsewhere(tmp_path):
-    m = annotator_metrics(_run(), _annotate)
+    m_all = annotator_metrics(_run(), _annotate)
+    null = m_all[(m_all.graded_against == "other_value") & (m_all.strength == 1.0)].sort_values("prompt_id")
+    # steered red: graded against the other colours seen (blue, green) it moved away from them
+    assert null.target.tolist() == ["color=blue | color=green"] * 2 and (null["shift"] <= 0).all()
+    m = m_all[m_all.graded_against == "own"]
     s1 = m[m.strength == 1.0].sort_values("prompt_id")
     assert s1.target.tolist() == ["color=red"] * 2
     assert s1.concept_hit.tolist() == [1.0, 1.0] and s1["shift"].tolist() == [1.0, 1.0]
@@ -225,6 +229,7 @@ def test_annotator_metrics_shift_and_change_elsewhere(tmp_path):
     assert pd.read_csv(tmp_path / "m.csv").shape == m.shape
     # An explanation naming no known concept is kept with NaN scores, not silently dropped.
     unknown = annotator_metrics(_run(), _annotate, explanations={0: "spirals"})
+    assert set(unknown.graded_against) == {"own"}  # no target, no null
     assert unknown["shift"].isna().all() and (unknown.target == "").all()
 
 
@@ -235,15 +240,15 @@ def test_steering_summary_counts_beside_the_null():
     for f, target in enumerate(["red", "blue", "green"]):
         for s in (0.0, 0.5, 1.0):
             for p in range(2):
-                # own target: every feature moves at s=1; permuted: only feature 2 (by chance)
+                # own target: every feature moves at s=1; other values: only feature 2 (by chance)
                 rows.append({"site": "x", "dict": "sae", "kind": "topk_sae", "feature": f, "strength": s,
                              "prompt_id": p, "shift": float(s == 1.0), "graded_against": "own"})
                 rows.append({"site": "x", "dict": "sae", "kind": "topk_sae", "feature": f, "strength": s,
                              "prompt_id": p, "shift": float(s == 1.0 and f == 2) - float(s == 0.5),
-                             "graded_against": "permuted"})
+                             "graded_against": "other_value"})
     out = steering_summary(pd.DataFrame(rows)).set_index("graded_against")
     assert out.loc["own", ["n_features", "n_moved", "n_moved_positive"]].tolist() == [3, 3, 3]
-    assert out.loc["permuted", ["n_moved", "n_moved_positive"]].tolist() == [1, 1]
+    assert out.loc["other_value", ["n_moved", "n_moved_positive"]].tolist() == [1, 1]
     assert out.loc["own", "mean_shift_positive"] == pytest.approx(0.5)
 
 

@@ -111,7 +111,7 @@ def test_ground_truth_tables_carry_their_nulls(run):
     assert summary.loc[("double1_img", "sae"), "baseline"] == "random"
     assert {"diff_vs_random", "diff_lo", "diff_hi", "separated"} <= set(summary.columns)
     steering = pd.read_csv(tables / "steering_summary.csv")
-    assert {"own", "permuted"} <= set(steering["graded_against"])
+    assert {"own", "other_value"} <= set(steering["graded_against"])
     splice = json.loads((workdir / "results/toy/metrics/double1_img/sae/splice.json").read_text())
     assert 0 <= splice["agreement_ablate"] <= 1 and "effect_recovered_annotation" in splice
 
@@ -164,3 +164,15 @@ def test_killed_training_leaves_no_output_and_resumes(run, cli_env):
 
     d = load_dictionary(workdir / target)
     assert d.n_features == cfg["dictionaries"]["sae"]["n_features"]
+
+
+def test_minimal_config_draws_every_figure(tmp_path, cli_env):
+    """One resid site, one trained dictionary and random directions, no MLP site: every figure
+    and browser still draws (seaborn's dodge once divided by n_hue - 1 here)."""
+    cfg = small_config()
+    cfg["sites"] = {"double1_img": cfg["sites"]["double1_img"]}
+    cfg["dictionaries"] = {"sae": {**cfg["dictionaries"]["sae"], "replicates": 1}, "random": cfg["dictionaries"]["random"]}
+    cfg["dictionaries"]["random"].pop("replicates", None)
+    snakemake(tmp_path, cfg, "results/figures/", env=cli_env)
+    figures = {p.name for p in (tmp_path / "results" / "figures").glob("*.png")}
+    assert {"reconstruction.png", "interp_scores.png", "concept_recovery.png", "steering_success.png"} <= figures

@@ -539,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
 
     s = add("steering-summary", cmd_steering_summary,
-            "N of M steered features that move toward their concept, beside the permuted-explanation null")
+            "N of M steered features that move toward their concept, beside the wrong-explanation null")
     s.add_argument("--table", required=True, help="collected steering metrics (tables/steering.csv)")
     s.add_argument("--out", required=True)
 

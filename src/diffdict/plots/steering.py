@@ -25,7 +25,7 @@ def plot_steering_success(df: pd.DataFrame, out: str | os.PathLike):
     require(df, ["strength", "shift", "change_elsewhere"], "steering success")
     apply_style()
     data = df.dropna(subset=["shift"])
-    if "graded_against" in data.columns:  # the permuted-explanation null is in steering_summary.csv
+    if "graded_against" in data.columns:  # the wrong-explanation null is in steering_summary.csv
         data = data[data["graded_against"].fillna("own") == "own"]
     if data.empty:
         raise ValueError("steering success: no row has a shift (no explanation matched a concept?)")

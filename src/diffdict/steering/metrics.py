@@ -154,31 +154,37 @@ def annotator_metrics(
     for f, e in zip(run.table["feature"].astype(int), expl):
         named = list((concepts or {}).get(f, ()))
         own[f] = _attrs(named) if named else explanation_targets(e, vocab)
-    # The null: every steered feature graded against the next steered feature's target (a
-    # cyclic derangement), same images. Steering that moves a feature toward *its* concept
-    # beats it; a strength that just recolours everything does not.
-    feats = sorted(own)
-    permuted = {f: own[feats[(i + 1) % len(feats)]] for i, f in enumerate(feats)} if len(feats) > 1 else {}
+    # The null: every steered feature graded, on the same images, against each *other* value of
+    # the attributes its target names (steered toward "color=green", graded against red, blue, ...),
+    # averaged. Steering that moves a feature toward its own concept beats it; a strength that
+    # just disturbs the image, or recolours it at random, does not. (Permuting the targets among
+    # the steered features would be degenerate: they often share one colour.)
+    values = _attrs(vocab)
+    others = {f: [{a: {v}} for a, vals in t.items() for v in sorted(values.get(a, set()) - vals)]
+              for f, t in own.items()}
     rows = []
-    for against, targets_of in (("own", own), ("permuted", permuted)):
-        if not targets_of:
-            continue
-        for r, e in zip(run.table.itertuples(), expl):
-            targets = targets_of[int(r.feature)]
-            steered, base = _attrs(annotations[r.image]), _attrs(annotations[r.baseline_image])
-            if targets:
-                hit = _hit(targets, steered)
-                shift = hit - _hit(targets, base)
+    for r, e in zip(run.table.itertuples(), expl):
+        steered, base = _attrs(annotations[r.image]), _attrs(annotations[r.baseline_image])
+        change = pixel_change(run.images[r.image], run.images[r.baseline_image])
+        for against, alternatives in (("own", [own[int(r.feature)]]), ("other_value", others[int(r.feature)])):
+            alternatives = [t for t in alternatives if t]
+            if against != "own" and not alternatives:
+                continue
+            if alternatives:
+                hit = float(np.mean([_hit(t, steered) for t in alternatives]))
+                shift = hit - float(np.mean([_hit(t, base) for t in alternatives]))
             else:
                 hit = shift = np.nan
-            others = (set(steered) | set(base)) - set(targets)
-            changed = [a for a in others if steered.get(a) != base.get(a)]
+            targets = alternatives[0] if against == "own" and alternatives else {}
+            rest = (set(steered) | set(base)) - set(targets or own[int(r.feature)])
+            changed = [a for a in rest if steered.get(a) != base.get(a)]
             rows.append({
-                "feature": int(r.feature), "explanation": e, "target": _target_str(targets),
+                "feature": int(r.feature), "explanation": e,
+                "target": _target_str(targets) if against == "own" else
+                " | ".join(_target_str(t) for t in alternatives),
                 "strength": float(r.strength), "prompt_id": int(r.prompt_id), "concept_hit": hit,
-                "shift": shift, "change_elsewhere": len(changed) / len(others) if others else np.nan,
-                "pixel_change": pixel_change(run.images[r.image], run.images[r.baseline_image]),
-                "method": "annotator", "graded_against": against,
+                "shift": shift, "change_elsewhere": len(changed) / len(rest) if rest else np.nan,
+                "pixel_change": change, "method": "annotator", "graded_against": against,
             })
     return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
 
@@ -187,8 +193,9 @@ def steering_summary(table: pd.DataFrame) -> pd.DataFrame:
     """"N of M features move toward their concept", beside its nulls: one row per (site, dict,
     graded_against). A feature *moves* when its mean shift over prompts is above 0 at some
     non-zero strength; ``n_moved_positive`` counts positive strengths only. The same rule is
-    applied to the permuted-explanation rows and to random directions (their own dictionary's
-    rows), so each count has its chance level beside it."""
+    applied to the ``other_value`` rows (the same steered images graded against the other values
+    of the target's attribute) and to random directions (their own dictionary's rows), so each
+    count has its chance level beside it."""
     keys = [k for k in ("site", "dict", "kind") if k in table.columns]
     t = table.assign(graded_against=table.get("graded_against", "own")).dropna(subset=["shift"])
     t = t[t["strength"] != 0]
