@@ -54,3 +54,20 @@ def test_halfway_reconstruction_is_in_between(setup):
     mean = torch.zeros(d)
     half = spliced_generation(pipe, Fn(lambda x: 0.5 * x), site, shard, mean, MODEL)
     assert 0.0 < half["effect_recovered_denoiser"] < 1.0
+
+
+def test_annotation_agreement_against_mean_ablation(setup):
+    """An identity splice shows exactly what the clean images show (agreement 1); the clean
+    images are annotated once per batch, not once per compared run."""
+    pipe, shard = setup
+    site = Site("s", "double", 1, steps=(0, 1))
+    d = pipe.transformer.config.num_attention_heads * pipe.transformer.config.attention_head_dim
+    calls = []
+
+    def annotate(images):  # "bright" vs "dark" by mean intensity: a stand-in annotator
+        calls.append(len(images))
+        return [{"bright"} if im.mean() > 127 else {"dark"} for im in images]
+
+    ident = spliced_generation(pipe, Fn(lambda x: x), site, shard, torch.randn(d), MODEL, annotate=annotate)
+    assert ident["agreement_splice"] == 1.0 and 0.0 <= ident["agreement_ablate"] <= 1.0
+    assert len(calls) == 3  # clean, spliced, ablated: one batch of this shard

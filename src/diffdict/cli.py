@@ -413,10 +413,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def model_and_site(s):  # the settings every model-running, per-site command takes
+    def model_arg(s):  # every model-running command
         s.add_argument("--model", type=_json, required=True, help="the config's model section (JSON)")
         s.add_argument("--exec", type=_json, default={}, help="execution settings merged into --model "
                        "(device, cpu_offload): kept apart so that changing them reruns nothing")
+
+    def model_and_site(s):  # the settings every model-running, per-site command takes
+        model_arg(s)
         s.add_argument("--site-name", required=True)
         s.add_argument("--site", type=_json, required=True, help="the site's settings (JSON)")
 
@@ -430,8 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = add("train-toy", cmd_train_toy, "train the shapes-world pipeline")
     s.add_argument("--world", type=_json, required=True)
-    s.add_argument("--model", type=_json, required=True)
-    s.add_argument("--exec", type=_json, default={}, help="execution settings merged into --model")
+    model_arg(s)
     s.add_argument("--out", required=True)
 
     s = add("prompts", cmd_prompts, "write one split's prompt table")
@@ -440,8 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
 
     s = add("generate", cmd_generate, "generate one shard (images, trajectory, embeddings)")
-    s.add_argument("--model", type=_json, required=True)
-    s.add_argument("--exec", type=_json, default={}, help="execution settings merged into --model")
+    model_arg(s)
     s.add_argument("--prompts", required=True)
     s.add_argument("--shard", required=True)
     s.add_argument("--out", required=True)

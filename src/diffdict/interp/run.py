@@ -207,7 +207,7 @@ def token_scores(judge, tasks, explanations, heat, thresholds, images, size, pol
         hit, n_active, n_mask = counts
         prec = hit / n_active if n_active else 0.0
         rec = hit / n_mask if n_mask else np.nan
-        f1 = 2 * prec * rec / (prec + rec) if np.isfinite(rec) and prec + rec > 0 else (0.0 if np.isfinite(rec) else np.nan)
+        f1 = 2 * hit / (n_active + n_mask) if n_mask else np.nan  # = 2PR / (P + R), 0 when nothing hits
         rows.append({"feature": t.feature, "token_precision": prec, "token_recall": rec, "token_f1": f1})
     return pd.DataFrame(rows, columns=["feature", "token_precision", "token_recall", "token_f1"])
 

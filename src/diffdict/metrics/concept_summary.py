@@ -40,7 +40,7 @@ def summarize_concepts(table: pd.DataFrame, metrics=METRICS, baseline: str = "ra
     rows = []
     for site, g in table.groupby("site", sort=True):
         concepts = sorted(g["concept"].unique())
-        core = [c for c in concepts if concept_kind(pd.Series([c]))[0] in CORE_KINDS]
+        core = [c for c, k in zip(concepts, concept_kind(pd.Series(concepts))) if k in CORE_KINDS]
         kinds = g.drop_duplicates("dict").set_index("dict")["kind"] if "kind" in g.columns else pd.Series(dtype=str)
         per = {d: h for d, h in g.groupby("dict", sort=False)}
         base = next((d for d in per if kinds.get(d, d) == baseline), None)

@@ -32,9 +32,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import precision_recall_curve, roc_auc_score
-
 from ..dictionaries.base import SparseCodes
+from ..interp.scoring import auroc
 
 SPLIT_DOMAIN = 0x434F  # "CO": the halves' seed stream, independent of the other interp draws
 RESULT_COLUMNS = ("concept", "feature", "selection_token_auroc", "token_auroc", "threshold", "token_f1",
@@ -158,6 +157,8 @@ def token_auroc_matrix(rows, feats, vals, labels: torch.Tensor, n_features: int)
 
 def best_f1_threshold(score: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """(threshold, F1) maximising F1 of ``score >= threshold``; (inf, 0) without positives."""
+    from sklearn.metrics import precision_recall_curve
+
     if not y.any():
         return float("inf"), 0.0
     p, r, t = precision_recall_curve(y, score)
@@ -174,10 +175,6 @@ def _f1(pred: np.ndarray, y: np.ndarray) -> dict:
             "token_recall": tp / n_pos if n_pos else float("nan")}
 
 
-def _auc(y: np.ndarray, score: np.ndarray) -> float:
-    return float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan")
-
-
 def _image_scores(score: np.ndarray, y: np.ndarray, image: np.ndarray):
     """Per-image maximum score and label (any row positive); `image` is 0..P-1."""
     p = int(image.max()) + 1 if len(image) else 0
@@ -191,7 +188,7 @@ def _image_scores(score: np.ndarray, y: np.ndarray, image: np.ndarray):
 def _report(score: np.ndarray, y: np.ndarray, image: np.ndarray, threshold: float) -> dict:
     """Token AUROC, token F1 at `threshold` and image AUROC of one score on the report half."""
     s_img, y_img = _image_scores(score, y, image)
-    return {"token_auroc": _auc(y, score), **_f1(score >= threshold, y), "image_auroc": _auc(y_img, s_img)}
+    return {"token_auroc": auroc(y, score), **_f1(score >= threshold, y), "image_auroc": auroc(y_img, s_img)}
 
 
 def _halves(pid: torch.Tensor, seed: int):
@@ -223,25 +220,22 @@ def concept_recovery(codes: SparseCodes, prompt_ids, tokens, token_masks, concep
     rows, feats, vals = _dedupe(codes, n_features)
     sel, rep_img = _halves(pid, seed)
 
-    # selection half: every feature's token AUROC, the best per concept
-    sel_rows = torch.cumsum(sel.long(), 0) - 1  # row -> index among selection rows
-    on_sel = sel[rows]
-    auc = token_auroc_matrix(sel_rows[rows[on_sel]], feats[on_sel], vals[on_sel], masks[sel], n_features)
-    best = torch.nan_to_num(auc, nan=-1.0).argmax(0)
-    kind_best = _kind_best(rows, feats, vals, masks, sel, concept_names, n_features)
-
     y_all = masks.numpy()
-    universe = kind_universe(masks.numpy(), concept_names)
-    rs = ~sel.numpy()
+    universe = kind_universe(y_all, concept_names)
+    # selection half: every feature's token AUROC, the best per concept (and within its kind)
+    auc, best = _best_on(rows, feats, vals, masks, sel, n_features)
+    kind_best = _kind_best(rows, feats, vals, masks, sel, universe, concept_names, n_features)
+
+    ss, rs = sel.numpy(), ~sel.numpy()
     out = []
     for j in range(c):
         score = _feature_values(rows, feats, vals, int(best[j]), n)
-        thr, _ = best_f1_threshold(score[sel.numpy()], y_all[sel.numpy(), j])
+        thr, _ = best_f1_threshold(score[ss], y_all[ss, j])
         rep = _report(score[rs], y_all[rs, j], rep_img, thr)
         kscore = _feature_values(rows, feats, vals, kind_best[j], n)
         u = rs & universe[:, j]
         out.append({"concept": concept_names[j], "feature": int(best[j]), "selection_token_auroc": float(auc[best[j], j]),
-                    **rep, "threshold": thr, "kind_feature": kind_best[j], "kind_token_auroc": _auc(y_all[u, j], kscore[u]),
+                    **rep, "threshold": thr, "kind_feature": kind_best[j], "kind_token_auroc": auroc(y_all[u, j], kscore[u]),
                     **_counts(y_all[rs, j], rep_img), "n_kind_tokens": int(u.sum())})
     return pd.DataFrame(out, columns=list(RESULT_COLUMNS))
 
@@ -264,19 +258,25 @@ def _feature_values(rows, feats, vals, f: int, n: int) -> np.ndarray:
     return score
 
 
-def _kind_best(rows, feats, vals, masks: torch.Tensor, sel: torch.Tensor, concept_names, n_features: int) -> list[int]:
+def _best_on(rows, feats, vals, masks: torch.Tensor, keep: torch.Tensor, n_features: int):
+    """Token AUROC [F, C] of every feature on the rows in `keep`, and the best feature per column."""
+    index = torch.cumsum(keep.long(), 0) - 1  # row -> index among the kept rows
+    on = keep[rows]
+    auc = token_auroc_matrix(index[rows[on]], feats[on], vals[on], masks[keep], n_features)
+    return auc, torch.nan_to_num(auc, nan=-1.0).argmax(0)
+
+
+def _kind_best(rows, feats, vals, masks: torch.Tensor, sel: torch.Tensor, universe: np.ndarray, concept_names,
+               n_features: int) -> list[int]:
     """Per concept, the feature with the best token AUROC on the selection half's rows of its
-    kind (`kind_universe`)."""
-    universe = torch.from_numpy(kind_universe(masks.numpy(), concept_names))
+    kind (`universe`, from `kind_universe`)."""
     kinds = concept_kind(pd.Series(concept_names)).to_numpy()
     best = [0] * len(concept_names)
     for k in np.unique(kinds):
         cols = np.flatnonzero(kinds == k)
-        keep = sel & universe[:, cols[0]]
-        index = torch.cumsum(keep.long(), 0) - 1
-        on = keep[rows]
-        auc = token_auroc_matrix(index[rows[on]], feats[on], vals[on], masks[keep][:, cols], n_features)
-        for j, f in zip(cols, torch.nan_to_num(auc, nan=-1.0).argmax(0).tolist()):
+        keep = sel & torch.from_numpy(universe[:, cols[0]])
+        _, top = _best_on(rows, feats, vals, masks[:, cols], keep, n_features)
+        for j, f in zip(cols, top.tolist()):
             best[j] = int(f)
     return best
 
@@ -323,7 +323,7 @@ def probe_recovery(x, prompt_ids, tokens, token_masks, concept_names: list[str],
         rep = _report(score[~sel], y[~sel], rep_img, thr)
         u = ~sel & universe[:, j]
         out.append({"concept": name, **{f"probe_{k}": v for k, v in rep.items()},
-                    "probe_kind_token_auroc": _auc(y[u], score[u])})
+                    "probe_kind_token_auroc": auroc(y[u], score[u])})
     return pd.DataFrame(out, columns=list(PROBE_COLUMNS))
 
 

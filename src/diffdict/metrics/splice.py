@@ -75,6 +75,7 @@ def spliced_generation(pipe, dictionary, site: Site, shard_path, mean: torch.Ten
                 sums[f"{kind}_denoiser"] += float(((out - clean) ** 2).sum())
         # Free-running images from the stored initial noise.
         clean_img = shard["images"][rows].float() / 255
+        clean_concepts = annotate(shard["images"][rows].numpy()) if annotate is not None else None
         for kind, fn in fns.items():
             with splice(transformer, site, fn, steps=site.steps, token_mask=mask):
                 img = pipe(
@@ -90,8 +91,7 @@ def spliced_generation(pipe, dictionary, site: Site, shard_path, mean: torch.Ten
             sums[f"{kind}_image"] += float(((img - clean_img) ** 2).sum())
             if annotate is not None:
                 got = annotate((img * 255).to(torch.uint8).numpy())
-                ref = annotate(shard["images"][rows].numpy())
-                sums[f"{kind}_agreement"] += sum(jaccard(set(a), set(b)) for a, b in zip(got, ref))
+                sums[f"{kind}_agreement"] += sum(jaccard(set(a), set(b)) for a, b in zip(got, clean_concepts))
     return {
         "n_prompts": n,
         "steps": list(site.steps),
