@@ -20,10 +20,15 @@ $(BIN)/diffdict: pyproject.toml requirements.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
+# the peer SAE libraries, for the interop round-trip tests only
+$(VENV)/.peers: $(BIN)/diffdict requirements-peers.txt
+	$(BIN)/pip install -q -r requirements-peers.txt
+	touch $@
+
 figures: $(BIN)/diffdict
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) results/figures/
 
-test: $(BIN)/diffdict
+test: $(BIN)/diffdict $(VENV)/.peers
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
 
 lint: $(BIN)/diffdict

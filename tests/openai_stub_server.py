@@ -69,6 +69,8 @@ class StubServer:
                     return self._send(200, None, raw=b"<html><body>Sign in</body></html>")
                 if action == "nochoices":
                     return self._send(200, {"id": "x", "choices": []})
+                if action == "enormous":  # a valid completion of 20 MB (a server ignoring max_tokens)
+                    return self._send(200, _completion("red " * 5_000_000))
                 if action == "nullcontent":
                     return self._send(200, {"id": "x", "choices": [{"message": {"role": "assistant", "content": None}}]})
                 with stub._lock:

@@ -73,6 +73,12 @@ def test_persistent_faults_end_as_counted_failures(server, tmp_path, fault):
     assert not e.ok and e.error and e.usage.requests >= 1
 
 
+def test_enormous_answer_is_a_counted_failure_without_retries(server, tmp_path):
+    server.script = ["enormous"]
+    e = backend(server, tmp_path, max_response_bytes=1 << 20).explain(3, [ex(1)])
+    assert not e.ok and "max_response_bytes" in e.error and e.usage.requests == 1
+
+
 def test_null_content_is_an_empty_answer_not_a_crash(server, tmp_path):
     server.script = ["nullcontent"]
     e = backend(server, tmp_path).explain(3, [ex(1)])

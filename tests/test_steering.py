@@ -182,6 +182,30 @@ def test_stages_from_files(pipe, tmp_path):
         steering_metrics_stage(out, expl, tmp_path / "m2.parquet")
 
 
+def test_nothing_to_steer_is_a_run_that_says_so(pipe, tmp_path):
+    """No explained feature (interp found none eligible): every file exists and says why; the
+    metrics, the summary and the figure after it report the absence instead of failing."""
+    import zarr
+
+    from diffdict.plots import plot_steering_success
+    from diffdict.steering.metrics import steering_summary
+    from diffdict.steering.stage import steer_stage, steering_metrics_stage
+
+    zarr.open_group(str(tmp_path / "train.zarr"), mode="w").create_array("x", data=np.ones((8, D_MODEL), np.float16))
+    expl = pd.DataFrame({"feature": pd.Series([], dtype=int), "explanation": pd.Series([], dtype=str)})
+    scores = pd.DataFrame({"feature": pd.Series([], dtype=int), "balanced_accuracy": pd.Series([], dtype=float)})
+    prompts = pd.DataFrame({"prompt_id": [5], "prompt": PROMPTS[:1], "seed": SEEDS[:1]})
+    out = tmp_path / "steering"
+    table = steer_stage(pipe, SITE, _Dict(3), expl, scores, prompts, tmp_path / "train.zarr", MODEL_CFG, out, {})
+    assert table.empty and list((out / "rows").iterdir()) == []
+    assert Image.open(out / "grid.png").size[0] > 0
+    m = steering_metrics_stage(out, expl, tmp_path / "metrics.parquet", annotate=lambda imgs: 1 / 0)
+    assert m.empty and "shift" in m.columns
+    assert steering_summary(m.assign(site="s", dict="d")).empty
+    png, pdf = plot_steering_success(m, tmp_path / "success")
+    assert png.stat().st_size > 0 and pdf.exists()
+
+
 # --- metrics on hand-made runs (no pipeline) -----------------------------------------------------
 
 def _solid(rgb):

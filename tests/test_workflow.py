@@ -169,13 +169,58 @@ def test_killed_training_leaves_no_output_and_resumes(run, cli_env):
     assert d.n_features == cfg["dictionaries"]["sae"]["n_features"]
 
 
-def test_minimal_config_draws_every_figure(tmp_path, cli_env):
-    """One resid site, one trained dictionary and random directions, no MLP site: every figure
-    and browser still draws (seaborn's dodge once divided by n_hue - 1 here)."""
-    cfg = small_config()
-    cfg["sites"] = {"double1_img": cfg["sites"]["double1_img"]}
-    cfg["dictionaries"] = {"sae": {**cfg["dictionaries"]["sae"], "replicates": 1}, "random": cfg["dictionaries"]["random"]}
-    cfg["dictionaries"]["random"].pop("replicates", None)
-    snakemake(tmp_path, cfg, "results/figures/", env=cli_env)
-    figures = {p.name for p in (tmp_path / "results" / "figures").glob("*.png")}
-    assert {"reconstruction.png", "interp_scores.png", "concept_recovery.png", "steering_success.png"} <= figures
+def test_report_archive(run, cli_env):
+    """`snakemake --report results/report/workflow.zip` on a complete run: every figure with its caption."""
+    import zipfile
+
+    workdir, cfg = run
+    snakemake(workdir, cfg, "--report", "results/report/workflow.zip", env=cli_env)
+    names = zipfile.ZipFile(workdir / "results/report/workflow.zip").namelist()
+    assert any(n.endswith("report.html") for n in names)
+    assert any(n.endswith("reconstruction.png") for n in names), names[:20]
+
+
+KILL_MOMENTS = ("capture", "train_dictionary", "explain", "figures")  # log folders of those jobs
+
+
+def test_kill_at_any_moment_then_the_readme_command(run, tmp_path, cli_env):
+    """kill -9 the whole snakemake process group during capture, training, explanation and the
+    figures; each time `snakemake --unlock` and the same command, as the README says (the workflow
+    profile profiles/default is read as it is for a user). The result equals an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from workflow_utils import REPO
+
+    ref_dir, cfg = run
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    base = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+            "--configfile", str(tmp_path / "config.yaml"), "--cores", "2"]
+    command = [*base, "results/figures/"]  # "the same command", every time
+    logs = tmp_path / "results/toy/logs"
+
+    for moment in KILL_MOMENTS:
+        proc = subprocess.Popen(command, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        deadline = time.time() + 600
+        while proc.poll() is None and time.time() < deadline and not any((logs / moment).rglob("*.log")):
+            time.sleep(0.05)
+        time.sleep(0.3)  # into the job, not at its first line
+        assert proc.poll() is None, f"the run ended before any {moment} job started"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        subprocess.run([*base, "--unlock"], env=cli_env, check=True, capture_output=True)
+
+    done = subprocess.run(command, env=cli_env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-6000:]
+    tables = sorted(p.relative_to(ref_dir) for p in (ref_dir / "results/toy/tables").glob("*.csv"))
+    assert tables
+    for rel in tables:
+        assert (tmp_path / rel).read_bytes() == (ref_dir / rel).read_bytes(), f"{rel} differs from the uninterrupted run"
+    for name in ("reconstruction.png", "interp_scores.png", "concept_recovery.png"):
+        assert (tmp_path / "results/figures" / name).exists()

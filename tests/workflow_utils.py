@@ -29,6 +29,15 @@ def small_config(results: str = "results") -> dict:
     return cfg
 
 
+def minimal_config() -> dict:
+    """One resid site, one trained dictionary (one run) and random directions, no MLP site."""
+    cfg = small_config()
+    cfg["sites"] = {"double1_img": cfg["sites"]["double1_img"]}
+    cfg["dictionaries"] = {"sae": {**cfg["dictionaries"]["sae"], "replicates": 1},
+                           "random": cfg["dictionaries"]["random"]}
+    return cfg
+
+
 def snakemake(workdir: Path, cfg: dict, *args: str, env: dict, check: bool = True,
               timeout: float = 900) -> subprocess.CompletedProcess:
     cfg_path = workdir / "config.yaml"

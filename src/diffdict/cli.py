@@ -118,6 +118,12 @@ def cmd_train_dictionary(a):
     dictionary.save(a.out, extra={"site": a.site_name, "site_config": a.site, **dictionary.build_info})
 
 
+def cmd_export(a):
+    from .interop import export_dictionary
+
+    print(export_dictionary(a.dictionary, a.format, a.out, a.model_name))
+
+
 def cmd_reconstruction(a):
     from .atomic import write_json
     from .dictionaries import load_dictionary
@@ -289,6 +295,14 @@ def cmd_browser(a):
         steering_dir=a.steering_rows, provenance=prov, title=f"diffdict · {a.title}",
         meta={"site": a.site_name, "dictionary": a.dict_name, "explainer": a.explainer_name},
     )
+
+
+def cmd_report_index(a):
+    from .plots.report_index import browsers_from_dirs, figures_from_paths, write_index
+
+    captions = {Path(c).stem: Path(c).read_text(encoding="utf-8") for c in a.captions}
+    write_index(a.out, a.model_name, browsers_from_dirs(a.browsers),
+                figures_from_paths(a.figures, collected_dir=a.figures_dir, captions=captions))
 
 
 # ---- shapes world: ground truth -----------------------------------------------------------
@@ -465,6 +479,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--log-csv", required=True)
 
+    s = add("export", cmd_export, "write a trained TopK SAE as a SAELens or sparsify folder")
+    s.add_argument("dictionary", help="a diffdict dictionary.safetensors")
+    s.add_argument("--format", required=True, choices=["saelens", "sparsify"])
+    s.add_argument("--out", required=True, help="folder to write (replaced atomically)")
+    s.add_argument("--model-name", default=None, help="recorded in cfg.json (e.g. black-forest-labs/FLUX.1-schnell)")
+
     s = add("reconstruction", cmd_reconstruction, "held-out reconstruction metrics")
     s.add_argument("--dictionary", required=True)
     s.add_argument("--test", required=True)
@@ -556,6 +576,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--explainer-name", default="")
     s.add_argument("--title", default="")
     s.add_argument("--out-dir", required=True)
+
+    s = add("report-index", cmd_report_index, "entry page linking every feature browser and figure")
+    s.add_argument("--model-name", required=True)
+    s.add_argument("--browsers", nargs="*", default=[], help="feature browser folders, .../{model}/{site}/{dict}")
+    s.add_argument("--figures", nargs="*", default=[], help="figure PNGs (a PDF beside one is linked too)")
+    s.add_argument("--figures-dir", default=None,
+                   help="the folder collect-figures copies the figures into: links point there")
+    s.add_argument("--captions", nargs="*", default=[], help="{figure}.rst captions; each figure shows its lead")
+    s.add_argument("--out", required=True)
 
     s = add("annotate", cmd_annotate, "shapes world: token-level concept masks of generated images")
     s.add_argument("--annotator", required=True, help="toy model folder (holds annotator/)")

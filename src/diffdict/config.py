@@ -90,7 +90,13 @@ def apply_defaults(config: dict, schema: dict) -> dict:
 
 
 def model_blocks(model_cfg: dict, world_cfg: dict | None = None) -> tuple[int, int]:
-    """(n_double, n_single) of the configured model, from its config files only (no weights).
+    """(n_double, n_single) of the configured model, from its config files only (no weights)."""
+    info = model_config_info(model_cfg, world_cfg)
+    return info["n_double"], info["n_single"]
+
+
+def model_config_info(model_cfg: dict, world_cfg: dict | None = None) -> dict:
+    """`model.loading.info_from_config` of the configured model, from its config files only.
 
     A toy model whose folder does not exist yet (the workflow trains it) answers with the
     builder's configuration (``world.size`` overrides included)."""
@@ -106,7 +112,7 @@ def model_blocks(model_cfg: dict, world_cfg: dict | None = None) -> tuple[int, i
         size = (world_cfg or {}).get("size", {})
         info = info_from_config(transformer_config(**{k: v for k, v in size.items()
                                                       if k in ("num_layers", "num_single_layers")}))
-    return info["n_double"], info["n_single"]
+    return info
 
 
 # ---- dictionaries -----------------------------------------------------------------------
@@ -195,12 +201,49 @@ def _check_dictionaries(config: dict) -> list[str]:
                 )
                 continue
             place = config["sites"][s].get("place", "resid")
-            if (kind == "neurons") != (place == "mlp"):
+            if kind != "pretrained" and (kind == "neurons") != (place == "mlp"):
                 need = "mlp" if kind == "neurons" else "resid"
                 errors.append(
                     f"config.dictionaries.{name}: kind '{kind}' needs a site with place '{need}', "
                     f"but site '{s}' has place '{place}'"
                 )
+    return errors
+
+
+def _check_pretrained(config: dict) -> list[str]:
+    """`pretrained` dictionaries: the file or folder is readable as its format and its d_model is
+    the width of every site it is used at (read from the configs alone, before any job runs)."""
+    from .interop import FORMATS, load_pretrained, pretrained_shape
+
+    errors = []
+    widths = None
+    for name, d in config["dictionaries"].items():
+        if d["kind"] != "pretrained":
+            continue
+        where = f"config.dictionaries.{name}"
+        fmt, path = d.get("format", "diffdict"), d.get("path")
+        if fmt not in FORMATS:
+            errors.append(f"{where}.format: unknown format '{fmt}'; valid: {', '.join(FORMATS)}")
+            continue
+        if not path:
+            errors.append(f"{where}.path: required for kind 'pretrained' (a file or folder of format '{fmt}')")
+            continue
+        try:
+            d_in, width, _ = pretrained_shape(path, fmt)
+            if fmt == "diffdict" and d.get("k") is not None:
+                load_pretrained(path, fmt, d["k"])  # only TopK SAEs take a k override
+        except (OSError, ValueError, KeyError) as e:
+            errors.append(f"{where}: {e}")
+            continue
+        if widths is None:
+            info = model_config_info(config["model"], config.get("world"))
+            widths = {"resid": info["d_model"], "mlp": info["mlp_hidden"]}
+        for s in dictionary_sites(config, name):
+            sc = config["sites"].get(s)
+            want = widths[sc.get("place", "resid")] if sc else None
+            if want is not None and want != d_in:
+                errors.append(f"{where}: {path} reads d_model {d_in} ({width} features), but site '{s}' has "
+                              f"d_model {want}")
     return errors
 
 
@@ -262,6 +305,7 @@ def check(config: dict, schema_path: str | Path | None = None, check_model: bool
                 site = Site.from_config(name, sc)
                 errors += [msg.replace(f"site '{name}': ", f"config.sites.{name}: ", 1) for msg in validate_site(
                     site, n_double, n_single, m["num_inference_steps"])]
+            errors += _check_pretrained(config)
     if errors:
         raise ConfigError(_format(errors))
     return config

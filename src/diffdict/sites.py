@@ -46,6 +46,17 @@ class Site:
         blocks = "transformer_blocks" if self.block == "double" else "single_transformer_blocks"
         return f"{blocks}.{self.index}"
 
+    @property
+    def hook_name(self) -> str:
+        """The hooked tensor in diffusers' module names (``model.hooks`` has the table), for
+        exported SAEs: ``transformer_blocks.1.out.img``, ``transformer_blocks.1.ff.net.2.in``,
+        ``single_transformer_blocks.0.act_mlp.out.txt``."""
+        if self.place == "resid":
+            return f"{self.module_path}.out.{self.stream}"
+        if self.block == "double":
+            return f"{self.module_path}.{'ff' if self.stream == 'img' else 'ff_context'}.net.2.in"
+        return f"{self.module_path}.act_mlp.out.{self.stream}"
+
     def depth(self, n_double: int) -> int:
         """0-based position of this site's block in execution order (double blocks run first)."""
         return self.index if self.block == "double" else n_double + self.index

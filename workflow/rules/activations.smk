@@ -1,5 +1,11 @@
 # Activations: replay each generation shard up to the site's block, then merge per split.
 
+# A shard's store is read only by merge_activations, and together the shards take as much disk
+# as the merged stores: temp(), deleted once merged, unless `activations.keep_shards` (set it
+# before the run; it reruns nothing). Changed settings still rerun capture: Snakemake keeps the
+# record (params, code) of a deleted temp output.
+SHARD_STORE = f"{R}/activations/{{site}}/{{split}}/{{shard}}.zarr"
+
 
 rule capture:
     """One site x shard: replay the stored trajectory up to the site's block only."""
@@ -7,7 +13,7 @@ rule capture:
         shard=f"{R}/generations/{{split}}/{{shard}}.safetensors",
         model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
     output:
-        directory(f"{R}/activations/{{site}}/{{split}}/{{shard}}.zarr"),
+        directory(SHARD_STORE) if config["activations"]["keep_shards"] else temp(directory(SHARD_STORE)),
     params:
         model=model_json(),
         site=site_json,
@@ -25,7 +31,7 @@ rule capture:
 rule merge_activations:
     """Concatenate a site's shard stores into one store per split (streamed, chunk by chunk)."""
     input:
-        lambda wc: expand(f"{R}/activations/{wc.site}/{wc.split}/{{shard}}.zarr", shard=shards(wc.split)),
+        lambda wc: expand(SHARD_STORE, site=wc.site, split=wc.split, shard=shards(wc.split)),
     output:
         directory(f"{R}/activations/{{site}}/{{split}}.zarr"),
     log:

@@ -6,6 +6,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from diffdict import config as dcfg
+from diffdict.steering.stage import resolve_config as steering_options
 
 # Friendly checks first (they name the valid choices and check indices against the model),
 # then snakemake's own validation, which also fills in the schema's defaults.
@@ -33,8 +34,10 @@ wildcard_constraints:
 
 
 EXPLAINERS = list(config["interp"]["explainers"])
-# Whose explanations pick the features to steer (and judge steering on real models).
+# Whose explanations pick the features to steer (and judge steering on real models), and the
+# prompts split steered: the stage's own defaults where the config is silent.
 STEER_EXPLAINER = config["steering"].get("explainer") or EXPLAINERS[0]
+STEER_SPLIT = steering_options(config["steering"])["split"]
 
 
 # The shapes world's annotator lives in the toy model folder; real models have none.
@@ -82,6 +85,16 @@ def site_json(wildcards):
 def dict_json(wildcards):
     """The dictionary's settings with its kind's defaults filled in: a changed default retrains."""
     return dcfg.as_json(dcfg.effective_dictionary(config, wildcards.dict))
+
+
+def pretrained_files(wildcards):
+    """A `pretrained` dictionary's files: inputs of its job, so replacing them rebuilds it."""
+    d = dcfg.instance_config(config, wildcards.dict)
+    if d["kind"] != "pretrained":
+        return []
+    from diffdict.interop import pretrained_files as files
+
+    return [str(f) for f in files(d["path"], d.get("format", "diffdict"))]
 
 
 def interp_json(wildcards=None):

@@ -8,6 +8,7 @@ rule train_dictionary:
     input:
         train=f"{R}/activations/{{site}}/train.zarr",
         model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
+        pretrained=pretrained_files,
     output:
         weights=f"{R}/dictionaries/{{site}}/{{dict}}/dictionary.safetensors",
         log_csv=f"{R}/dictionaries/{{site}}/{{dict}}/train_log.csv",
@@ -26,3 +27,33 @@ rule train_dictionary:
         "diffdict train-dictionary --model {params.model:q} --exec {resources.model_exec:q} --site-name {wildcards.site} --site {params.site:q} "
         "--dictionary {params.dictionary:q} --train {input.train:q} --checkpoints {params.checkpoints:q} "
         "--out {output.weights:q} --log-csv {output.log_csv:q} > {log:q} 2>&1"
+
+
+EXPORT_FORMATS = ("saelens", "sparsify")
+EXPORTS = [f"{R}/exports/{fmt}/{s}/{d}" for s, d in site_dict_pairs()
+           if config["dictionaries"][INSTANCES[d][0]]["kind"] == "topk_sae" for fmt in EXPORT_FORMATS]
+
+
+rule export_dictionary:
+    """One trained TopK SAE as a SAELens or sparsify folder (cfg.json + safetensors)."""
+    input:
+        f"{R}/dictionaries/{{site}}/{{dict}}/dictionary.safetensors",
+    output:
+        directory(f"{R}/exports/{{format}}/{{site}}/{{dict}}"),
+    wildcard_constraints:
+        format="|".join(EXPORT_FORMATS),
+    params:
+        model_name=config["model"]["name"],
+    log:
+        f"{LOGS}/export/{{format}}/{{site}}/{{dict}}.log",
+    conda:
+        "../../envs/diffdict.yaml"
+    shell:
+        "diffdict export {input:q} --format {wildcards.format} --out {output:q} "
+        "--model-name {params.model_name:q} > {log:q} 2>&1"
+
+
+rule exports:
+    """Every trained TopK SAE of the run in both peer formats: `snakemake --cores all exports`."""
+    input:
+        EXPORTS,

@@ -69,10 +69,12 @@ rule figure_steering_grid:
 
 
 rule figures:
-    """Collect every figure (PNG and PDF) into results/figures/; the feature browsers come along."""
+    """Collect every figure (PNG and PDF) into results/figures/; the feature browsers and the
+    entry page (results/report/index.html) come along."""
     input:
         figures=FIGURES,
         browsers=BROWSERS,
+        index=REPORT_INDEX,
     output:
         directory(FIGURES_DIR),
     params:

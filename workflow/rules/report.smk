@@ -1,4 +1,5 @@
-# The static HTML feature browser, one per site x dictionary (opens from disk, no server).
+# The static HTML feature browser, one per site x dictionary (opens from disk, no server), and
+# the entry page, results/report/index.html, that links them and the figures.
 
 BROWSER_DIR = f"{RESULTS}/report/{config['model']['name']}"
 BROWSERS = expand_pairs("{browsers}/{site}/{dict}", browsers=BROWSER_DIR)
@@ -34,3 +35,29 @@ rule browser:
         "--steering-rows {input.rows:q} --dictionary {input.dictionary:q} --prompts {input.prompts:q} "
         "--site-name {wildcards.site} --dict-name {wildcards.dict} --explainer-name {params.explainer} "
         "--title '{wildcards.site} / {wildcards.dict}' --out-dir {output:q} > {log:q} 2>&1"
+
+
+REPORT_INDEX = f"{RESULTS}/report/index.html"
+
+
+rule report_index:
+    """The entry page: every feature browser (sites x dictionaries) and every figure, linked by
+    relative paths so that it opens from disk."""
+    input:
+        browsers=BROWSERS,
+        # FIGURES is defined in figures.smk, included after this file: looked up when the DAG is built
+        figures=lambda wc: FIGURES,
+        captions=lambda wc: [f"{workflow.basedir}/workflow/report/{Path(f).stem}.rst" for f in FIGURES],
+    output:
+        REPORT_INDEX,
+    params:
+        model=config["model"]["name"],
+        figures_dir=FIGURES_DIR,  # rule `figures` copies them there; the page links those copies
+    log:
+        f"{RESULTS}/logs/report_index.log",
+    conda:
+        "../../envs/diffdict.yaml"
+    shell:
+        "diffdict report-index --model-name {params.model:q} --browsers {input.browsers:q} "
+        "--figures {input.figures:q} --figures-dir {params.figures_dir:q} --captions {input.captions:q} "
+        "--out {output:q} > {log:q} 2>&1"

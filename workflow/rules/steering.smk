@@ -9,9 +9,9 @@ rule steer:
         dictionary=f"{R}/dictionaries/{{site}}/{{dict}}/dictionary.safetensors",
         explanations=f"{STEER_X}/explanations.parquet",
         scores=f"{STEER_X}/scores.parquet",
-        prompts=f"{R}/prompts/{config['steering']['split']}.parquet",
+        prompts=f"{R}/prompts/{STEER_SPLIT}.parquet",
         store=f"{R}/activations/{{site}}/train.zarr",
-        shard=f"{R}/generations/{config['steering']['split']}/000.safetensors",
+        shard=f"{R}/generations/{STEER_SPLIT}/000.safetensors",
         model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
     output:
         grid=f"{R}/steering/{{site}}/{{dict}}/grid.png",

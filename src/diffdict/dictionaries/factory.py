@@ -14,14 +14,16 @@ import torch
 from .base import Dictionary
 from .baselines import NEURONS_DEFAULTS, RANDOM_DEFAULTS, NeuronBasis, RandomConfig, build_random
 from .itda import ITDA_DEFAULTS, ITDAConfig, build_itda
+from .pretrained import PRETRAINED_DEFAULTS, build_pretrained
 from .train_sae import SAE_DEFAULTS, SAEConfig, train_sae, write_log
 
-KINDS = ("topk_sae", "itda", "random", "neurons")
+KINDS = ("topk_sae", "itda", "random", "neurons", "pretrained")
 HPARAMS: dict[str, dict] = {
     "topk_sae": SAE_DEFAULTS,
     "itda": ITDA_DEFAULTS,
     "random": RANDOM_DEFAULTS,
     "neurons": NEURONS_DEFAULTS,
+    "pretrained": PRETRAINED_DEFAULTS,
 }
 
 
@@ -72,6 +74,8 @@ def build(
     elif kind == "random":
         out = build_random(batches_factory, d_model, RandomConfig(**hp), site_name, device)
         out.build_info = {}
+    elif kind == "pretrained":
+        out = build_pretrained(hp, d_model, site_name, device)
     else:
         w_out = extra.get("w_out")
         if w_out is None:
@@ -85,6 +89,6 @@ def build(
         out = NeuronBasis.from_w_out(w_out, NEURONS_DEFAULTS["k"] if "k" not in hp else hp["k"]).to(device)
         out.build_info = {}
     out.build_info = {"kind": kind, "site": site_name, **getattr(out, "build_info", {})}
-    if log_path is not None and kind in ("random", "neurons"):  # nothing is trained; keep outputs uniform
+    if log_path is not None and kind in ("random", "neurons", "pretrained"):  # nothing is trained; keep outputs uniform
         write_log(log_path, [{"kind": kind, "n_features": out.n_features, "k": out.k}], ("kind", "n_features", "k"))
     return out

@@ -1,5 +1,5 @@
-"""Figures (seaborn, one style: `style`), result collection (`collect`) and the static HTML
-feature browser (`browser`). Every figure function takes a tidy DataFrame and an output path
+"""Figures (seaborn, one style: `style`), result collection (`collect`), the static HTML
+feature browser (`browser`) and the entry page that links them (`report_index`). Every figure function takes a tidy DataFrame and an output path
 and writes ``.png`` and ``.pdf`` atomically."""
 
 from .collect import collect_metrics, collect_tables

@@ -55,8 +55,9 @@ def collect_tables(
 ) -> pd.DataFrame:
     """Concatenate result files, adding ``model, site, dict, kind`` (+ `levels`) from each path.
 
-    ``kind`` is taken from the file when it has one, else from `kinds` (``{dict name: kind}``,
-    the config's ``dictionaries.*.kind``), else the dictionary name. With `replicas`
+    ``kind`` is taken from `kinds` (``{dict name: kind}``, the config's ``dictionaries.*.kind``:
+    a `pretrained` SAE stays `pretrained` though its file says ``topk_sae``), else from the file
+    when it has one, else the dictionary name. With `replicas`
     (``{instance: (dictionary, r)}`` for the replicates r > 0, see
     `diffdict.config.dictionary_instances`), a replicate's rows are filed under its dictionary's
     name and a ``replicate`` column (0 for the dictionary itself) tells them apart."""
@@ -70,7 +71,7 @@ def collect_tables(
         name, replicate = (replicas or {}).get(keys["dict"], (keys["dict"], 0))
         if replicas is not None:
             df["dict"], df["replicate"] = name, replicate
-        if "kind" not in df.columns:  # a replicate has its dictionary's kind
+        if name in (kinds or {}) or "kind" not in df.columns:  # a replicate has its dictionary's kind
             df["kind"] = (kinds or {}).get(name, name)
         frames.append(df)
     if not frames:

@@ -18,17 +18,19 @@ import pandas as pd
 import seaborn as sns
 
 from ..atomic import atomic_path
-from .style import apply_style, dict_order, dict_palette, kind_of, require, save_figure
+from .style import apply_style, dict_order, dict_palette, kind_of, message_figure, require, save_figure
 
 
 def plot_steering_success(df: pd.DataFrame, out: str | os.PathLike):
-    require(df, ["strength", "shift", "change_elsewhere"], "steering success")
+    require(df, ["strength", "shift", "change_elsewhere"], "steering success", allow_empty=True)
     apply_style()
     data = df.dropna(subset=["shift"])
     if "graded_against" in data.columns:  # the wrong-explanation null is in steering_summary.csv
         data = data[data["graded_against"].fillna("own") == "own"]
     if data.empty:
-        raise ValueError("steering success: no row has a shift (no explanation matched a concept?)")
+        why = ("no feature was steered (the interp stage found no eligible feature)" if df.empty
+               else "no steered feature's explanation names a concept the grader knows")
+        return message_figure(out, "Steering success", f"Nothing to plot: {why}.")
     if "dict" in data.columns and data["dict"].nunique() > 1:
         km = kind_of(data)
         hue, order, palette = "dict", dict_order(km), dict_palette(km)

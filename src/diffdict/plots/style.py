@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import textwrap
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -22,10 +23,11 @@ import seaborn as sns  # noqa: E402
 
 from ..atomic import atomic_path  # noqa: E402
 
-KIND_ORDER = ("topk_sae", "itda", "neurons", "random")
-KIND_LABELS = {"topk_sae": "TopK SAE", "itda": "ITDA", "neurons": "MLP neurons", "random": "random directions"}
-_BASE = dict(zip(KIND_ORDER, sns.color_palette("colorblind", 4)))
-_OTHER = sns.color_palette("colorblind", 10)[4:]
+KIND_ORDER = ("topk_sae", "itda", "neurons", "random", "pretrained")
+KIND_LABELS = {"topk_sae": "TopK SAE", "itda": "ITDA", "neurons": "MLP neurons", "random": "random directions",
+               "pretrained": "pretrained (imported)"}
+_BASE = dict(zip(KIND_ORDER, sns.color_palette("colorblind", len(KIND_ORDER))))
+_OTHER = sns.color_palette("colorblind", 10)[len(KIND_ORDER):]
 DPI = 200
 
 
@@ -77,13 +79,25 @@ def site_order(sites: Iterable[str]) -> list[str]:
     return sorted(set(sites), key=key)
 
 
-def require(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+def require(df: pd.DataFrame, columns: Iterable[str], what: str, allow_empty: bool = False) -> None:
     """Fail with the missing columns named, instead of a KeyError deep inside seaborn."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"{what}: table lacks columns {missing}; has {list(df.columns)}")
-    if df.empty:
+    if df.empty and not allow_empty:
         raise ValueError(f"{what}: table is empty")
+
+
+def message_figure(out: str | os.PathLike, title: str, message: str) -> tuple[Path, Path]:
+    """The figure of a valid run with nothing to plot: its title and, in words, why (so a config
+    with no eligible feature, or nothing steered, still gets every figure, each saying what is
+    missing, instead of a failed job)."""
+    apply_style()
+    fig, ax = plt.subplots(figsize=(6.4, 2.4))
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.text(0.5, 0.5, textwrap.fill(message, 70), ha="center", va="center", transform=ax.transAxes, color="0.3")
+    return save_figure(fig, out)
 
 
 def figure_paths(out: str | os.PathLike) -> tuple[Path, Path]:

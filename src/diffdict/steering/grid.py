@@ -167,6 +167,12 @@ def run_steering(
     return SteeringRun(np.concatenate(chunks), pd.DataFrame(rows, columns=list(TABLE_COLUMNS)))
 
 
+def empty_run() -> SteeringRun:
+    """A steering run with no cell (nothing to steer): its files still exist, so every stage after
+    it runs and reports the absence instead of failing."""
+    return SteeringRun(np.zeros((0, 0, 0, 3), np.uint8), pd.DataFrame({c: [] for c in TABLE_COLUMNS}))
+
+
 def steering_grid(
     pipe,
     site: Site,

@@ -208,7 +208,8 @@ def steering_summary(table: pd.DataFrame) -> pd.DataFrame:
         rows.append({**dict(zip([*keys, "graded_against"], key)), "n_features": int(by_f.ngroups),
                      "n_moved": int((by_f["shift"].max() > 0).sum()), "n_moved_positive": int((pos > 0).sum()),
                      "mean_shift_positive": float(g.loc[g["strength"] > 0, "shift"].mean())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*keys, "graded_against", "n_features", "n_moved", "n_moved_positive",
+                                       "mean_shift_positive"])
 
 
 def judge_metrics(

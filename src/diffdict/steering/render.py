@@ -89,6 +89,14 @@ def render_grid(images: np.ndarray, table: pd.DataFrame, out_png: str | os.PathL
     _save_png(grid_image(images, table, title), out_png)
 
 
+def render_message(message: str, out_png: str | os.PathLike, title: str | None = None) -> None:
+    """A grid-sized PNG that says why there is no grid (a run with nothing to steer)."""
+    lines = ([title] if title else []) + textwrap.wrap(message, 70)
+    canvas = Image.new("RGB", (LABEL_W + 3 * (MIN_CELL + GAP), HEADER_H * (len(lines) + 1)), "white")
+    ImageDraw.Draw(canvas).multiline_text((4, 4), "\n".join(lines), fill="black", font=_font(), spacing=6)
+    _save_png(canvas, out_png)
+
+
 def feature_row_name(feature: int) -> str:
     return f"feature_{int(feature):05d}.png"
 

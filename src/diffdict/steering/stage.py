@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..atomic import write_table
 from ..sites import Site
-from .grid import SteeringRun, steering_grid
+from .grid import SteeringRun, empty_run, steering_grid
 from .metrics import Judge, annotator_metrics, judge_metrics
 from .scale import site_token_norm
 from .select import select_features
@@ -85,11 +85,21 @@ def steer_stage(
             # a dictionary with no matching feature still gets its grid (of its best features)
             log.warning("no explanation matches %r; steering the best-explained features instead", c["match"])
             chosen = select_features(explanations, int(c["features"]), scores, c["score"])
-    if not chosen:
-        raise ValueError(f"no feature to steer: no explained feature has a '{c['score']}' score (the interp stage "
-                         "found no eligible feature? its features log says why)")
-    rows = select_prompts(prompts, int(c["prompts"]), int(c["seed"]))
     out = Path(out_dir)
+    if not chosen:
+        # A valid outcome (a small interp split, a text-stream site whose features fire on every
+        # prompt): the files say so, and the metrics, tables and figures after them report it.
+        reason = (f"no feature to steer: no explained feature of {site.name} has a '{c['score']}' score "
+                  "(the interp stage found no eligible feature; its features log says why)")
+        log.warning(reason)
+        from .render import render_feature_rows, render_message
+
+        run = empty_run()
+        render_message(reason, out / GRID, title=f"{site.name}: steering")
+        render_feature_rows(run.images, run.table, out / ROWS)
+        run.save(out / IMAGES, out / TABLE)
+        return run.table
+    rows = select_prompts(prompts, int(c["prompts"]), int(c["seed"]))
     return steering_grid(
         pipe, site, dictionary, list(chosen), c["strengths"], rows["prompt"].tolist(), rows["seed"].tolist(),
         model_cfg, out / GRID, rows_dir=out / ROWS, images_path=out / IMAGES, table_path=out / TABLE,

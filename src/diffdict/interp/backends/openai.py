@@ -35,7 +35,8 @@ class OpenAIBackend(ChatBackend):
                  max_concurrency: int = 4, timeout_s: float = 60.0, max_retries: int = 5,
                  backoff_s: float = 1.0, max_backoff_s: float = 60.0, temperature: float = 0.0,
                  max_tokens: int = 200, price_prompt_per_1k: float = 0.0, price_completion_per_1k: float = 0.0,
-                 judge_heatmap: bool = False, extra_body: dict | None = None, cache_dir=None, seed: int = 0):
+                 judge_heatmap: bool = False, extra_body: dict | None = None, cache_dir=None, seed: int = 0,
+                 max_response_bytes: int = 8 << 20):
         super().__init__(cache_dir)
         if not base_url or not model:
             raise ValueError("openai backend needs 'base_url' (e.g. http://localhost:8000/v1) and 'model'")
@@ -52,6 +53,9 @@ class OpenAIBackend(ChatBackend):
         self.price_prompt_per_1k, self.price_completion_per_1k = float(price_prompt_per_1k), float(price_completion_per_1k)
         self.judge_heatmap = bool(judge_heatmap)
         self.extra_body = dict(extra_body or {})
+        # A chat answer is kilobytes; a server that streams megabytes (ignoring max_tokens, or a
+        # proxy's error dump) is failing, and reading it all would only cost memory.
+        self.max_response_bytes = int(max_response_bytes)
         self._rng = random.Random(seed)  # jitter only; never affects results
 
     @property
@@ -94,7 +98,13 @@ class OpenAIBackend(ChatBackend):
             try:
                 req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    raw = resp.read()
+                    # a plain read() with a Content-Length raises IncompleteRead on a cut body (retried)
+                    declared = resp.length
+                    too_big = declared is not None and declared > self.max_response_bytes
+                    raw = b"" if too_big else resp.read() if declared is not None else resp.read(self.max_response_bytes + 1)
+                if too_big or len(raw) > self.max_response_bytes:  # not retried: the same question, the same answer
+                    raise RequestFailed(f"response larger than max_response_bytes ({self.max_response_bytes})",
+                                        attempt + 1)
                 return (*self._read(raw, attempt + 1), attempt + 1)
             except urllib.error.HTTPError as e:
                 try:

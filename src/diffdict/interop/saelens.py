@@ -1,0 +1,92 @@
+"""SAELens' on-disk format (``SAE.save_model`` / ``SAE.load_from_disk``, sae-lens 6.x):
+
+    cfg.json                  {"architecture": "topk", "d_in", "d_sae", "k", "dtype",
+                               "apply_b_dec_to_input", "normalize_activations",
+                               "rescale_acts_by_decoder_norm", "metadata": {"hook_name", ...}}
+    sae_weights.safetensors   W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in]
+
+SAELens' TopK SAE computes ``z = relu(topk((x - b_dec) @ W_enc + b_enc))``, ``x_hat = z @ W_dec +
+b_dec``: diffdict's `TopKSAE` with W_enc transposed. Exports use ``normalize_activations: none``
+because diffdict folds its normalisation into the weights at save time. Imports fold the two
+options that are linear (``apply_b_dec_to_input: false``, ``rescale_acts_by_decoder_norm``) and
+refuse the run-time normalisations, whose state is not in the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..atomic import atomic_path
+from ..dictionaries.sae import TopKSAE
+
+FILES = ("cfg.json", "sae_weights.safetensors")
+ARCHITECTURES = ("topk",)
+_DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float64: "float64"}
+# What the folder's cfg.json must say for its numbers to be the weights' own (see `load`).
+FOLDABLE_NORMALISATION = ("none",)
+SAVED_BY = "diffdict"
+# The config layout written here; an older (or missing) version makes SAELens rewrite the config
+# as a pre-6.0 one, which drops the metadata.
+FORMAT_VERSION = "6.0.0"
+
+
+def save(sae: TopKSAE, out: str | os.PathLike, info: dict) -> Path:
+    meta = {k: v for k, v in info.items() if v is not None}
+    cfg = {
+        "architecture": "topk", "d_in": sae.d_model, "d_sae": sae.n_features, "k": sae.k,
+        "dtype": _DTYPES[sae.W_dec.dtype], "device": "cpu", "apply_b_dec_to_input": True,
+        "normalize_activations": "none", "reshape_activations": "none", "rescale_acts_by_decoder_norm": False,
+        "metadata": {"hook_name": meta.pop("hook_name", None), "model_name": meta.pop("model_name", None),
+                     "sae_lens_version": FORMAT_VERSION, "saved_by": SAVED_BY, **meta},
+    }
+    tensors = {"W_enc": sae.W_enc.detach().T, "b_enc": sae.b_enc.detach(), "W_dec": sae.W_dec.detach(),
+               "b_dec": sae.b_dec.detach()}
+    with atomic_path(out, is_dir=True) as tmp:
+        save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tmp / FILES[1]))
+        (tmp / FILES[0]).write_text(json.dumps(cfg, indent=2) + "\n")
+    return Path(out)
+
+
+def _check(cfg: dict, path: Path) -> None:
+    arch = cfg.get("architecture", "standard")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"{path}: SAELens architecture '{arch}' is not supported; diffdict reads "
+                         f"{', '.join(ARCHITECTURES)} (sparse top-k codes); found cfg.json keys {sorted(cfg)[:20]}")
+    norm = cfg.get("normalize_activations", "none")
+    if norm not in FOLDABLE_NORMALISATION:
+        raise ValueError(
+            f"{path}: normalize_activations '{norm}' keeps state outside the folder (a scaling factor or "
+            "per-token statistics), so the weights alone do not define the SAE; fold it first (SAELens: "
+            "fold_activation_norm_scaling_factor / fold_activation_whitening) and save with 'none'")
+    if cfg.get("reshape_activations", "none") != "none":
+        raise ValueError(f"{path}: reshape_activations '{cfg['reshape_activations']}' has no meaning at a Flux site")
+
+
+def shape(cfg: dict, path: Path) -> tuple[int, int, int]:
+    _check(cfg, path)
+    return int(cfg["d_in"]), int(cfg["d_sae"]), int(cfg["k"])
+
+
+def load(path: Path) -> TopKSAE:
+    cfg = json.loads((path / FILES[0]).read_text())
+    d_in, d_sae, k = shape(cfg, path)
+    w = load_file(str(path / FILES[1]))
+    W_enc, b_enc, W_dec, b_dec = (w[n].float() for n in ("W_enc", "b_enc", "W_dec", "b_dec"))
+    if W_enc.shape != (d_in, d_sae) or W_dec.shape != (d_sae, d_in):
+        raise ValueError(f"{path}: W_enc {tuple(W_enc.shape)} / W_dec {tuple(W_dec.shape)} do not match "
+                         f"cfg.json's d_in {d_in}, d_sae {d_sae}")
+    W_enc = W_enc.T
+    if not cfg.get("apply_b_dec_to_input", True):  # x @ W_enc + b_enc = (x - b_dec) @ W_enc + (b_enc + b_dec @ W_enc)
+        b_enc = b_enc + W_enc @ b_dec
+    if cfg.get("rescale_acts_by_decoder_norm", False):
+        # pre-activations x ||W_dec_i|| and decoding z_i / ||W_dec_i||: fold the norms into the encoder
+        n = W_dec.norm(dim=1)
+        W_enc, b_enc, W_dec = W_enc * n[:, None], b_enc * n, W_dec / n.clamp_min(1e-12)[:, None]
+    sae = TopKSAE(d_in, d_sae, k)
+    sae.load_state_dict({"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "b_dec": b_dec})
+    return sae
