@@ -140,3 +140,26 @@ def test_pretrained_kind_builds_and_checks_d_model(trained, tmp_path):
     assert isinstance(d, TopKSAE) and d.build_info["format"] == "sparsify" and d.build_info["kind"] == "pretrained"
     with pytest.raises(ValueError, match=r"reads d_model 16, but the site's activations have d_model 32"):
         build("pretrained", {"path": str(out), "format": "sparsify"}, P.factory(10), 32, site_name="double1_img")
+
+
+def test_config_check_refuses_a_pretrained_sae_of_another_width(trained, tmp_path):
+    """Before any job runs: the folder's cfg.json against the site's width, both numbers named."""
+    from diffdict.config import check
+    from workflow_utils import minimal_config
+
+    cfg = minimal_config()
+    out = export_dictionary(trained, "saelens", tmp_path / "s")
+    cfg["dictionaries"]["theirs"] = {"kind": "pretrained", "format": "saelens", "path": str(out)}
+    with pytest.raises(ConfigError, match=r"config.dictionaries.theirs: .* reads d_model 16 \(32 features\), "
+                                          r"but site 'double1_img' has d_model 64"):
+        check(cfg)
+    cfg["dictionaries"]["theirs"] = {"kind": "pretrained", "format": "sparsify", "path": str(out)}
+    with pytest.raises(ConfigError, match=r"config.dictionaries.theirs: .* a sparsify folder needs cfg.json \+ "
+                                          r"sae.safetensors; missing \['sae.safetensors'\]"):
+        check(cfg)
+    cfg["dictionaries"]["theirs"] = {"kind": "pretrained", "format": "onnx", "path": str(out)}
+    with pytest.raises(ConfigError, match=r"unknown format 'onnx'; valid: diffdict, saelens, sparsify"):
+        check(cfg)
+    cfg["dictionaries"]["theirs"] = {"kind": "pretrained", "format": "saelens"}
+    with pytest.raises(ConfigError, match=r"theirs.path: required for kind 'pretrained'"):
+        check(cfg)

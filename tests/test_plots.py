@@ -122,8 +122,11 @@ def test_score_concept_splice_steering_figures(recon, tmp_path):
     _check_figure(plot_steering_success(steer, tmp_path / "steering_success.png"))
     _check_figure(plot_steering_success(pd.concat([steer.assign(dict="sae", kind="topk_sae"),
                                                    steer.assign(dict="itda", kind="itda")]), tmp_path / "s2.png"))
-    with pytest.raises(ValueError, match="no row has a shift"):
-        plot_steering_success(steer.assign(shift=np.nan), tmp_path / "s3.png")
+    # nothing graded (no explanation named a concept) or nothing steered: a figure that says so
+    _check_figure(plot_steering_success(steer.assign(shift=np.nan), tmp_path / "s3.png"))
+    _check_figure(plot_steering_success(steer.iloc[:0], tmp_path / "s4.png"))
+    with pytest.raises(ValueError, match=r"steering success: table lacks columns \['shift'\]"):
+        plot_steering_success(steer.drop(columns=["shift"]), tmp_path / "s5.png")
 
 
 def test_copy_grid_and_paths(tmp_path):
