@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def is_aggregation(rule: str) -> bool:
     """Jobs that legitimately rerun whenever any site or dictionary changes: they gather all."""
-    return rule in ("all", "figures") or rule.startswith(("collect_", "figure_"))
+    return rule in ("all", "figures", "report_index") or rule.startswith(("collect_", "figure_"))
 
 
 @pytest.fixture(scope="module")
