@@ -32,6 +32,8 @@ test: $(BIN)/diffdict $(VENV)/.peers
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
 
 lint: $(BIN)/diffdict
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint
 
 report: $(BIN)/diffdict

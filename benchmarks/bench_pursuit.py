@@ -43,11 +43,23 @@ def case(d: int, n: int, k: int, tokens: int, repeats: int, seed: int = 0) -> di
             c, i = pursuit("gradient", x, atoms, k, gram=gm)
             times.append(time.perf_counter() - t0)
         out[name] = statistics.median(times)
-        out[f"{name}_fvu"] = float((x - torch.nn.functional.embedding_bag(i, atoms, per_sample_weights=c, mode="sum"))
-                                   .pow(2).sum() / (x - x.mean(0)).pow(2).sum())
-    return {"d": d, "n_atoms": n, "k": k, "tokens": tokens, "residual_s": out["residual"], "atom_s": out["atom"],
-            "speedup": out["residual"] / out["atom"], "gram_build_s": t_gram, "use_gram": use_gram(n, d),
-            "residual_fvu": out["residual_fvu"], "atom_fvu": out["atom_fvu"]}
+        out[f"{name}_fvu"] = float(
+            (x - torch.nn.functional.embedding_bag(i, atoms, per_sample_weights=c, mode="sum")).pow(2).sum()
+            / (x - x.mean(0)).pow(2).sum()
+        )
+    return {
+        "d": d,
+        "n_atoms": n,
+        "k": k,
+        "tokens": tokens,
+        "residual_s": out["residual"],
+        "atom_s": out["atom"],
+        "speedup": out["residual"] / out["atom"],
+        "gram_build_s": t_gram,
+        "use_gram": use_gram(n, d),
+        "residual_fvu": out["residual_fvu"],
+        "atom_fvu": out["atom_fvu"],
+    }
 
 
 def main(argv=None):
@@ -69,17 +81,24 @@ def main(argv=None):
                 rows.append(case(d, n, k, a.tokens, a.repeats))
                 print(rows[-1], flush=True)
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    write_json(a.out + ".json", {"command": cmd, "date": date, "threads": a.threads, "rows": rows,
-                                 "torch": torch.__version__})
+    write_json(
+        a.out + ".json", {"command": cmd, "date": date, "threads": a.threads, "rows": rows, "torch": torch.__version__}
+    )
     agree = sum(r["use_gram"] == (r["speedup"] > 1) for r in rows)
-    lines = [f"# bench_pursuit — gradient pursuit, residual vs atom-space engine ({date})", "",
-             f"Command: `{cmd}` (torch threads {a.threads}, {a.tokens} tokens per batch)", "",
-             "| d | atoms | k | residual s | atom-space s | speed-up | Gram build s | use_gram | FVU (both) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# bench_pursuit — gradient pursuit, residual vs atom-space engine ({date})",
+        "",
+        f"Command: `{cmd}` (torch threads {a.threads}, {a.tokens} tokens per batch)",
+        "",
+        "| d | atoms | k | residual s | atom-space s | speed-up | Gram build s | use_gram | FVU (both) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['d']} | {r['n_atoms']} | {r['k']} | {r['residual_s']:.4f} | {r['atom_s']:.4f} | "
-                     f"{r['speedup']:.2f}x | {r['gram_build_s']:.3f} | {r['use_gram']} | "
-                     f"{r['residual_fvu']:.4f} / {r['atom_fvu']:.4f} |")
+        lines.append(
+            f"| {r['d']} | {r['n_atoms']} | {r['k']} | {r['residual_s']:.4f} | {r['atom_s']:.4f} | "
+            f"{r['speedup']:.2f}x | {r['gram_build_s']:.3f} | {r['use_gram']} | "
+            f"{r['residual_fvu']:.4f} / {r['atom_fvu']:.4f} |"
+        )
     lines += ["", f"`use_gram` picks the faster engine in {agree} of {len(rows)} cases."]
     with atomic_path(a.out + ".md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")

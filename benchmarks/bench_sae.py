@@ -1,7 +1,8 @@
 """TopK SAE training side by side: diffdict vs EleutherAI sparsify vs SAELens, on CPU.
 
 Same activations (synthetic with a planted sparse dictionary, or a cached tensor given with
---data; the toy/Flux activation stores can be exported to a .pt tensor for that), same width, k, batch size, token budget, learning rate and AuxK coefficient; each
+--data; the toy/Flux activation stores can be exported to a .pt tensor for that), same width, k,
+batch size, token budget, learning rate and AuxK coefficient; each
 library otherwise runs as its own trainer does (sparsify: its `SparseCoder` driven by the
 steps of its `Trainer` -- b_dec = first batch mean, unit-norm decoder, parallel-gradient
 removal, Adam with linear warm-up/decay; SAELens: its `SAETrainer.fit()` with
@@ -39,13 +40,28 @@ from diffdict.dictionaries.train_sae import SAEConfig, train_sae  # noqa: E402
 
 def make_data(args):
     if args.data:
-        x = torch.load(args.data).float() if args.data.endswith(".pt") else torch.from_numpy(__import__("numpy").load(args.data)).float()
+        x = (
+            torch.load(args.data).float()
+            if args.data.endswith(".pt")
+            else torch.from_numpy(__import__("numpy").load(args.data)).float()
+        )
         n_test = min(16384, len(x) // 8)
         return x[n_test:], x[:n_test], f"cached activations {args.data}"
-    p = planted(d=args.d, n_atoms=args.n_atoms, k=args.planted_k, k_min=max(1, args.planted_k // 4), noise=0.1,
-                mean_norm=50.0, n_massive=4, alpha=0.7, seed=0)
-    desc = (f"synthetic planted: d={args.d}, {args.n_atoms} atoms, {args.planted_k // 4}-{args.planted_k} per token, "
-            "power-law frequencies, mean norm 50, 4 massive dims (x20), noise 0.1")
+    p = planted(
+        d=args.d,
+        n_atoms=args.n_atoms,
+        k=args.planted_k,
+        k_min=max(1, args.planted_k // 4),
+        noise=0.1,
+        mean_norm=50.0,
+        n_massive=4,
+        alpha=0.7,
+        seed=0,
+    )
+    desc = (
+        f"synthetic planted: d={args.d}, {args.n_atoms} atoms, {args.planted_k // 4}-{args.planted_k} per token, "
+        "power-law frequencies, mean norm 50, 4 massive dims (x20), noise 0.1"
+    )
     return p.sample(args.train_tokens, 1), p.sample(args.test_tokens, 2), desc
 
 
@@ -64,7 +80,9 @@ def endless(train, batch_size):
 
 def fvu(recon, test):
     x = test.double()
-    err = sum(float((x[a : a + 4096] - recon(test[a : a + 4096]).double()).pow(2).sum()) for a in range(0, len(x), 4096))
+    err = sum(
+        float((x[a : a + 4096] - recon(test[a : a + 4096]).double()).pow(2).sum()) for a in range(0, len(x), 4096)
+    )
     return err / float((x - x.mean(0)).pow(2).sum())
 
 
@@ -81,15 +99,31 @@ def median_step(times, batch):
 
 
 def run_diffdict(train, test, a, normalize="scalar"):
-    cfg = SAEConfig(n_features=a.width, k=a.k, batch_size=a.batch, tokens=a.tokens, lr=a.lr, lr_warmup_steps=50,
-                    auxk_coef=1 / 32, dead_tokens=a.dead_tokens, init_tokens=a.batch * 4, log_every=1,
-                    normalize=normalize)
+    cfg = SAEConfig(
+        n_features=a.width,
+        k=a.k,
+        batch_size=a.batch,
+        tokens=a.tokens,
+        lr=a.lr,
+        lr_warmup_steps=50,
+        auxk_coef=1 / 32,
+        dead_tokens=a.dead_tokens,
+        init_tokens=a.batch * 4,
+        log_every=1,
+        normalize=normalize,
+    )
     steps = []  # log_every=1: the log row's tokens_per_s covers exactly one step
     cb = lambda step, row: steps.append(a.batch / row["tokens_per_s"])  # noqa: E731
-    sae, wall, cpu = timed(lambda: train_sae(lambda e: batches(train, 4096, e), train.shape[1], cfg,
-                                             progress=False, callback=cb))
+    sae, wall, cpu = timed(
+        lambda: train_sae(lambda e: batches(train, 4096, e), train.shape[1], cfg, progress=False, callback=cb)
+    )
     with torch.no_grad():
-        return {"fvu": fvu(sae, test), "wall_s": wall, "cpu_s": cpu, "median_step_tokens_per_s": median_step(steps, a.batch)}
+        return {
+            "fvu": fvu(sae, test),
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "median_step_tokens_per_s": median_step(steps, a.batch),
+        }
 
 
 def run_sparsify(train, test, a):
@@ -125,8 +159,12 @@ def run_sparsify(train, test, a):
     step_times = []
     sae, wall, cpu = timed(go)
     with torch.no_grad():
-        return {"fvu": fvu(lambda x: sae(x).sae_out, test), "wall_s": wall, "cpu_s": cpu,
-                "median_step_tokens_per_s": median_step(step_times, a.batch)}
+        return {
+            "fvu": fvu(lambda x: sae(x).sae_out, test),
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "median_step_tokens_per_s": median_step(step_times, a.batch),
+        }
 
 
 def run_saelens(train, test, a, sparse_acts=False):
@@ -136,13 +174,28 @@ def run_saelens(train, test, a, sparse_acts=False):
 
     def go():
         d = train.shape[1]
-        cfg = TopKTrainingSAEConfig(d_in=d, d_sae=a.width, k=a.k, aux_loss_coefficient=1 / 32, dtype="float32",
-                                    device="cpu", normalize_activations="expected_average_only_in",
-                                    use_sparse_activations=sparse_acts)
+        cfg = TopKTrainingSAEConfig(
+            d_in=d,
+            d_sae=a.width,
+            k=a.k,
+            aux_loss_coefficient=1 / 32,
+            dtype="float32",
+            device="cpu",
+            normalize_activations="expected_average_only_in",
+            use_sparse_activations=sparse_acts,
+        )
         steps = a.tokens // a.batch
-        tcfg = SAETrainerConfig(total_training_samples=a.tokens, train_batch_size_samples=a.batch, lr=a.lr,
-                                lr_warm_up_steps=50, lr_decay_steps=steps // 5, lr_end=0.0, device="cpu",
-                                dead_feature_window=max(1, a.dead_tokens // a.batch), n_batches_for_norm_estimate=4)
+        tcfg = SAETrainerConfig(
+            total_training_samples=a.tokens,
+            train_batch_size_samples=a.batch,
+            lr=a.lr,
+            lr_warm_up_steps=50,
+            lr_decay_steps=steps // 5,
+            lr_end=0.0,
+            device="cpu",
+            dead_feature_window=max(1, a.dead_tokens // a.batch),
+            n_batches_for_norm_estimate=4,
+        )
         trainer = SAETrainer(tcfg, TopKTrainingSAE(cfg), endless(train, a.batch))
         step = trainer.step
 
@@ -159,8 +212,12 @@ def run_saelens(train, test, a, sparse_acts=False):
     sae, wall, cpu = timed(go)
     sae.eval()
     with torch.no_grad():
-        return {"fvu": fvu(lambda x: sae(x), test), "wall_s": wall, "cpu_s": cpu,
-                "median_step_tokens_per_s": median_step(step_times, a.batch)}
+        return {
+            "fvu": fvu(lambda x: sae(x), test),
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "median_step_tokens_per_s": median_step(step_times, a.batch),
+        }
 
 
 def main():
@@ -178,9 +235,13 @@ def main():
     ap.add_argument("--test-tokens", type=int, default=2**14)
     ap.add_argument("--data", help=".pt or .npy tensor [N, d] of cached activations")
     ap.add_argument("--only", nargs="*", default=["diffdict", "sparsify", "saelens", "diffdict_dim"])
-    ap.add_argument("--rounds", type=int, default=1,
-                    help="run every trainer this many times, interleaved; report the median run and the median "
-                         "of the per-round speed-ups (robust to slow drift in a shared machine's speed)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every trainer this many times, interleaved; report the median run and the median "
+        "of the per-round speed-ups (robust to slow drift in a shared machine's speed)",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/bench_sae"))
     a = ap.parse_args()
     torch.manual_seed(0)
@@ -190,8 +251,12 @@ def main():
     results, versions = {}, {"torch": torch.__version__, "python": platform.python_version()}
     # diffdict: normalize=scalar, the same objective as the peers' (model-space FVU);
     # diffdict_dim: our default per-dimension standardisation (the paper's choice)
-    runners = {"diffdict": run_diffdict, "sparsify": run_sparsify, "saelens": run_saelens,
-               "diffdict_dim": lambda tr, te, a: run_diffdict(tr, te, a, normalize="dim")}
+    runners = {
+        "diffdict": run_diffdict,
+        "sparsify": run_sparsify,
+        "saelens": run_saelens,
+        "diffdict_dim": lambda tr, te, a: run_diffdict(tr, te, a, normalize="dim"),
+    }
     runs = {name: [] for name in a.only}
     for rnd in range(a.rounds):
         for name in a.only:
@@ -206,7 +271,7 @@ def main():
     for name, rs in runs.items():  # the median run by wall time, with every round's wall time (None: failed)
         ok = sorted((r for r in rs if "wall_s" in r), key=lambda r: r["wall_s"])
         results[name] = dict(ok[len(ok) // 2], wall_s_runs=[r.get("wall_s") for r in rs]) if ok else rs[0]
-    for pkg, mod in (("eai-sparsify", "sparsify"), ("sae-lens", "sae_lens")):
+    for pkg in ("eai-sparsify", "sae-lens"):
         try:
             from importlib.metadata import version
 
@@ -219,48 +284,88 @@ def main():
     if "tokens_per_s" in ours and peers:
         fastest = max(peers, key=lambda k: peers[k]["tokens_per_s"])
         # same-round ratios: both trainers ran back to back, so drift in machine speed cancels
-        per_round = {k: [p / o for o, p in zip(ours["wall_s_runs"], v["wall_s_runs"]) if o and p] for k, v in peers.items()}
+        per_round = {
+            k: [p / o for o, p in zip(ours["wall_s_runs"], v["wall_s_runs"]) if o and p] for k, v in peers.items()
+        }
         summary = {
             "fastest_peer": fastest,
             "speedup_vs_fastest_peer": statistics.median(per_round[fastest]),
             "speedup_per_round": per_round[fastest],
-            "median_step_speedup_vs_fastest_peer": ours["median_step_tokens_per_s"] / peers[fastest]["median_step_tokens_per_s"],
+            "median_step_speedup_vs_fastest_peer": ours["median_step_tokens_per_s"]
+            / peers[fastest]["median_step_tokens_per_s"],
             "cpu_speedup_vs_fastest_peer": ours["tokens_per_cpu_s"] / peers[fastest]["tokens_per_cpu_s"],
             "fvu_minus_fastest_peer": ours["fvu"] - peers[fastest]["fvu"],
             **{f"speedup_vs_{k}": statistics.median(r) for k, r in per_round.items()},
             "target_met": statistics.median(per_round[fastest]) >= 1.5
             and ours["fvu"] <= min(v["fvu"] for v in peers.values()) + 1e-3,
         }
-    cmd = "python " + " ".join([Path(sys.argv[0]).relative_to(ROOT).as_posix() if Path(sys.argv[0]).is_absolute() else sys.argv[0], *sys.argv[1:]])
-    setup = {k: getattr(a, k) for k in ("d", "width", "k", "batch", "tokens", "lr", "dead_tokens", "train_tokens", "test_tokens",
-                                        "rounds")}
-    report = {"command": ".venv-bench/bin/" + cmd, "data": desc, "setup": setup, "versions": versions,
-              "threads": torch.get_num_threads(), "results": results, "summary": summary,
-              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    cmd = "python " + " ".join(
+        [
+            Path(sys.argv[0]).relative_to(ROOT).as_posix() if Path(sys.argv[0]).is_absolute() else sys.argv[0],
+            *sys.argv[1:],
+        ]
+    )
+    setup = {
+        k: getattr(a, k)
+        for k in ("d", "width", "k", "batch", "tokens", "lr", "dead_tokens", "train_tokens", "test_tokens", "rounds")
+    }
+    report = {
+        "command": ".venv-bench/bin/" + cmd,
+        "data": desc,
+        "setup": setup,
+        "versions": versions,
+        "threads": torch.get_num_threads(),
+        "results": results,
+        "summary": summary,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     write_json(a.out + ".json", report)
-    lines = [f"# bench_sae — TopK SAE training on CPU ({report['date']})", "",
-             f"Command: `{report['command']}`", "", f"Data: {desc}", "",
-             "Setup: " + ", ".join(f"{k}={v}" for k, v in setup.items()) + f"; torch threads={report['threads']}", "",
-             "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), "",
-             "| trainer | held-out FVU | wall s (each round) | tokens/s (median run) | tokens/s (median step) | tokens/CPU-s |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# bench_sae — TopK SAE training on CPU ({report['date']})",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+        f"Data: {desc}",
+        "",
+        "Setup: " + ", ".join(f"{k}={v}" for k, v in setup.items()) + f"; torch threads={report['threads']}",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "",
+        "| trainer | held-out FVU | wall s (each round) | tokens/s (median run) | tokens/s (median step) "
+        "| tokens/CPU-s |",
+        "|---|---|---|---|---|---|",
+    ]
     for k, r in results.items():
         if "error" in r:
             lines.append(f"| {k} | failed: {r['error']} | | | | |")
         else:
             walls = " / ".join("failed" if w is None else f"{w:.1f}" for w in r["wall_s_runs"])
-            lines.append(f"| {k} | {r['fvu']:.4f} | {walls} | {r['tokens_per_s']:,.0f} | "
-                         f"{r['median_step_tokens_per_s']:,.0f} | {r['tokens_per_cpu_s']:,.0f} |")
+            lines.append(
+                f"| {k} | {r['fvu']:.4f} | {walls} | {r['tokens_per_s']:,.0f} | "
+                f"{r['median_step_tokens_per_s']:,.0f} | {r['tokens_per_cpu_s']:,.0f} |"
+            )
     if summary:
+
         def fmt(v):
-            return f"{v:.3f}" if isinstance(v, float) else "[" + ", ".join(map(fmt, v)) + "]" if isinstance(v, list) else str(v)
+            return (
+                f"{v:.3f}"
+                if isinstance(v, float)
+                else "[" + ", ".join(map(fmt, v)) + "]"
+                if isinstance(v, list)
+                else str(v)
+            )
 
         lines += ["", "Summary: " + ", ".join(f"{k}={fmt(v)}" for k, v in summary.items())]
-    lines += ["", "diffdict: `normalize: scalar` (the peers' objective, model-space FVU); diffdict_dim: our default "
-              "`normalize: dim` (per-dimension standardisation, the paper's choice; trades model-space FVU for "
-              "recovery of features under massive dimensions, see train_sae.py). Speed-ups compare diffdict with "
-              "the fastest peer.",
-              "", "Wall-clock numbers on the shared 2-core machine carry noise from any other job; "
-              "'median step' is the least sensitive column."]
+    lines += [
+        "",
+        "diffdict: `normalize: scalar` (the peers' objective, model-space FVU); diffdict_dim: our default "
+        "`normalize: dim` (per-dimension standardisation, the paper's choice; trades model-space FVU for "
+        "recovery of features under massive dimensions, see train_sae.py). Speed-ups compare diffdict with "
+        "the fastest peer.",
+        "",
+        "Wall-clock numbers on the shared 2-core machine carry noise from any other job; "
+        "'median step' is the least sensitive column.",
+    ]
     with atomic_path(a.out + ".md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -70,8 +70,9 @@ def batches_of(x: torch.Tensor, batch: int, seed: int):
     def factory(epoch: int):
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
         for a in range(0, len(x), batch):
-            r = perm[a:a + batch]
+            r = perm[a : a + batch]
             yield {"x": x[r], "row": r}
+
     return factory
 
 
@@ -89,8 +90,13 @@ def summary(tab: pd.DataFrame, prefix: str = "") -> dict:
     out = {}
     for col, tag in ((f"{prefix}token_auroc", ""), (f"{prefix}kind_token_auroc", "kind_")):
         by = tab.groupby(kind)[col].mean()
-        out.update({f"{tag}all": tab[col].mean(), f"{tag}core": tab.loc[core, col].mean(),
-                    **{f"{tag}{k}": by[k] for k in by.index}})
+        out.update(
+            {
+                f"{tag}all": tab[col].mean(),
+                f"{tag}core": tab.loc[core, col].mean(),
+                **{f"{tag}{k}": by[k] for k in by.index},
+            }
+        )
     return out
 
 
@@ -101,10 +107,12 @@ def run_site(results: Path, site: str, variants: list[str], seeds: list[int]) ->
     ann = np.load(results / "annotations" / "interp.npz")
     names = [str(c) for c in ann["concepts"]]
     rows = []
-    probe = probe_recovery(xi.numpy(), mi["prompt_id"], mi["token"], ann["token_masks"], names,
-                           mask_prompt_ids=ann["prompt_id"])
-    rows.append({"site": site, "variant": "linear probe (ceiling)", "seed": 0, "fvu": np.nan,
-                 **summary(probe, prefix="probe_")})
+    probe = probe_recovery(
+        xi.numpy(), mi["prompt_id"], mi["token"], ann["token_masks"], names, mask_prompt_ids=ann["prompt_id"]
+    )
+    rows.append(
+        {"site": site, "variant": "linear probe (ceiling)", "seed": 0, "fvu": np.nan, **summary(probe, prefix="probe_")}
+    )
     print(rows[-1], flush=True)
     for name in variants:
         cfg, steps = VARIANTS[name]
@@ -113,14 +121,35 @@ def run_site(results: Path, site: str, variants: list[str], seeds: list[int]) ->
             keep_i = mi["step"].isin(steps).to_numpy() if steps else np.ones(len(mi), bool)
             hp = {k: v for k, v in cfg.items() if k != "kind"} | {"seed": seed}
             t0 = time.time()
-            d = build(cfg["kind"], hp, batches_of(xt[keep_t], hp.get("batch_size", 4096), seed),
-                      d_model=xt.shape[1], extra={"progress": False})
+            d = build(
+                cfg["kind"],
+                hp,
+                batches_of(xt[keep_t], hp.get("batch_size", 4096), seed),
+                d_model=xt.shape[1],
+                extra={"progress": False},
+            )
             secs = time.time() - t0
             codes = d.encode(xi[keep_i])
-            tab = concept_recovery(codes, mi["prompt_id"][keep_i], mi["token"][keep_i], ann["token_masks"], names,
-                                   d.n_features, mask_prompt_ids=ann["prompt_id"])
-            rows.append({"site": site, "variant": name, "seed": seed, "n_features": d.n_features,
-                         "fvu": fvu(d, xs), "train_s": secs, **summary(tab)})
+            tab = concept_recovery(
+                codes,
+                mi["prompt_id"][keep_i],
+                mi["token"][keep_i],
+                ann["token_masks"],
+                names,
+                d.n_features,
+                mask_prompt_ids=ann["prompt_id"],
+            )
+            rows.append(
+                {
+                    "site": site,
+                    "variant": name,
+                    "seed": seed,
+                    "n_features": d.n_features,
+                    "fvu": fvu(d, xs),
+                    "train_s": secs,
+                    **summary(tab),
+                }
+            )
             print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rows[-1].items()}, flush=True)
     return rows
 
@@ -148,9 +177,15 @@ def itda_atoms(results: Path, sites: list[str], model: Path) -> list[dict]:
         d = load_dictionary(results / "dictionaries" / site / "itda" / "dictionary.safetensors")
         at = m[[rows[int(p)] for p in d.atom_prompt_id], d.atom_token.long().numpy()]
         obj = at[:, obj_cols].any(1)
-        out.append({"site": site, "atoms": len(at), "object_atoms": float(obj.mean()),
-                    "concepts_per_object_atom": float(at[obj][:, obj_cols].sum(1).mean()),
-                    "object_tokens_in_data": float(m[..., obj_cols].any(-1).mean())})
+        out.append(
+            {
+                "site": site,
+                "atoms": len(at),
+                "object_atoms": float(obj.mean()),
+                "concepts_per_object_atom": float(at[obj][:, obj_cols].sum(1).mean()),
+                "object_tokens_in_data": float(m[..., obj_cols].any(-1).mean()),
+            }
+        )
         print(out[-1], flush=True)
     return out
 
@@ -171,13 +206,14 @@ def synthetic(seeds: list[int], tokens: int) -> list[dict]:
     ordinary dimensions, where the atoms live)."""
     rows = []
     for cond, (n_massive, how) in SYNTHETIC.items():
-        p = planted(d=64, n_atoms=128, k=4, noise=0.05, mean_norm=10.0,
-                    n_massive=n_massive if how == "signal" else 0, seed=0)
+        p = planted(
+            d=64, n_atoms=128, k=4, noise=0.05, mean_norm=10.0, n_massive=n_massive if how == "signal" else 0, seed=0
+        )
         dims = torch.arange(64)
         nuis = dims[-n_massive:] if how == "nuisance" else dims[:0]
         keep = dims[~torch.isin(dims, nuis)]
 
-        def draw(n, seed):
+        def draw(n, seed, p=p, how=how, nuis=nuis, keep=keep):  # bound now: called after the loop moves on
             x = p.sample(n, seed)
             if how == "nuisance":  # atoms leave these dims alone; they hold large independent noise
                 g = torch.Generator().manual_seed(seed + 7)
@@ -187,37 +223,76 @@ def synthetic(seeds: list[int], tokens: int) -> list[dict]:
         true = torch.nn.functional.normalize((p.atoms * p.massive)[:, keep], dim=1)
         train, test = draw(32768, 1), draw(8192, 2)
         for norm in ("dim", "scalar", "robust", "none"):
-            for kind, hp in (("topk_sae", {"n_features": 256, "k": 4, "batch_size": 256, "tokens": tokens}),
-                             ("itda", {"k": 4, "cos_threshold": 0.8, "max_atoms": 512})):
+            for kind, hp in (
+                ("topk_sae", {"n_features": 256, "k": 4, "batch_size": 256, "tokens": tokens}),
+                ("itda", {"k": 4, "cos_threshold": 0.8, "max_atoms": 512}),
+            ):
                 for seed in seeds:
-                    d = build(kind, {**hp, "normalize": norm, "seed": seed}, batches_of(train, 256, seed),
-                              d_model=64, extra={"progress": False})
+                    d = build(
+                        kind,
+                        {**hp, "normalize": norm, "seed": seed},
+                        batches_of(train, 256, seed),
+                        d_model=64,
+                        extra={"progress": False},
+                    )
                     cos = true @ torch.nn.functional.normalize(d.directions[:, keep], dim=1).T
-                    rows.append({"data": cond, "normalize": norm, "kind": kind, "seed": seed,
-                                 "recovered": float((cos.max(1).values >= 0.9).float().mean()),
-                                 "fvu": fvu(d, test)})
+                    rows.append(
+                        {
+                            "data": cond,
+                            "normalize": norm,
+                            "kind": kind,
+                            "seed": seed,
+                            "recovered": float((cos.max(1).values >= 0.9).float().mean()),
+                            "fvu": fvu(d, test),
+                        }
+                    )
                     print(rows[-1], flush=True)
     return rows
 
 
 def markdown(df: pd.DataFrame, syn: pd.DataFrame, atoms: pd.DataFrame, cmd: str) -> str:
-    cols = ["all", "core", "kind_all", "kind_color", "kind_shape", "kind_size", "kind_position", "kind_background",
-            "fvu"]
+    cols = [
+        "all",
+        "core",
+        "kind_all",
+        "kind_color",
+        "kind_shape",
+        "kind_size",
+        "kind_position",
+        "kind_background",
+        "fvu",
+    ]
     agg = df.groupby(["site", "variant"], sort=False)[cols].mean().round(3)
     agg.insert(0, "runs", df.groupby(["site", "variant"], sort=False).size())
     s = syn.groupby(["data", "kind", "normalize"], sort=False)[["recovered", "fvu"]].mean().round(3)
-    return "\n".join([
-        "# Concept recovery sweep (shapes world)", "", f"`{cmd}`", "",
-        "Held-out token AUROC of the best feature per concept (chosen on half of the interp images, "
-        "reported on the other half), mean over concepts; `core` = colour, shape and background. "
-        "`kind_*`: the same question among the tokens of the concept's kind only (object tokens for "
-        "colour, shape, size, position; background tokens for background), where a generic "
-        "'fires on objects' feature scores 0.5. FVU on the test split. Means over the seeds (`runs`).", "",
-        agg.to_markdown(), "", "## Synthetic planted dictionary (64 dims, 128 atoms)", "",
-        "Share of planted model-space atom directions matched by a decoder direction at cos >= 0.9.", "",
-        s.to_markdown(), "", "## What an ITDA atom is (default run's `itda`)", "",
-        "Share of atoms taken from object tokens, and how many object concepts such a token carries.", "",
-        atoms.round(3).to_markdown(index=False) if len(atoms) else "(skipped)", ""])
+    return "\n".join(
+        [
+            "# Concept recovery sweep (shapes world)",
+            "",
+            f"`{cmd}`",
+            "",
+            "Held-out token AUROC of the best feature per concept (chosen on half of the interp images, "
+            "reported on the other half), mean over concepts; `core` = colour, shape and background. "
+            "`kind_*`: the same question among the tokens of the concept's kind only (object tokens for "
+            "colour, shape, size, position; background tokens for background), where a generic "
+            "'fires on objects' feature scores 0.5. FVU on the test split. Means over the seeds (`runs`).",
+            "",
+            agg.to_markdown(),
+            "",
+            "## Synthetic planted dictionary (64 dims, 128 atoms)",
+            "",
+            "Share of planted model-space atom directions matched by a decoder direction at cos >= 0.9.",
+            "",
+            s.to_markdown(),
+            "",
+            "## What an ITDA atom is (default run's `itda`)",
+            "",
+            "Share of atoms taken from object tokens, and how many object concepts such a token carries.",
+            "",
+            atoms.round(3).to_markdown(index=False) if len(atoms) else "(skipped)",
+            "",
+        ]
+    )
 
 
 def main():
@@ -235,10 +310,28 @@ def main():
     torch.set_num_threads(2)
     rows = [] if a.skip_toy else [r for site in a.sites for r in run_site(a.results, site, a.variants, a.seeds)]
     groups = ["color", "shape", "size", "position", "background"]
-    df = pd.DataFrame(rows, columns=["site", "variant", "seed", "n_features", "fvu", "train_s", "all", "core", *groups,
-                                     "kind_all", "kind_core", *[f"kind_{g}" for g in groups]])
-    syn = pd.DataFrame(synthetic(a.seeds, a.synthetic_tokens)) if not a.skip_synthetic else pd.DataFrame(
-        columns=["data", "kind", "normalize", "recovered", "fvu"])
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "site",
+            "variant",
+            "seed",
+            "n_features",
+            "fvu",
+            "train_s",
+            "all",
+            "core",
+            *groups,
+            "kind_all",
+            "kind_core",
+            *[f"kind_{g}" for g in groups],
+        ],
+    )
+    syn = (
+        pd.DataFrame(synthetic(a.seeds, a.synthetic_tokens))
+        if not a.skip_synthetic
+        else pd.DataFrame(columns=["data", "kind", "normalize", "recovered", "fvu"])
+    )
     atoms = pd.DataFrame([] if a.skip_toy else itda_atoms(a.results, a.sites, a.model))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(f"{a.out}.csv", index=False)

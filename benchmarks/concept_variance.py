@@ -30,15 +30,18 @@ def shares(results: Path, site: str) -> dict:
     ann = np.load(results / "annotations" / "interp.npz")
     names = pd.Series([str(c) for c in ann["concepts"]])
     row = {int(p): i for i, p in enumerate(ann["prompt_id"])}
-    m = ann["token_masks"].reshape(len(row), -1, len(names))[[row[int(p)] for p in meta["prompt_id"]],
-                                                              meta["token"].to_numpy()]
+    m = ann["token_masks"].reshape(len(row), -1, len(names))[
+        [row[int(p)] for p in meta["prompt_id"]], meta["token"].to_numpy()
+    ]
     kinds = concept_kind(names).to_numpy()
     obj = m[:, kinds != "background"].any(1)
     out = {"site": site, "object_token_share": float(obj.mean())}
-    for region, sel, group in (("object", obj, [k for k in np.unique(kinds) if k != "background"]),
-                               ("background", ~obj, ["background"])):
+    for region, sel, group in (
+        ("object", obj, [k for k in np.unique(kinds) if k != "background"]),
+        ("background", ~obj, ["background"]),
+    ):
         xr = x[sel] - x[sel].mean(0)
-        total = (xr ** 2).sum()
+        total = (xr**2).sum()
         for k in group:
             cols = np.flatnonzero(kinds == k)
             label = m[sel][:, cols].argmax(1)
@@ -54,10 +57,19 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/concept_variance.md"))
     a = ap.parse_args()
     df = pd.DataFrame([shares(a.results, s) for s in a.sites]).set_index("site").T.round(3)
-    text = "\n".join(["# Variance the shapes world's concepts explain", "", f"`python {' '.join(sys.argv)}`", "",
-                      "Share of variance between the values of each attribute (between-class sum of squares "
-                      "over total), among object tokens or background tokens of the interp split.", "",
-                      df.to_markdown(), ""])
+    text = "\n".join(
+        [
+            "# Variance the shapes world's concepts explain",
+            "",
+            f"`python {' '.join(sys.argv)}`",
+            "",
+            "Share of variance between the values of each attribute (between-class sum of squares "
+            "over total), among object tokens or background tokens of the interp split.",
+            "",
+            df.to_markdown(),
+            "",
+        ]
+    )
     a.out.write_text(text)
     print(text)
 

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from diffdict.atomic import write_json
-from diffdict.world import TRAIN_DOMAIN, prompts_table, sample_scenes
-from diffdict.world.annotate import Annotator, evaluate_annotator
 from diffdict.config import load_yaml
 from diffdict.model import generate_images
+from diffdict.world import TRAIN_DOMAIN, prompts_table, sample_scenes
+from diffdict.world.annotate import Annotator, evaluate_annotator
 from diffdict.world.evaluate import adherence_table, sample_grid_figure
 from diffdict.world.scene import Scene
 
@@ -53,8 +53,9 @@ def main(argv=None):
 
     df = prompts_table(args.n, seed=args.seed, start_id=10**6)
     scenes = [Scene.from_json(s) for s in df["scene"]]
-    _, train_caps, _ = sample_scenes(training["n_images"], training["seed"], TRAIN_DOMAIN,
-                                     p_two=training.get("two_object_fraction", 0.35))
+    _, train_caps, _ = sample_scenes(
+        training["n_images"], training["seed"], TRAIN_DOMAIN, p_two=training.get("two_object_fraction", 0.35)
+    )
     seen = df["prompt"].isin(set(train_caps)).to_numpy()
 
     t0 = time.time()
@@ -84,7 +85,8 @@ def main(argv=None):
         "position_adherence": rate(np.ones(len(tab), bool), "position_ok"),
         "background_adherence": rate(np.ones(len(tab), bool), "background_ok"),
         "all_attributes_adherence": rate(np.ones(len(tab), bool), "all_attributes_ok"),
-        "n_one_object": int(one.sum()), "n_two_objects": int(two.sum()),
+        "n_one_object": int(one.sum()),
+        "n_two_objects": int(two.sum()),
         "generation_seconds_per_image": t_gen / args.n,
         "annotator_heldout_render": evaluate_annotator(ann, n=1000, seed=7),
         "annotator_training_report": training.get("annotator", {}),
@@ -96,14 +98,21 @@ def main(argv=None):
     out = Path(args.out)
     write_json(out / "prompt_adherence.json", res)
     k = 24
-    sample_grid_figure(images[:k], df["prompt"].tolist()[:k], out / "toy_samples.png",
-                       marks=tab["adheres"].tolist()[:k],
-                       title=f"toy model, held-out prompts (green: annotator agrees; {res['adherence']:.0%} of {args.n})")
+    sample_grid_figure(
+        images[:k],
+        df["prompt"].tolist()[:k],
+        out / "toy_samples.png",
+        marks=tab["adheres"].tolist()[:k],
+        title=f"toy model, held-out prompts (green: annotator agrees; {res['adherence']:.0%} of {args.n})",
+    )
     a = res["annotator_heldout_render"]
     md = [
-        "# Prompt adherence of the toy model", "",
-        f"Command: `{cmd}`", "",
-        "| measure | value |", "|---|---|",
+        "# Prompt adherence of the toy model",
+        "",
+        f"Command: `{cmd}`",
+        "",
+        "| measure | value |",
+        "|---|---|",
         f"| adherence (colour and shape of every object, no extras) | {res['adherence']:.3f} |",
         f"| one-object prompts ({res['n_one_object']}) | {res['adherence_one_object']:.3f} |",
         f"| two-object prompts ({res['n_two_objects']}) | {res['adherence_two_objects']:.3f} |",
@@ -114,10 +123,13 @@ def main(argv=None):
         f"| annotator on held-out renderings: colour / shape / size | {a['color_accuracy']:.3f} / "
         f"{a['shape_accuracy']:.3f} / {a['size_accuracy']:.3f} |",
         f"| generation, s/image (batch 32, CPU, {args.threads} thread) | {res['generation_seconds_per_image']:.4f} |",
-        f"| training time (s): VAE / flow / total | {res['training_seconds']['vae']} / {res['training_seconds']['flow']} / "
+        f"| training time (s): VAE / flow / total | {res['training_seconds']['vae']} / "
+        f"{res['training_seconds']['flow']} / "
         f"{res['training_seconds']['total']} |",
-        f"| model folder size (MB) | {res['model_megabytes']} |", "",
-        "![samples](toy_samples.png)", "",
+        f"| model folder size (MB) | {res['model_megabytes']} |",
+        "",
+        "![samples](toy_samples.png)",
+        "",
     ]
     (out / "prompt_adherence.md").write_text("\n".join(md) + "\n")
     print(json.dumps({k: v for k, v in res.items() if not isinstance(v, dict)}, indent=2))

@@ -72,7 +72,9 @@ class StubServer:
                 if action == "enormous":  # a valid completion of 20 MB (a server ignoring max_tokens)
                     return self._send(200, _completion("red " * 5_000_000))
                 if action == "nullcontent":
-                    return self._send(200, {"id": "x", "choices": [{"message": {"role": "assistant", "content": None}}]})
+                    return self._send(
+                        200, {"id": "x", "choices": [{"message": {"role": "assistant", "content": None}}]}
+                    )
                 with stub._lock:
                     stub.in_flight += 1
                     stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
@@ -105,7 +107,7 @@ class StubServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
-    def __enter__(self) -> "StubServer":
+    def __enter__(self) -> StubServer:
         self.thread.start()
         return self
 
@@ -120,6 +122,10 @@ def _last_text(body: dict) -> str:
 
 
 def _completion(text: str) -> dict:
-    return {"id": "x", "object": "chat.completion", "model": "stub",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "model": "stub",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
+    }

@@ -18,12 +18,14 @@ from PIL import Image
 
 from diffdict.plots.browser import feature_table, index_images, provenance_table, write_browser
 
-FEATURES = pd.DataFrame({
-    "feature": [3, 17, 42],
-    "explanation": ["red circles on a dark background", "blue squares", "<script>alert(1)</script> stripes"],
-    "balanced_accuracy": [0.71, 0.93, 0.55],
-    "auroc": [0.8, 0.97, np.nan],
-})
+FEATURES = pd.DataFrame(
+    {
+        "feature": [3, 17, 42],
+        "explanation": ["red circles on a dark background", "blue squares", "<script>alert(1)</script> stripes"],
+        "balanced_accuracy": [0.71, 0.93, 0.55],
+        "auroc": [0.8, 0.97, np.nan],
+    }
+)
 
 
 def _png(path: Path, w: int, h: int, rgb) -> None:
@@ -34,20 +36,27 @@ def _png(path: Path, w: int, h: int, rgb) -> None:
 @pytest.fixture()
 def browser(tmp_path) -> Path:
     cards, steer = tmp_path / "cards", tmp_path / "steer"
-    _png(cards / "feature_00003.png", 120, 40, (200, 20, 20))
+    _png(cards / "feature_000003.png", 120, 40, (200, 20, 20))
     _png(cards / "17.png", 90, 30, (20, 20, 200))  # another naming scheme: matched by number
-    _png(steer / "feature_00003.png", 64, 32, (0, 150, 0))
+    _png(steer / "feature_000003.png", 64, 32, (0, 150, 0))
     prov = pd.DataFrame({"feature": [3], "prompt_id": [1234], "prompt": ["a red circle"], "step": [0], "token": [37]})
-    return write_browser(tmp_path / "browser", FEATURES, cards, steer, prov, title="double1_img / itda",
-                         meta={"site": "double1_img", "dict": "itda"})
+    return write_browser(
+        tmp_path / "browser",
+        FEATURES,
+        cards,
+        steer,
+        prov,
+        title="double1_img / itda",
+        meta={"site": "double1_img", "dict": "itda"},
+    )
 
 
 def test_browser_files_and_escaping(browser):
     page = browser.read_text()
     root = browser.parent
-    assert (root / "cards" / "feature_00003.png").is_file() and (root / "cards" / "feature_00017.png").is_file()
-    assert (root / "steering" / "feature_00003.png").is_file()
-    assert 'src="cards/feature_00003.png"' in page  # relative: the folder can move
+    assert (root / "cards" / "feature_000003.png").is_file() and (root / "cards" / "feature_000017.png").is_file()
+    assert (root / "steering" / "feature_000003.png").is_file()
+    assert 'src="cards/feature_000003.png"' in page  # relative: the folder can move
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert "no card" in page  # feature 42 has no card; said so rather than a broken image
     assert "1234" in page and "a red circle" in page  # ITDA atom provenance
@@ -68,13 +77,22 @@ def test_provenance_table_from_dictionary():
 
     class Atoms:
         def provenance(self):
-            return {"row": torch.tensor([9, 8]), "prompt_id": torch.tensor([5, 6]), "step": torch.tensor([0, 1]),
-                    "token": torch.tensor([3, -1])}
+            return {
+                "row": torch.tensor([9, 8]),
+                "prompt_id": torch.tensor([5, 6]),
+                "step": torch.tensor([0, 1]),
+                "token": torch.tensor([3, -1]),
+            }
 
     prompts = pd.DataFrame({"prompt_id": [5, 6], "prompt": ["red circle", "blue square"]})
     t = provenance_table(Atoms(), prompts)
-    assert t.to_dict("list") == {"feature": [0, 1], "prompt_id": [5, 6], "step": [0, 1], "token": [3, -1],
-                                 "prompt": ["red circle", "blue square"]}
+    assert t.to_dict("list") == {
+        "feature": [0, 1],
+        "prompt_id": [5, 6],
+        "step": [0, 1],
+        "token": [3, -1],
+        "prompt": ["red circle", "blue square"],
+    }
     assert provenance_table(object()) is None
 
 
@@ -114,9 +132,21 @@ def _chromium() -> str | None:
 @pytest.mark.skipif(_chromium() is None, reason="headless browser test needs Chromium: apt-get install -y chromium")
 def test_browser_search_shows_matching_card_in_chromium(browser, tmp_path):
     url = browser.resolve().as_uri() + "#q=" + "RED%20circle"  # case-insensitive, every word
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", url]
+    cmd = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        url,
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     assert res.returncode == 0, res.stderr[-2000:]
     dom = _Dom()
@@ -127,6 +157,6 @@ def test_browser_search_shows_matching_card_in_chromium(browser, tmp_path):
     hidden = {f for f, a in dom.articles.items() if "hidden" in a["attrs"]}
     assert hidden == {17, 42}  # only the matching feature is shown
     card, steer = dom.articles[3]["imgs"]
-    assert card["src"] == "cards/feature_00003.png"
+    assert card["src"] == "cards/feature_000003.png"
     assert card["data-loaded"] == "1" and card["data-natural-width"] == "120"  # the image really loaded
     assert steer["data-loaded"] == "1" and steer["data-natural-width"] == "64"

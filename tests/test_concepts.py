@@ -7,8 +7,13 @@ import torch
 
 from diffdict.dictionaries.base import SparseCodes
 from diffdict.metrics.concept_summary import summarize_concepts
-from diffdict.metrics.concepts import (best_f1_threshold, concept_recovery, probe_recovery, selection_images,
-                                       token_auroc_matrix)
+from diffdict.metrics.concepts import (
+    best_f1_threshold,
+    concept_recovery,
+    probe_recovery,
+    selection_images,
+    token_auroc_matrix,
+)
 
 
 def pairwise_auroc(score: np.ndarray, y: np.ndarray) -> float:
@@ -115,8 +120,18 @@ def _table(means: dict, spread: float = 0.0, n_c: int = 12, seed: int = 0) -> pd
     for d, (kind, m) in means.items():
         for r in range(3):
             shift = spread * (r - 1)
-            rows += [{"site": "s", "dict": d, "kind": kind, "replicate": r, "concept": c,
-                      "token_auroc": m + shift + rng.normal(0, 0.02), "probe_token_auroc": 0.97} for c in concepts]
+            rows += [
+                {
+                    "site": "s",
+                    "dict": d,
+                    "kind": kind,
+                    "replicate": r,
+                    "concept": c,
+                    "token_auroc": m + shift + rng.normal(0, 0.02),
+                    "probe_token_auroc": 0.97,
+                }
+                for c in concepts
+            ]
     return pd.DataFrame(rows)
 
 
@@ -127,8 +142,9 @@ def test_summary_difference_and_run_spread():
     assert sae["separated"] and sae["diff_vs_random"] == pytest.approx(0.2, abs=0.02)
     assert sae["probe"] == pytest.approx(0.97) and sae["replicates"] == 3
     assert np.isnan(s.loc[("rnd", "token_auroc"), "diff_vs_random"])
-    wide = summarize_concepts(_table({"sae": ("topk_sae", 0.9), "rnd": ("random", 0.7)}, spread=0.1),
-                              n_boot=500).set_index(["dict", "metric"])
+    wide = summarize_concepts(
+        _table({"sae": ("topk_sae", 0.9), "rnd": ("random", 0.7)}, spread=0.1), n_boot=500
+    ).set_index(["dict", "metric"])
     width = lambda x: x["hi"] - x["lo"]  # noqa: E731
     assert width(wide.loc[("sae", "token_auroc")]) > 3 * width(sae)
 
@@ -148,10 +164,17 @@ def test_a_foreground_feature_passes_all_tokens_but_not_within_its_kind():
     idx = np.stack([np.zeros(len(pid), int), np.ones(len(pid), int)], 1)
     val = np.stack([fg * (1 + 0.01 * rng.random(len(pid))), flat[:, 0] * 0.5], 1)
     names = ["color=red", "color=blue", "background=plain"]
-    only_fg = concept_recovery(SparseCodes(torch.tensor(idx[:, :1]), torch.tensor(val[:, :1])), pid, tok,
-                               masks.reshape(n_img, n_tok, 3), names, 2).set_index("concept")
+    only_fg = concept_recovery(
+        SparseCodes(torch.tensor(idx[:, :1]), torch.tensor(val[:, :1])),
+        pid,
+        tok,
+        masks.reshape(n_img, n_tok, 3),
+        names,
+        2,
+    ).set_index("concept")
     assert only_fg.loc["color=red", "token_auroc"] > 0.85  # the all-token question is fooled ...
     assert abs(only_fg.loc["color=red", "kind_token_auroc"] - 0.5) < 0.1  # ... the within-kind one is not
-    both = concept_recovery(SparseCodes(torch.tensor(idx), torch.tensor(val)), pid, tok,
-                            masks.reshape(n_img, n_tok, 3), names, 2).set_index("concept")
+    both = concept_recovery(
+        SparseCodes(torch.tensor(idx), torch.tensor(val)), pid, tok, masks.reshape(n_img, n_tok, 3), names, 2
+    ).set_index("concept")
     assert both.loc["color=red", "kind_feature"] == 1 and both.loc["color=red", "kind_token_auroc"] == 1.0

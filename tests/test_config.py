@@ -83,9 +83,25 @@ def test_snakemake_refuses_bad_config_before_running(repo, tmp_path, cli_env, de
     cfg["model"]["path"] = str(repo / cfg["model"]["path"])
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
     r = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(tmp_path / "bad.yaml"), "--workflow-profile", "none", "-n", "--cores", "1"],
-        capture_output=True, text=True, env=cli_env,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(repo / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            "--configfile",
+            str(tmp_path / "bad.yaml"),
+            "--workflow-profile",
+            "none",
+            "-n",
+            "--cores",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env,
     )
     assert r.returncode != 0
     out = r.stdout + r.stderr
@@ -95,11 +111,10 @@ def test_snakemake_refuses_bad_config_before_running(repo, tmp_path, cli_env, de
 
 def test_effective_dictionary_fills_defaults_for_the_rerun_trigger():
     import yaml
+    from conftest import REPO
 
     from diffdict.config import effective_dictionary
     from diffdict.dictionaries import HPARAMS
-
-    from conftest import REPO
 
     cfg = yaml.safe_load(open(REPO / "config" / "config.yaml"))
     eff = effective_dictionary(cfg, "sae-r1")

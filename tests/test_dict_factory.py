@@ -39,9 +39,17 @@ def test_unknown_kind_and_key_name_the_valid_ones():
 @pytest.mark.parametrize("kind", BUILT)
 def test_build_save_load_round_trip(kind, tmp_path):
     w_out = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
-    d = build(kind, {"kind": kind, **SMALL[kind]}, P.factory(2000, batch=250), 16,
-              checkpoint_dir=tmp_path / "ckpt", log_path=tmp_path / "log.csv", device="cpu",
-              site_name="s1", extra={"w_out": w_out, "progress": False})
+    d = build(
+        kind,
+        {"kind": kind, **SMALL[kind]},
+        P.factory(2000, batch=250),
+        16,
+        checkpoint_dir=tmp_path / "ckpt",
+        log_path=tmp_path / "log.csv",
+        device="cpu",
+        site_name="s1",
+        extra={"w_out": w_out, "progress": False},
+    )
     assert d.kind == kind and d.build_info["site"] == "s1" and (tmp_path / "log.csv").exists()
     d.save(tmp_path / "dictionary.safetensors", extra={"site": "s1", **d.build_info})
     meta = read_metadata(tmp_path / "dictionary.safetensors")

@@ -15,8 +15,14 @@ def _recon(coef, index, atoms):
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 60), d=st.integers(1, 12), k=st.integers(1, 10), seed=st.integers(0, 10_000),
-       nonneg=st.booleans(), mp=st.booleans())
+@given(
+    n=st.integers(1, 60),
+    d=st.integers(1, 12),
+    k=st.integers(1, 10),
+    seed=st.integers(0, 10_000),
+    nonneg=st.booleans(),
+    mp=st.booleans(),
+)
 def test_pursuit_nonnegative_and_residual_never_grows(n, d, k, seed, nonneg, mp):
     g = torch.Generator().manual_seed(seed)
     atoms = torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=1)

@@ -6,13 +6,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diffdict.dictionaries.base import SparseCodes
+from diffdict.dictionaries.kernels import SparsePattern, _aux_topk, row_topk, sparse_decode, topk_encode
 from diffdict.dictionaries.sae import TopKSAE
 from diffdict.dictionaries.train_sae import SAEConfig, sae_loss
-from diffdict.dictionaries.kernels import SparsePattern, _aux_topk, row_topk, sparse_decode, topk_encode
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 40), d=st.integers(1, 16), tokens=st.integers(1, 20), k=st.integers(1, 8), seed=st.integers(0, 999))
+@given(
+    n=st.integers(1, 40), d=st.integers(1, 16), tokens=st.integers(1, 20), k=st.integers(1, 8), seed=st.integers(0, 999)
+)
 def test_sparse_decode_equals_dense(n, d, tokens, k, seed):
     g = torch.Generator().manual_seed(seed)
     w = torch.randn(n, d, generator=g, dtype=torch.float64)

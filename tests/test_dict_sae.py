@@ -79,8 +79,18 @@ def test_recovers_planted_atoms():
 
 
 def _run(p, ckpt, **kw):
-    cfg = SAEConfig(n_features=48, k=2, batch_size=64, tokens=64 * 30, lr=1e-3, checkpoint_every=10,
-                    log_every=5, dead_tokens=200, k_aux=8, lr_warmup_steps=5)
+    cfg = SAEConfig(
+        n_features=48,
+        k=2,
+        batch_size=64,
+        tokens=64 * 30,
+        lr=1e-3,
+        checkpoint_every=10,
+        log_every=5,
+        dead_tokens=200,
+        k_aux=8,
+        lr_warmup_steps=5,
+    )
     return train_sae(p.factory(1000, batch=100), 16, cfg, checkpoint_dir=ckpt, progress=False, **kw)
 
 
@@ -94,7 +104,7 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
     resumed = _run(p, tmp_path / "b", log_path=tmp_path / "b.csv")
     for name, v in straight.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[name]), name
-    assert (tmp_path / "a.csv").read_text() .splitlines()[0].startswith("step,tokens,loss,fvu")
+    assert (tmp_path / "a.csv").read_text().splitlines()[0].startswith("step,tokens,loss,fvu")
     assert len((tmp_path / "b.csv").read_text().splitlines()) == len((tmp_path / "a.csv").read_text().splitlines())
 
 

@@ -26,8 +26,14 @@ SITE = {"block": "double", "index": 1, "stream": "img", "place": "resid", "steps
 def trained(tmp_path_factory):
     """A TopK SAE trained with per-dimension normalisation (folded at save: nontrivial weights)."""
     path = tmp_path_factory.mktemp("sae") / "dictionary.safetensors"
-    d = build("topk_sae", {"n_features": 32, "k": 3, "batch_size": 64, "tokens": 3200, "normalize": "dim"},
-              P.factory(2000, batch=250), 16, device="cpu", extra={"progress": False})
+    d = build(
+        "topk_sae",
+        {"n_features": 32, "k": 3, "batch_size": 64, "tokens": 3200, "normalize": "dim"},
+        P.factory(2000, batch=250),
+        16,
+        device="cpu",
+        extra={"progress": False},
+    )
     d.save(path, extra={**d.build_info, "site": "double1_img", "site_config": SITE})
     return path
 
@@ -51,8 +57,12 @@ def test_export_then_import_gives_the_same_codes(trained, tmp_path, fmt):
 
 
 def test_hook_names_follow_the_hooked_module():
-    names = {(b, p, s): Site.from_config("x", {"block": b, "index": 2, "place": p, "stream": s}).hook_name
-             for b in ("double", "single") for p in ("resid", "mlp") for s in ("img", "txt")}
+    names = {
+        (b, p, s): Site.from_config("x", {"block": b, "index": 2, "place": p, "stream": s}).hook_name
+        for b in ("double", "single")
+        for p in ("resid", "mlp")
+        for s in ("img", "txt")
+    }
     assert names[("double", "mlp", "txt")] == "transformer_blocks.2.ff_context.net.2.in"
     assert names[("single", "mlp", "img")] == "single_transformer_blocks.2.act_mlp.out.img"
     assert names[("single", "resid", "txt")] == "single_transformer_blocks.2.out.txt"
@@ -65,8 +75,12 @@ def test_diffdict_format_reads_a_dictionary_file_and_overrides_k(trained):
 
 def _saelens_folder(path, cfg_extra, seed=0):
     g = torch.Generator().manual_seed(seed)
-    w = {"W_enc": torch.randn(16, 24, generator=g), "b_enc": torch.randn(24, generator=g) * 0.1,
-         "W_dec": torch.randn(24, 16, generator=g) * 2, "b_dec": torch.randn(16, generator=g)}
+    w = {
+        "W_enc": torch.randn(16, 24, generator=g),
+        "b_enc": torch.randn(24, generator=g) * 0.1,
+        "W_dec": torch.randn(24, 16, generator=g) * 2,
+        "b_dec": torch.randn(16, generator=g),
+    }
     path.mkdir()
     save_file(w, str(path / "sae_weights.safetensors"))
     cfg = {"architecture": "topk", "d_in": 16, "d_sae": 24, "k": 4, "normalize_activations": "none", **cfg_extra}
@@ -93,11 +107,14 @@ def test_saelens_options_fold_exactly(tmp_path, b_dec_in, rescale):
     torch.testing.assert_close(codes.to_dense(24), z, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("cfg, match", [
-    ({"architecture": "jumprelu"}, r"architecture 'jumprelu' is not supported; diffdict reads topk"),
-    ({"normalize_activations": "expected_average_only_in"}, r"fold it first .*fold_activation_norm_scaling_factor"),
-    ({"normalize_activations": "layer_norm"}, r"'layer_norm' keeps state outside the folder"),
-])
+@pytest.mark.parametrize(
+    "cfg, match",
+    [
+        ({"architecture": "jumprelu"}, r"architecture 'jumprelu' is not supported; diffdict reads topk"),
+        ({"normalize_activations": "expected_average_only_in"}, r"fold it first .*fold_activation_norm_scaling_factor"),
+        ({"normalize_activations": "layer_norm"}, r"'layer_norm' keeps state outside the folder"),
+    ],
+)
 def test_saelens_configs_it_cannot_read_say_why(tmp_path, cfg, match):
     _saelens_folder(tmp_path / "s", cfg)
     with pytest.raises(PretrainedFormatError, match=match):
@@ -114,7 +131,9 @@ def test_unreadable_inputs_name_what_was_found(tmp_path, trained):
     layers = tmp_path / "run"
     (layers / "layers.3").mkdir(parents=True)
     (layers / "layers.3" / "cfg.json").write_text("{}")
-    with pytest.raises(PretrainedFormatError, match=r"missing \['cfg.json', 'sae.safetensors'\].*\['layers.3'\] hold cfg.json"):
+    with pytest.raises(
+        PretrainedFormatError, match=r"missing \['cfg.json', 'sae.safetensors'\].*\['layers.3'\] hold cfg.json"
+    ):
         load_pretrained(layers, "sparsify")
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "cfg.json").write_text(json.dumps({"d_in": 16, "num_latents": 8, "k": 2, "transcode": True}))
@@ -128,7 +147,9 @@ def test_unreadable_inputs_name_what_was_found(tmp_path, trained):
 def test_kinds_a_format_cannot_hold_name_the_ones_it_can(tmp_path):
     d = build("random", {"n_features": 8, "k": 2}, P.factory(100), 16)
     d.save(tmp_path / "r.safetensors")
-    with pytest.raises(ExportError, match=r"a 'random' dictionary cannot be written as saelens \(it holds topk_sae only\)"):
+    with pytest.raises(
+        ExportError, match=r"a 'random' dictionary cannot be written as saelens \(it holds topk_sae only\)"
+    ):
         export_dictionary(tmp_path / "r.safetensors", "saelens", tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert issubclass(ExportError, ConfigError)  # the CLI reports it without a traceback
@@ -145,17 +166,24 @@ def test_pretrained_kind_builds_and_checks_d_model(trained, tmp_path):
 def test_config_check_refuses_a_pretrained_sae_of_another_width(trained, tmp_path):
     """Before any job runs: the folder's cfg.json against the site's width, both numbers named."""
     from diffdict.config import check
+
     from workflow_utils import minimal_config
 
     cfg = minimal_config()
     out = export_dictionary(trained, "saelens", tmp_path / "s")
     cfg["dictionaries"]["theirs"] = {"kind": "pretrained", "format": "saelens", "path": str(out)}
-    with pytest.raises(ConfigError, match=r"config.dictionaries.theirs: .* reads d_model 16 \(32 features\), "
-                                          r"but site 'double1_img' has d_model 64"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config.dictionaries.theirs: .* reads d_model 16 \(32 features\), "
+        r"but site 'double1_img' has d_model 64",
+    ):
         check(cfg)
     cfg["dictionaries"]["theirs"] = {"kind": "pretrained", "format": "sparsify", "path": str(out)}
-    with pytest.raises(ConfigError, match=r"config.dictionaries.theirs: .* a sparsify folder needs cfg.json \+ "
-                                          r"sae.safetensors; missing \['sae.safetensors'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config.dictionaries.theirs: .* a sparsify folder needs cfg.json \+ "
+        r"sae.safetensors; missing \['sae.safetensors'\]",
+    ):
         check(cfg)
     cfg["dictionaries"]["theirs"] = {"kind": "pretrained", "format": "onnx", "path": str(out)}
     with pytest.raises(ConfigError, match=r"unknown format 'onnx'; valid: diffdict, saelens, sparsify"):

@@ -36,8 +36,14 @@ def _dense(values, indices, n):
 @pytest.fixture(scope="module", params=["dim", "scalar"])
 def trained(request, tmp_path_factory):
     path = tmp_path_factory.mktemp("sae") / "dictionary.safetensors"
-    d = build("topk_sae", {"n_features": 32, "k": 3, "batch_size": 64, "tokens": 3200, "normalize": request.param},
-              P.factory(2000, batch=250), 16, device="cpu", extra={"progress": False})
+    d = build(
+        "topk_sae",
+        {"n_features": 32, "k": 3, "batch_size": 64, "tokens": 3200, "normalize": request.param},
+        P.factory(2000, batch=250),
+        16,
+        device="cpu",
+        extra={"progress": False},
+    )
     d.save(path, extra={**d.build_info, "site": "double1_img", "site_config": SITE})
     return path
 
@@ -80,8 +86,9 @@ def _randomise(module, seed):
 def test_saelens_save_model_loads_with_saelens_numbers(tmp_path, b_dec_in, rescale):
     from sae_lens.saes.topk_sae import TopKSAE, TopKSAEConfig
 
-    theirs = TopKSAE(TopKSAEConfig(d_in=16, d_sae=40, k=4, apply_b_dec_to_input=b_dec_in,
-                                   rescale_acts_by_decoder_norm=rescale))
+    theirs = TopKSAE(
+        TopKSAEConfig(d_in=16, d_sae=40, k=4, apply_b_dec_to_input=b_dec_in, rescale_acts_by_decoder_norm=rescale)
+    )
     _randomise(theirs, 3)
     theirs.save_model(tmp_path / "s")
     ours = load_pretrained(tmp_path / "s", "saelens")

@@ -8,6 +8,7 @@ import pytest
 
 from diffdict.interp.backends import Example, Explanation, make_backend
 from diffdict.interp.backends.openai import _retry_after
+
 from openai_stub_server import StubServer
 
 KEY = "sk-test-DO-NOT-LEAK-1234567890"
@@ -22,15 +23,28 @@ def server(monkeypatch):
 
 
 def backend(server, tmp_path, **kw):
-    cfg = {"backend": "openai", "base_url": server.base_url, "model": "stub-vlm", "api_key_env": "DIFFDICT_TEST_KEY",
-           "max_retries": 3, "backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 0.5, "max_concurrency": 2,
-           "price_prompt_per_1k": 1.0, "price_completion_per_1k": 2.0, **kw}
+    cfg = {
+        "backend": "openai",
+        "base_url": server.base_url,
+        "model": "stub-vlm",
+        "api_key_env": "DIFFDICT_TEST_KEY",
+        "max_retries": 3,
+        "backoff_s": 0.01,
+        "max_backoff_s": 0.05,
+        "timeout_s": 0.5,
+        "max_concurrency": 2,
+        "price_prompt_per_1k": 1.0,
+        "price_completion_per_1k": 2.0,
+        **kw,
+    }
     return make_backend(cfg, cache_dir=tmp_path / "cache")
 
 
 def ex(pid, heat=True):
     rng = np.random.default_rng(pid)
-    return Example(pid, rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), rng.random((2, 2)) if heat else None, 1.0, 32)
+    return Example(
+        pid, rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), rng.random((2, 2)) if heat else None, 1.0, 32
+    )
 
 
 def test_retries_then_success(server, tmp_path):
@@ -128,6 +142,8 @@ def test_api_key_only_in_authorization_header(server, tmp_path, caplog):
 def test_missing_key_env_and_retry_after(monkeypatch):
     monkeypatch.delenv("DIFFDICT_NOPE", raising=False)
     with pytest.raises(ValueError, match="DIFFDICT_NOPE"):
-        make_backend({"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "DIFFDICT_NOPE"})
+        make_backend(
+            {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "DIFFDICT_NOPE"}
+        )
     assert _retry_after("2") == 2.0 and _retry_after(None) is None and _retry_after("junk") is None
     assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: retry now

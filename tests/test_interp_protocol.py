@@ -11,8 +11,14 @@ from diffdict.interp.backends.local_vlm import TransformersBackend
 from diffdict.interp.backends.prompts import ParseError, parse_explanation, parse_score
 from diffdict.interp.codes import CodeTable
 from diffdict.interp.protocol import FeatureTask, LeakError, build_tasks, split_images
-from diffdict.interp.scoring import (auroc, balanced_accuracy, bootstrap_ci, compare_to_baseline,
-                                     feature_scores, summarise)
+from diffdict.interp.scoring import (
+    auroc,
+    balanced_accuracy,
+    bootstrap_ci,
+    compare_to_baseline,
+    feature_scores,
+    summarise,
+)
 from diffdict.interp.stats import feature_statistics, heatmaps
 
 CONCEPTS = ["color=red", "color=blue", "shape=circle", "shape=square", "background=dark"]
@@ -28,7 +34,7 @@ def shapes_world(n_img=200, seed=0):
         col, shp = rng.integers(2), 2 + rng.integers(2)
         r, c = rng.integers(0, 3, size=2)
         obj = np.zeros(GRID, bool)
-        obj[r:r + 2, c:c + 2] = True
+        obj[r : r + 2, c : c + 2] = True
         masks[i, ..., col] = masks[i, ..., shp] = obj
         labels[i, [col, shp]] = True
         if rng.random() < 0.5:
@@ -46,8 +52,15 @@ def codes_for(pids, masks, n_random=30, seed=1):
     on = (rng.random((n, 1, n_random)) < 0.5) & (rng.random((n, T, n_random)) < 0.4)
     dense[..., 1:] = on * (1 + rng.random((n, T, n_random)))
     val, idx = torch.from_numpy(dense.reshape(n * T, F)).topk(min(8, F), dim=-1)
-    return CodeTable(idx.int(), val, torch.from_numpy(np.repeat(pids, T)), torch.zeros(n * T, dtype=torch.int16),
-                     torch.arange(T).repeat(n).int(), F, GRID)
+    return CodeTable(
+        idx.int(),
+        val,
+        torch.from_numpy(np.repeat(pids, T)),
+        torch.zeros(n * T, dtype=torch.int16),
+        torch.arange(T).repeat(n).int(),
+        F,
+        GRID,
+    )
 
 
 CFG = {"n_features": 100, "n_explain": 5, "n_pos": 10, "n_neg": 10, "seed": 3, "min_active_tokens": 6}
@@ -59,9 +72,14 @@ def evaluate(codes, backend, cfg=CFG):
     heat = heatmaps(codes, [(t.feature, p) for t in tasks for p in t.explain])
     rows, exps = [], []
     for t in tasks:
-        e = backend.explain(t.feature, [Example(p, None, heat[(t.feature, p)]) for p in t.explain],
-                            [Example(p, None) for p in t.explain_neg])
-        exps.append({"feature": t.feature, "explanation": e.text, "ok": e.ok, "error": e.error, "tokens": 0, "cost": 0.0})
+        e = backend.explain(
+            t.feature,
+            [Example(p, None, heat[(t.feature, p)]) for p in t.explain],
+            [Example(p, None) for p in t.explain_neg],
+        )
+        exps.append(
+            {"feature": t.feature, "explanation": e.text, "ok": e.ok, "error": e.error, "tokens": 0, "cost": 0.0}
+        )
         for p, lab in [*((p, 1) for p in t.positives), *((p, 0) for p in t.negatives)]:
             j = backend.judge(e, Example(p, None))
             rows.append({"feature": t.feature, "label": lab, "score": j.score, "ok": j.ok, "tokens": 0, "cost": 0.0})
@@ -120,7 +138,11 @@ def test_quantile_positives_span_the_activation_range():
     for t, q in zip(top, strat):
         assert t.feature == q.feature and len(q.positives) == 4 and set(q.positives) <= held
         assert not set(q.explain) & set(q.positives)  # still leak-free
-        ranked = im.loc[t.feature].loc[sorted(held & set(im.loc[t.feature].index))].sort_values(ascending=False, kind="stable")
+        ranked = (
+            im.loc[t.feature]
+            .loc[sorted(held & set(im.loc[t.feature].index))]
+            .sort_values(ascending=False, kind="stable")
+        )
         rank = {p: i for i, p in enumerate(ranked.index)}
         edges = np.linspace(0, len(ranked), 5).astype(int)
         # one positive from each quarter of the held-out positives, strongest quarter first
@@ -178,9 +200,11 @@ def test_difference_to_baseline_constructed():
     rng = np.random.default_rng(2)
     a, b = rng.normal(0.8, 0.1, 300), rng.normal(0.7, 0.1, 300)
     se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-    rows = [{"site": "s", "dict": name, "kind": kind, "balanced_accuracy": v}
-            for name, kind, vals in [("sae", "topk_sae", a), ("rnd", "random", b), ("same", "itda", b + 1e-9)]
-            for v in vals]
+    rows = [
+        {"site": "s", "dict": name, "kind": kind, "balanced_accuracy": v}
+        for name, kind, vals in [("sae", "topk_sae", a), ("rnd", "random", b), ("same", "itda", b + 1e-9)]
+        for v in vals
+    ]
     rows += [{"site": "mlp", "dict": "neurons", "kind": "neurons", "balanced_accuracy": 0.6}]
     out = compare_to_baseline(pd.DataFrame(rows), n_boot=2000).set_index(["site", "dict"])
     sae = out.loc[("s", "sae")]
@@ -188,14 +212,20 @@ def test_difference_to_baseline_constructed():
     assert sae["diff_vs_random"] == pytest.approx(a.mean() - b.mean())
     assert sae["diff_hi"] - sae["diff_lo"] == pytest.approx(2 * 1.96 * se, rel=0.15)  # one run: the plain CI
     assert sae["baseline"] == "rnd" and np.isnan(out.loc[("s", "rnd"), "diff_vs_random"])
-    assert not out.loc[("s", "same"), "separated"] and out.loc[("s", "same"), "diff_lo"] < 0 < out.loc[("s", "same"), "diff_hi"]
+    assert (
+        not out.loc[("s", "same"), "separated"]
+        and out.loc[("s", "same"), "diff_lo"] < 0 < out.loc[("s", "same"), "diff_hi"]
+    )
     assert np.isnan(out.loc[("mlp", "neurons"), "diff_vs_random"]) and not out.loc[("mlp", "neurons"), "separated"]
 
 
 def test_replicates_are_runs_not_pooled_features():
-    rows = [{"site": "s", "dict": d, "kind": k, "replicate": r, "balanced_accuracy": v, "token_f1": v / 2}
-            for d, k, reps in [("sae", "topk_sae", [[1.0, 0.8], [0.6, 0.6, 0.6]]), ("rnd", "random", [[0.5, 0.7]])]
-            for r, vals in enumerate(reps) for v in vals]
+    rows = [
+        {"site": "s", "dict": d, "kind": k, "replicate": r, "balanced_accuracy": v, "token_f1": v / 2}
+        for d, k, reps in [("sae", "topk_sae", [[1.0, 0.8], [0.6, 0.6, 0.6]]), ("rnd", "random", [[0.5, 0.7]])]
+        for r, vals in enumerate(reps)
+        for v in vals
+    ]
     out = compare_to_baseline(pd.DataFrame(rows), scores=("balanced_accuracy", "token_f1"), n_boot=200)
     ba = out[out["metric"] == "balanced_accuracy"].set_index("dict")
     assert ba.loc["sae", "n_features"] == 5 and ba.loc["sae", "replicates"] == 2
@@ -206,10 +236,26 @@ def test_replicates_are_runs_not_pooled_features():
 
 
 def test_failures_counted_not_dropped():
-    j = pd.DataFrame({"feature": [1] * 4, "label": [1, 1, 0, 0], "score": [1.0, np.nan, 0.0, 0.0],
-                      "ok": [True, False, True, True], "tokens": 1, "cost": 0.0})
-    e = pd.DataFrame({"feature": [1, 2], "explanation": ["x", ""], "ok": [True, False], "error": [None, "parse"],
-                      "tokens": 0, "cost": 0.0})
+    j = pd.DataFrame(
+        {
+            "feature": [1] * 4,
+            "label": [1, 1, 0, 0],
+            "score": [1.0, np.nan, 0.0, 0.0],
+            "ok": [True, False, True, True],
+            "tokens": 1,
+            "cost": 0.0,
+        }
+    )
+    e = pd.DataFrame(
+        {
+            "feature": [1, 2],
+            "explanation": ["x", ""],
+            "ok": [True, False],
+            "error": [None, "parse"],
+            "tokens": 0,
+            "cost": 0.0,
+        }
+    )
     s = feature_scores(j, e, "exclude").set_index("feature")
     assert s.loc[1, "failures"] == 1 and s.loc[1, "balanced_accuracy"] == 1.0
     assert s.loc[2, "failures"] == 1 and np.isnan(s.loc[2, "balanced_accuracy"])
@@ -221,10 +267,19 @@ def test_failures_counted_not_dropped():
     assert summ["failures"] == 2 and summ["explanation_failures"] == 1 and summ["n_scored"] == 1
 
 
-@pytest.mark.parametrize("text,score", [
-    ('{"score": 0.8}', 0.8), ("```json\n{\"score\": 1}\n```", 1.0), ("0.25", 0.25), ("Score: 0.6.", 0.6),
-    ("75%", 0.75), ("Yes", 1.0), ('The answer is {"score": 0}', 0.0), ('"0.4"', 0.4),
-])
+@pytest.mark.parametrize(
+    "text,score",
+    [
+        ('{"score": 0.8}', 0.8),
+        ('```json\n{"score": 1}\n```', 1.0),
+        ("0.25", 0.25),
+        ("Score: 0.6.", 0.6),
+        ("75%", 0.75),
+        ("Yes", 1.0),
+        ('The answer is {"score": 0}', 0.0),
+        ('"0.4"', 0.4),
+    ],
+)
 def test_parse_score(text, score):
     assert parse_score(text) == pytest.approx(score)
 
@@ -293,8 +348,15 @@ def test_negative_quantile_admits_weakly_dense_features():
     base = codes_for(pids, masks, n_random=0)
     n, T = len(pids), GRID[0] * GRID[1]
     dense = torch.full((n * T,), 0.05) + torch.from_numpy(masks[..., 0].reshape(-1).astype(np.float32)) * 2
-    codes = CodeTable(torch.cat([base.indices[:, :1], torch.ones(n * T, 1, dtype=torch.int32)], 1),
-                      torch.stack([base.values[:, 0], dense], 1), base.prompt_id, base.step, base.token, 2, GRID)
+    codes = CodeTable(
+        torch.cat([base.indices[:, :1], torch.ones(n * T, 1, dtype=torch.int32)], 1),
+        torch.stack([base.values[:, 0], dense], 1),
+        base.prompt_id,
+        base.step,
+        base.token,
+        2,
+        GRID,
+    )
     backend = AnnotationBackend.from_arrays(CONCEPTS, pids, labels, masks)
     cfg = {**CFG, "n_features": 2}
     strict = feature_statistics(codes, negative_quantile=0.0)
@@ -307,8 +369,9 @@ def test_negative_quantile_admits_weakly_dense_features():
     im = st.images[st.images["feature"] == 1].set_index("prompt_id")["max"]
     assert (im.loc[tasks[1].negatives] < thr).all()
     heat = heatmaps(codes, [(1, p) for p in tasks[1].explain])
-    e = backend.explain(1, [Example(p, None, heat[(1, p)]) for p in tasks[1].explain],
-                        [Example(p, None) for p in tasks[1].explain_neg])
+    e = backend.explain(
+        1, [Example(p, None, heat[(1, p)]) for p in tasks[1].explain], [Example(p, None) for p in tasks[1].explain_neg]
+    )
     assert e.concepts == ("color=red",)
     with pytest.raises(ValueError, match="negative_quantile"):
         feature_statistics(codes, active_quantile=0.5, negative_quantile=0.6)
@@ -321,7 +384,7 @@ def test_image_criterion_names_what_the_judge_can_check():
     names the mask under the heat."""
     pids, labels, masks = shapes_world(seed=4)
     square = labels[:, 3]
-    outside = ~masks[..., 3].reshape(len(pids), -1)                 # tokens not on the object
+    outside = ~masks[..., 3].reshape(len(pids), -1)  # tokens not on the object
     first = outside.argmax(1)
     heat = np.zeros((len(pids), GRID[0] * GRID[1]), np.float32)
     heat[square, first[square]] = 2.0

@@ -7,13 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from safetensors.numpy import save_file
+from test_interp_stats import TopKIdentity
 
 from diffdict.interp import resolve_config, run_interp
 from diffdict.interp.backends.annotation import ArrayAnnotator
 from diffdict.interp.run import explain_and_score
 from diffdict.store import ActivationWriter
+
 from openai_stub_server import StubServer
-from test_interp_stats import TopKIdentity
 
 GRID, D, N_IMG, STEPS = (4, 4), 6, 48, 2
 KEY = "sk-e2e-SECRET-abcdef"
@@ -30,8 +31,8 @@ def world(tmp_path_factory):
     images = np.full((N_IMG, 32, 32, 3), 90, np.uint8)
     for i in np.flatnonzero(has):
         r, c = rng.integers(0, 3, size=2)
-        red[i, r:r + 2, c:c + 2] = True
-        images[i, r * 8:(r + 2) * 8, c * 8:(c + 2) * 8] = (220, 30, 30)
+        red[i, r : r + 2, c : c + 2] = True
+        images[i, r * 8 : (r + 2) * 8, c * 8 : (c + 2) * 8] = (220, 30, 30)
     T = GRID[0] * GRID[1]
     with ActivationWriter(root / "interp.zarr", D, {"grid": list(GRID), "site": {"name": "s"}}, chunk_rows=64) as w:
         for i, p in enumerate(pids):
@@ -48,12 +49,26 @@ def world(tmp_path_factory):
     concepts = ["color=red", "color=none"]
     labels = np.stack([has, ~has], 1)
     masks = np.stack([red, np.broadcast_to(~has[:, None, None], red.shape)], -1)
-    return {"root": root, "store": root / "interp.zarr", "shards": shards,
-            "annotator": ArrayAnnotator(concepts, pids, labels, masks)}
+    return {
+        "root": root,
+        "store": root / "interp.zarr",
+        "shards": shards,
+        "annotator": ArrayAnnotator(concepts, pids, labels, masks),
+    }
 
 
-CFG = {"n_features": 6, "n_explain": 3, "n_pos": 3, "n_neg": 3, "n_mid": 2, "min_active_tokens": 6,
-       "batch_size": 50, "n_boot": 200, "image_size": 64, "card_size": 64}
+CFG = {
+    "n_features": 6,
+    "n_explain": 3,
+    "n_pos": 3,
+    "n_neg": 3,
+    "n_mid": 2,
+    "min_active_tokens": 6,
+    "batch_size": 50,
+    "n_boot": 200,
+    "image_size": 64,
+    "card_size": 64,
+}
 
 
 class PixelAnnotator:
@@ -77,10 +92,25 @@ class PixelAnnotator:
 def test_annotation_end_to_end(world, tmp_path, source):
     out = tmp_path / "interp"
     annotator = world["annotator"] if source == "arrays" else PixelAnnotator()
-    summary = run_interp(TopKIdentity(D, k=2), world["store"], world["shards"], out,
-                         {**CFG, "explainer": {"backend": "annotation"}}, annotator=annotator)
-    for f in ("codes.safetensors", "stats.parquet", "image_stats.parquet", "tasks.json", "explanations.parquet",
-              "judgements.parquet", "scores.parquet", "scores.csv", "summary.json"):
+    summary = run_interp(
+        TopKIdentity(D, k=2),
+        world["store"],
+        world["shards"],
+        out,
+        {**CFG, "explainer": {"backend": "annotation"}},
+        annotator=annotator,
+    )
+    for f in (
+        "codes.safetensors",
+        "stats.parquet",
+        "image_stats.parquet",
+        "tasks.json",
+        "explanations.parquet",
+        "judgements.parquet",
+        "scores.parquet",
+        "scores.csv",
+        "summary.json",
+    ):
         assert (out / f).is_file(), f
     scores = pd.read_parquet(out / "scores.parquet").set_index("feature")
     assert scores.loc[0, "explanation"] == "color=red" and scores.loc[0, "balanced_accuracy"] == 1.0
@@ -102,10 +132,19 @@ def test_openai_end_to_end_rerun_is_free(world, tmp_path, monkeypatch):
     monkeypatch.setenv("DIFFDICT_E2E_KEY", KEY)
     feats = tmp_path / "features"
     with StubServer(judge_score=lambda body: 0.8) as server:
-        cfg = {**CFG, "cache_dir": str(tmp_path / "cache"),
-               "explainer": {"backend": "openai", "base_url": server.base_url, "model": "stub",
-                             "api_key_env": "DIFFDICT_E2E_KEY", "backoff_s": 0.01, "max_concurrency": 3,
-                             "price_prompt_per_1k": 0.5}}
+        cfg = {
+            **CFG,
+            "cache_dir": str(tmp_path / "cache"),
+            "explainer": {
+                "backend": "openai",
+                "base_url": server.base_url,
+                "model": "stub",
+                "api_key_env": "DIFFDICT_E2E_KEY",
+                "backoff_s": 0.01,
+                "max_concurrency": 3,
+                "price_prompt_per_1k": 0.5,
+            },
+        }
         server.script = ["429", "empty"]  # one explanation comes back empty
         s1 = run_interp(TopKIdentity(D, k=2), world["store"], world["shards"], feats, cfg)
         n1 = len(server.requests)
@@ -149,17 +188,26 @@ def test_token_judge_tells_where_a_feature_fires():
     judge = AnnotationBackend.from_arrays(["color=red", "color=none"], np.arange(n), labels, masks)
     on_red = {(0, p): red[p].astype(np.float32) for p in range(n)}
     scattered = {(1, p): (rng.random(grid) < 0.1).astype(np.float32) * (p < 8) for p in range(n)}
-    tasks = [SimpleNamespace(feature=f, positives=list(range(4, 8)), negatives=list(range(8, 12)), vmax=1.0)
-             for f in (0, 1)]
+    tasks = [
+        SimpleNamespace(feature=f, positives=list(range(4, 8)), negatives=list(range(8, 12)), vmax=1.0) for f in (0, 1)
+    ]
     expl = [Explanation(f, "color=red", concepts=("color=red",)) for f in (0, 1)]
     images = {p: np.zeros((8, 8, 3), np.uint8) for p in range(n)}
-    t = token_scores(judge, tasks, expl, {**on_red, **scattered}, pd.Series([0.5, 0.5]), images, 64,
-                     "exclude").set_index("feature")
+    t = token_scores(
+        judge, tasks, expl, {**on_red, **scattered}, pd.Series([0.5, 0.5]), images, 64, "exclude"
+    ).set_index("feature")
     assert t.loc[0, "token_f1"] == 1.0 and t.loc[0, "token_precision"] == 1.0
     assert t.loc[1, "token_f1"] < 0.3
     # a failed explanation: NaN when excluded, 0 when it counts as wrong
     failed = [Explanation(0, "", ok=False, error="x"), expl[1]]
-    assert np.isnan(token_scores(judge, tasks, failed, {**on_red, **scattered}, pd.Series([0.5, 0.5]), images, 64,
-                                 "exclude").loc[0, "token_f1"])
-    assert token_scores(judge, tasks, failed, {**on_red, **scattered}, pd.Series([0.5, 0.5]), images, 64,
-                        "wrong").loc[0, "token_f1"] == 0.0
+    assert np.isnan(
+        token_scores(judge, tasks, failed, {**on_red, **scattered}, pd.Series([0.5, 0.5]), images, 64, "exclude").loc[
+            0, "token_f1"
+        ]
+    )
+    assert (
+        token_scores(judge, tasks, failed, {**on_red, **scattered}, pd.Series([0.5, 0.5]), images, 64, "wrong").loc[
+            0, "token_f1"
+        ]
+        == 0.0
+    )

@@ -42,12 +42,18 @@ def naive(codes, active_q, qs):
             continue
         thr = np.quantile(vals, active_q)
         per_img = {}
-        for (ff, p, t), v in tokact.items():
+        for (ff, p, _t), v in tokact.items():
             if ff == f:
                 m, n = per_img.get(p, (0.0, 0))
                 per_img[p] = (max(m, v), n + (v >= thr))
-        out[f] = dict(freq=fired[f] / len(codes), max=vals.max(), q=np.quantile(vals, qs), thr=thr,
-                      n_active=int((vals >= thr).sum()), per_img=per_img)
+        out[f] = dict(
+            freq=fired[f] / len(codes),
+            max=vals.max(),
+            q=np.quantile(vals, qs),
+            thr=thr,
+            n_active=int((vals >= thr).sum()),
+            per_img=per_img,
+        )
     return out
 
 
@@ -113,7 +119,7 @@ class TopKIdentity(Dictionary):
 def test_encode_and_roundtrip(tmp_path):
     x = torch.randn(50, 6)
     meta = {"prompt_id": torch.arange(50) // 10, "step": torch.zeros(50), "token": torch.arange(50) % 10}
-    batches = [(x[i:i + 16], {k: v[i:i + 16] for k, v in meta.items()}) for i in range(0, 50, 16)]
+    batches = [(x[i : i + 16], {k: v[i : i + 16] for k, v in meta.items()}) for i in range(0, 50, 16)]
     codes = encode_batches(TopKIdentity(), batches, grid=(2, 5), dtype="float16")
     assert codes.indices.dtype == torch.int32 and codes.values.dtype == torch.float16
     torch.testing.assert_close(codes.values.float(), x.clamp(min=0).topk(2, -1).values, atol=1e-2, rtol=1e-2)

@@ -90,5 +90,6 @@ def test_keep_shards_keeps_them(tmp_path, cli_env):
     cfg = _minimal_config()
     cfg["activations"] = {"keep_shards": True}
     snakemake(tmp_path, cfg, f"results/toy/activations/{SITE}/test.zarr", env=cli_env)
-    assert [p.relative_to(tmp_path / "results/toy/activations").as_posix() for p in _shard_stores(tmp_path)] == \
-        [f"{SITE}/test/000.zarr"]
+    assert [p.relative_to(tmp_path / "results/toy/activations").as_posix() for p in _shard_stores(tmp_path)] == [
+        f"{SITE}/test/000.zarr"
+    ]

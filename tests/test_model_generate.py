@@ -20,7 +20,6 @@ from diffdict.model.tiny import tiny_pipeline
 from diffdict.sites import Site
 from diffdict.store import ActivationStore
 
-
 CFG = dict(name="tiny", height=32, width=32, num_inference_steps=3, guidance_scale=0.0, max_sequence_length=12)
 PROMPTS = pd.DataFrame(
     {

@@ -16,7 +16,6 @@ from diffdict.model import (
 from diffdict.model.tiny import tiny_transformer
 from diffdict.sites import Site
 
-
 B, L_TXT, GRID = 2, 5, (4, 6)
 L_IMG = GRID[0] * GRID[1]
 

@@ -11,8 +11,16 @@ import pytest
 from PIL import Image
 
 from diffdict.plots import (
-    collect_metrics, collect_tables, copy_grid, plot_concept_recovery, plot_fvu_by_site, plot_interp_scores,
-    plot_l0_vs_fvu, plot_reconstruction, plot_splice_recovery, plot_steering_success,
+    collect_metrics,
+    collect_tables,
+    copy_grid,
+    plot_concept_recovery,
+    plot_fvu_by_site,
+    plot_interp_scores,
+    plot_l0_vs_fvu,
+    plot_reconstruction,
+    plot_splice_recovery,
+    plot_steering_success,
 )
 from diffdict.plots.style import dict_palette, figure_paths, site_order
 
@@ -28,8 +36,18 @@ def recon(tmp_path) -> pd.DataFrame:
         for d in KINDS:
             p = tmp_path / "results" / "toy" / "metrics" / site / d / "reconstruction.json"
             p.parent.mkdir(parents=True)
-            p.write_text(json.dumps({"fvu": rng.uniform(0.2, 1), "l0": rng.uniform(4, 40), "dead_fraction": 0.1,
-                                     "alive_fraction": 0.9, "mse": 1.0, "n_tokens": 100}))
+            p.write_text(
+                json.dumps(
+                    {
+                        "fvu": rng.uniform(0.2, 1),
+                        "l0": rng.uniform(4, 40),
+                        "dead_fraction": 0.1,
+                        "alive_fraction": 0.9,
+                        "mse": 1.0,
+                        "n_tokens": 100,
+                    }
+                )
+            )
             paths.append(p)
     return collect_metrics(paths, KINDS)
 
@@ -56,7 +74,8 @@ def test_collect_tables_levels_and_errors(tmp_path):
     pd.DataFrame({"feature": [1, 2], "balanced_accuracy": [0.9, 0.6]}).to_parquet(p)
     df = collect_tables([p], "interp", levels=("explainer",), kinds=KINDS)
     assert df[["site", "dict", "kind", "explainer"]].drop_duplicates().values.tolist() == [
-        ["double1_img", "sae", "topk_sae", "annotation"]]
+        ["double1_img", "sae", "topk_sae", "annotation"]
+    ]
     with pytest.raises(ValueError, match="explainer"):
         collect_tables([p.parent / "x.csv"], "interp", levels=("explainer", "extra"))
     with pytest.raises(ValueError, match="no 'metrics' folder"):
@@ -70,11 +89,16 @@ def test_collect_tables_files_replicates_under_their_dictionary(tmp_path):
         p.parent.mkdir(parents=True)
         pd.DataFrame({"feature": range(len(vals)), "balanced_accuracy": vals}).to_parquet(p)
         paths.append(p)
-    df = collect_tables(paths, "interp", levels=("explainer",), kinds={**KINDS, "sae-r1": "topk_sae"},
-                        replicas={"sae-r1": ["sae", 1]})
+    df = collect_tables(
+        paths, "interp", levels=("explainer",), kinds={**KINDS, "sae-r1": "topk_sae"}, replicas={"sae-r1": ["sae", 1]}
+    )
     assert list(df.columns[:6]) == ["model", "site", "dict", "kind", "explainer", "replicate"]
     assert df[["dict", "replicate", "kind"]].values.tolist() == [
-        ["sae", 0, "topk_sae"], ["sae", 0, "topk_sae"], ["sae", 1, "topk_sae"], ["itda", 0, "itda"]]
+        ["sae", 0, "topk_sae"],
+        ["sae", 0, "topk_sae"],
+        ["sae", 1, "topk_sae"],
+        ["itda", 0, "itda"],
+    ]
     assert "replicate" not in collect_tables(paths[:1], "interp", levels=("explainer",)).columns
 
 
@@ -105,23 +129,56 @@ def test_reconstruction_figures(recon, tmp_path):
 
 def test_score_concept_splice_steering_figures(recon, tmp_path):
     rng = np.random.default_rng(1)
-    scores = pd.DataFrame([dict(site=s, dict=d, kind=k, feature=f, balanced_accuracy=rng.uniform(0.4, 1))
-                           for s in SITES[:2] for d, k in KINDS.items() for f in range(12)])
+    scores = pd.DataFrame(
+        [
+            dict(site=s, dict=d, kind=k, feature=f, balanced_accuracy=rng.uniform(0.4, 1))
+            for s in SITES[:2]
+            for d, k in KINDS.items()
+            for f in range(12)
+        ]
+    )
     _check_figure(plot_interp_scores(scores, tmp_path / "interp_scores.png"))
-    concepts = pd.DataFrame([dict(site=s, dict=d, kind=k, replicate=r, concept=c, token_auroc=rng.uniform(0.5, 1),
-                                  kind_token_auroc=rng.uniform(0.4, 1), probe_token_auroc=0.97)
-                             for s in SITES[:2] for d, k in KINDS.items() for r in range(2)
-                             for c in ["color=red", "shape=circle", "position=top-left"]])
+    concepts = pd.DataFrame(
+        [
+            dict(
+                site=s,
+                dict=d,
+                kind=k,
+                replicate=r,
+                concept=c,
+                token_auroc=rng.uniform(0.5, 1),
+                kind_token_auroc=rng.uniform(0.4, 1),
+                probe_token_auroc=0.97,
+            )
+            for s in SITES[:2]
+            for d, k in KINDS.items()
+            for r in range(2)
+            for c in ["color=red", "shape=circle", "position=top-left"]
+        ]
+    )
     _check_figure(plot_concept_recovery(concepts, tmp_path / "concepts.png"))
     one = concepts[(concepts["dict"] == concepts["dict"].iloc[0]) & (concepts["site"] == SITES[0])]
-    _check_figure(plot_concept_recovery(one.drop(columns=["replicate", "probe_token_auroc", "kind_token_auroc"]),
-                                        tmp_path / "c1.png"))
+    _check_figure(
+        plot_concept_recovery(
+            one.drop(columns=["replicate", "probe_token_auroc", "kind_token_auroc"]), tmp_path / "c1.png"
+        )
+    )
     _check_figure(plot_splice_recovery(recon.assign(recovered=rng.uniform(0, 1, len(recon))), tmp_path / "splice"))
-    steer = pd.DataFrame([dict(feature=f, strength=s, prompt_id=p, shift=float(rng.random() < s / 2),
-                               change_elsewhere=s / 4) for f in range(2) for s in (0, 0.5, 1, 2) for p in range(3)])
+    steer = pd.DataFrame(
+        [
+            dict(feature=f, strength=s, prompt_id=p, shift=float(rng.random() < s / 2), change_elsewhere=s / 4)
+            for f in range(2)
+            for s in (0, 0.5, 1, 2)
+            for p in range(3)
+        ]
+    )
     _check_figure(plot_steering_success(steer, tmp_path / "steering_success.png"))
-    _check_figure(plot_steering_success(pd.concat([steer.assign(dict="sae", kind="topk_sae"),
-                                                   steer.assign(dict="itda", kind="itda")]), tmp_path / "s2.png"))
+    _check_figure(
+        plot_steering_success(
+            pd.concat([steer.assign(dict="sae", kind="topk_sae"), steer.assign(dict="itda", kind="itda")]),
+            tmp_path / "s2.png",
+        )
+    )
     # nothing graded (no explanation named a concept) or nothing steered: a figure that says so
     _check_figure(plot_steering_success(steer.assign(shift=np.nan), tmp_path / "s3.png"))
     _check_figure(plot_steering_success(steer.iloc[:0], tmp_path / "s4.png"))

@@ -107,7 +107,9 @@ def test_exports_load_in_both_peers_with_the_runs_numbers(run):
     workdir, _ = run
     exports = workdir / "results/toy/exports"
     assert sorted(p.relative_to(exports).as_posix() for p in exports.glob("*/*/*")) == [
-        f"saelens/{SITE}/sae", f"sparsify/{SITE}/sae"]  # TopK SAEs only: random directions stay diffdict's
+        f"saelens/{SITE}/sae",
+        f"sparsify/{SITE}/sae",
+    ]  # TopK SAEs only: random directions stay diffdict's
     ours = load_dictionary(workdir / f"results/toy/dictionaries/{SITE}/sae/dictionary.safetensors")
     x = torch.randn(256, ours.d_model, generator=torch.Generator().manual_seed(0)) * 4
     want = ours.decode(ours.encode(x))

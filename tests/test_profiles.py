@@ -11,9 +11,24 @@ from workflow_utils import REPO
 
 @pytest.fixture(scope="module")
 def rules(cli_env) -> set[str]:
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(REPO),
-                        "--workflow-profile", "none", "--list-rules"],
-                       capture_output=True, text=True, env=cli_env, check=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(REPO),
+            "--workflow-profile",
+            "none",
+            "--list-rules",
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        check=True,
+    )
     return {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
 
 
@@ -30,4 +45,6 @@ def test_slurm_profile_covers_every_model_rule(rules):
     assert model_rules <= rules
     for rule in model_rules:
         res = cfg["set-resources"].get(rule, {})
-        assert res.get("slurm_partition") and res.get("cpus_per_task", 0) > cfg["default-resources"]["cpus_per_task"], rule
+        assert res.get("slurm_partition") and res.get("cpus_per_task", 0) > cfg["default-resources"]["cpus_per_task"], (
+            rule
+        )

@@ -24,10 +24,8 @@ import yaml
 from workflow_utils import REPO
 
 EXTERNAL = {  # shown for the user to run; they download weights or serve a VLM on a GPU
-    "huggingface-cli download black-forest-labs/FLUX.1-schnell --local-dir /data/flux-schnell":
-        "downloads 34 GB of weights",
-    "vllm serve Qwen/Qwen2.5-VL-7B-Instruct --port 8000 --limit-mm-per-prompt image=8":
-        "serves a VLM on a GPU",
+    "huggingface-cli download black-forest-labs/FLUX.1-schnell --local-dir /data/flux-schnell": "34 GB download",
+    "vllm serve Qwen/Qwen2.5-VL-7B-Instruct --port 8000 --limit-mm-per-prompt image=8": "serves a VLM on a GPU",
     "snakemake --unlock": "run by tests/test_workflow.py::test_kill_at_any_moment_then_the_readme_command",
     "snakemake --report results/report/workflow.zip": "run by tests/test_workflow.py::test_report_archive",
     "snakemake --report": "the same command, named in the layout",
@@ -39,8 +37,11 @@ PLACEHOLDERS = {"diffdict check-config FILE": "diffdict check-config config/conf
 def _readme_commands(text: str) -> list[str]:
     cmds = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
-        cmds += [line.split("  #")[0].strip() for line in block.splitlines()
-                 if line.strip() and not line.lstrip().startswith("#")]
+        cmds += [
+            line.split("  #")[0].strip()
+            for line in block.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
     cmds += re.findall(r"`((?:snakemake|make|diffdict|pip) [^`]*)`", text)
     return cmds
 
@@ -59,8 +60,11 @@ def _header_commands(path: Path) -> list[str]:
 
 def shown_commands() -> list[tuple[str, str]]:
     shown = [("README.md", c) for c in _readme_commands((REPO / "README.md").read_text())]
-    for path in [REPO / "Snakefile", *sorted((REPO / "config").glob("*.yaml")),
-                 *sorted((REPO / "profiles").glob("*/config.yaml"))]:
+    for path in [
+        REPO / "Snakefile",
+        *sorted((REPO / "config").glob("*.yaml")),
+        *sorted((REPO / "profiles").glob("*/config.yaml")),
+    ]:
         shown += [(str(path.relative_to(REPO)), c) for c in _header_commands(path)]
     return list(dict.fromkeys(shown))
 
@@ -85,8 +89,11 @@ def flux_skeleton(root: Path, transformer: dict) -> Path:
     (root / "transformer/config.json").write_text(json.dumps(transformer))
     (root / "vae").mkdir()
     (root / "vae/config.json").write_text(json.dumps({"block_out_channels": [128, 256, 512, 512]}))
-    index = {"_class_name": "FluxPipeline", "transformer": ["diffusers", "FluxTransformer2DModel"],
-             "vae": ["diffusers", "AutoencoderKL"]}
+    index = {
+        "_class_name": "FluxPipeline",
+        "transformer": ["diffusers", "FluxTransformer2DModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    }
     (root / "model_index.json").write_text(json.dumps(index))
     for comp in ("transformer", "vae"):
         (root / comp / "diffusion_pytorch_model.safetensors").touch()
@@ -97,10 +104,21 @@ def setup_flux(clone: Path, config_name: str, tmp_path: Path):
     """The README's set-up for a Flux config: model.path set to the downloaded folder, prompts file present."""
     cfg_path = clone / "config" / config_name
     cfg = yaml.safe_load(cfg_path.read_text())
-    cfg["model"]["path"] = str(flux_skeleton(tmp_path / "weights", {
-        "num_layers": 19, "num_single_layers": 38, "num_attention_heads": 24, "attention_head_dim": 128,
-        "in_channels": 64, "joint_attention_dim": 4096, "pooled_projection_dim": 768,
-        "guidance_embeds": "dev" in config_name}))
+    cfg["model"]["path"] = str(
+        flux_skeleton(
+            tmp_path / "weights",
+            {
+                "num_layers": 19,
+                "num_single_layers": 38,
+                "num_attention_heads": 24,
+                "attention_head_dim": 128,
+                "in_channels": 64,
+                "joint_attention_dim": 4096,
+                "pooled_projection_dim": 768,
+                "guidance_embeds": "dev" in config_name,
+            },
+        )
+    )
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     prompts = clone / cfg["prompts"]["path"]
     prompts.parent.mkdir(parents=True, exist_ok=True)
@@ -114,8 +132,13 @@ def _trained_sae(path: Path) -> None:
     from diffdict.dictionaries.synthetic import planted
 
     site = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["sites"][path.parent.parent.name]
-    d = build("topk_sae", {"n_features": 128, "k": 8, "batch_size": 64, "tokens": 640}, planted(64, 128, 4).factory(640, batch=64),
-              64, extra={"progress": False})
+    d = build(
+        "topk_sae",
+        {"n_features": 128, "k": 8, "batch_size": 64, "tokens": 640},
+        planted(64, 128, 4).factory(640, batch=64),
+        64,
+        extra={"progress": False},
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     d.save(path, extra={**d.build_info, "site": path.parent.parent.name, "site_config": site})
 
@@ -180,8 +203,9 @@ def test_shown_command_runs(source, cmd, clone, cli_env, tmp_path):
 def test_readme_config_error_is_what_snakemake_prints(clone, cli_env):
     """The README's example of a refused config, reproduced: its lines appear in the real output."""
     readme = (REPO / "README.md").read_text()
-    block = re.search(r"```\n\$ (snakemake -n results/figures/)\s+# with sites\.(\w+)\.index: (\d+)\n(.*?)```",
-                      readme, re.S)
+    block = re.search(
+        r"```\n\$ (snakemake -n results/figures/)\s+# with sites\.(\w+)\.index: (\d+)\n(.*?)```", readme, re.S
+    )
     cmd, site, index, shown = block.groups()
     cfg_path = clone / "config" / "config.yaml"
     cfg = yaml.safe_load(cfg_path.read_text())

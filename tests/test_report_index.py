@@ -21,7 +21,13 @@ from PIL import Image
 from diffdict.cli import main
 from diffdict.plots.browser import write_browser
 from diffdict.plots.report_index import (
-    Browser, Figure, browsers_from_dirs, caption_summary, figures_from_paths, render_index, write_index,
+    Browser,
+    Figure,
+    browsers_from_dirs,
+    caption_summary,
+    figures_from_paths,
+    render_index,
+    write_index,
 )
 
 
@@ -65,9 +71,15 @@ def test_render_links_relative_and_escaped(tmp_path):
         Browser("double1_img", "a&b <i>", report / "toy/double1_img/a&b <i>/index.html"),
         Browser("double1_mlp", "neurons", report / "toy/double1_mlp/neurons/index.html"),
     ]
-    figures = [Figure("reconstruction", tmp_path / "figures/reconstruction.png", "FVU <by> site.",
-                      pdf=tmp_path / "figures/reconstruction.pdf"),
-               Figure("samples", tmp_path / "figures/samples.png")]
+    figures = [
+        Figure(
+            "reconstruction",
+            tmp_path / "figures/reconstruction.png",
+            "FVU <by> site.",
+            pdf=tmp_path / "figures/reconstruction.pdf",
+        ),
+        Figure("samples", tmp_path / "figures/samples.png"),
+    ]
     text = render_index("toy <model>", browsers, figures, base=report)
     page = _Page(text)
     assert page.links == {
@@ -94,10 +106,14 @@ def test_render_rejects_duplicate_browsers(tmp_path):
 
 
 def test_caption_summary_takes_the_lead():
-    assert caption_summary("**Concept recovery on the\nshapes world.** The toy model ...") == \
-        "Concept recovery on the shapes world."
-    assert caption_summary("Samples on held-out ``test`` prompts, *each* under its prompt. Green: ...") == \
-        "Samples on held-out test prompts, each under its prompt."
+    assert (
+        caption_summary("**Concept recovery on the\nshapes world.** The toy model ...")
+        == "Concept recovery on the shapes world."
+    )
+    assert (
+        caption_summary("Samples on held-out ``test`` prompts, *each* under its prompt. Green: ...")
+        == "Samples on held-out test prompts, each under its prompt."
+    )
     assert caption_summary("") == ""
 
 
@@ -120,13 +136,34 @@ def test_cli_links_collected_figures_with_their_pdfs(tmp_path):
     caption = tmp_path / "reconstruction.rst"
     caption.write_text("**Reconstruction by site.** Longer text.")
     out = tmp_path / "results/report/index.html"
-    assert main(["report-index", "--model-name", "toy", "--browsers", str(b),
-                 "--figures", str(plots / "reconstruction.png"), str(plots / "samples.png"),
-                 "--figures-dir", str(tmp_path / "results/figures"), "--captions", str(caption),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "report-index",
+                "--model-name",
+                "toy",
+                "--browsers",
+                str(b),
+                "--figures",
+                str(plots / "reconstruction.png"),
+                str(plots / "samples.png"),
+                "--figures-dir",
+                str(tmp_path / "results/figures"),
+                "--captions",
+                str(caption),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = out.read_text()
-    assert set(_Page(text).links) == {"toy/double1_img/sae/index.html", "../figures/reconstruction.png",
-                                      "../figures/reconstruction.pdf", "../figures/samples.png"}
+    assert set(_Page(text).links) == {
+        "toy/double1_img/sae/index.html",
+        "../figures/reconstruction.png",
+        "../figures/reconstruction.pdf",
+        "../figures/samples.png",
+    }
     assert "Reconstruction by site." in text
     assert not list(out.parent.glob(".*.tmp"))  # written atomically: no temporary left behind
 
@@ -137,15 +174,19 @@ def results(tmp_path) -> Path:
     the entry page linking them."""
     root = tmp_path / "results"
     features = pd.DataFrame({"feature": [3], "explanation": ["red circles"], "balanced_accuracy": [0.9]})
-    _png(tmp_path / "cards/feature_00003.png", 60, 20)
+    _png(tmp_path / "cards/feature_000003.png", 60, 20)
     dirs = [root / "report/toy" / s / d for s, d in [("double1_img", "sae"), ("double1_img", "random")]]
     for d in dirs:
         write_browser(d, features, tmp_path / "cards", title=f"{d.parent.name} / {d.name}")
     plots = [_png(root / "plots/toy/reconstruction.png", 80, 40), _png(root / "plots/toy/samples.png", 50, 50)]
     for p in plots:  # what rule `figures` does after the page is written
         shutil.copy2(p, _png(root / "figures" / p.name))
-    write_index(root / "report/index.html", "toy", browsers_from_dirs(dirs),
-                figures_from_paths(plots, collected_dir=root / "figures"))
+    write_index(
+        root / "report/index.html",
+        "toy",
+        browsers_from_dirs(dirs),
+        figures_from_paths(plots, collected_dir=root / "figures"),
+    )
     return root
 
 
@@ -154,9 +195,21 @@ def _chromium() -> str | None:
 
 
 def _dump_dom(url: str, profile: Path) -> _Page:
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-           f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", url]
+    cmd = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        url,
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     assert res.returncode == 0, res.stderr[-2000:]
     return _Page(res.stdout)
@@ -168,9 +221,13 @@ def test_index_opens_from_file_and_leads_to_the_browsers_in_chromium(results, tm
     page = _dump_dom(url, tmp_path / "profile")
     assert page.body.get("data-ready") == "1", "page did not finish loading"
     assert {h: t for h, t in page.links.items() if t} == {
-        "toy/double1_img/sae/index.html": "sae", "toy/double1_img/random/index.html": "random"}
+        "toy/double1_img/sae/index.html": "sae",
+        "toy/double1_img/random/index.html": "random",
+    }
     assert {i["src"]: i["data-loaded"] for i in page.imgs} == {
-        "../figures/reconstruction.png": "1", "../figures/samples.png": "1"}  # thumbnails really loaded
+        "../figures/reconstruction.png": "1",
+        "../figures/samples.png": "1",
+    }  # thumbnails really loaded
     for href in page.links:  # every link resolves, from file://, to a file of the tree
         assert Path(unquote(urlparse(urljoin(url, href)).path)).is_file(), href
     browser = _dump_dom(urljoin(url, "toy/double1_img/sae/index.html"), tmp_path / "profile")

@@ -40,8 +40,12 @@ def cluster_problem() -> str | None:
 
 def adapted_profile(dest, partition: str, cpus: int):
     """profiles/slurm with only the lines marked CHANGE adapted to this cluster, as a user would."""
-    edits = {"slurm_partition": f'"{partition}"', "cpus_per_task": str(cpus),
-             "slurm_account": None, "gpu_model": None}  # None: remove the line
+    edits = {
+        "slurm_partition": f'"{partition}"',
+        "cpus_per_task": str(cpus),
+        "slurm_account": None,
+        "gpu_model": None,
+    }  # None: remove the line
     lines = []
     for line in (REPO / "profiles/slurm/config.yaml").read_text().splitlines():
         m = re.match(r"(\s*)(\w+):\s*[^#]*#\s*CHANGE", line)
@@ -69,20 +73,39 @@ def test_toy_run_through_real_slurm(tmp_path, cli_env):
 
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
     # The README's command with the adapted profile; only the polling is made faster for a tiny DAG.
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-           "--profile", str(tmp_path / "profile"), "results/figures/", "--configfile", "config.yaml",
-           "--latency-wait", "5", "--slurm-init-seconds-before-status-checks", "2",
-           "--seconds-between-status-checks", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--profile",
+        str(tmp_path / "profile"),
+        "results/figures/",
+        "--configfile",
+        "config.yaml",
+        "--latency-wait",
+        "5",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--seconds-between-status-checks",
+        "2",
+    ]
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=cli_env, timeout=1800)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-8000:]
     assert (tmp_path / "results/figures/reconstruction.png").exists()
 
     # Every job snakemake ran remotely is a SLURM job that completed, and none ran anywhere else.
-    acct = subprocess.run(["sacct", "-X", "-n", "-P", "-S", since, "-o", "JobID,Comment,State,Partition"],
-                          capture_output=True, text=True, check=True).stdout
-    jobs = pd.DataFrame([line.split("|") for line in acct.splitlines() if line],
-                        columns=["id", "comment", "state", "partition"])
+    acct = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-S", since, "-o", "JobID,Comment,State,Partition"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    jobs = pd.DataFrame(
+        [line.split("|") for line in acct.splitlines() if line], columns=["id", "comment", "state", "partition"]
+    )
     jobs = jobs[jobs.comment.str.startswith("rule_")]
     remote = re.findall(r"^\s*rule (\w+):", out, re.M)
     local = set(re.findall(r"^\s*localrule (\w+):", out, re.M))
@@ -90,8 +113,7 @@ def test_toy_run_through_real_slurm(tmp_path, cli_env):
     assert len(jobs) == len(remote), (len(jobs), len(remote))
     assert (jobs.state == "COMPLETED").all(), jobs[jobs.state != "COMPLETED"]
     assert set(jobs.partition) == {partition.rstrip("*")}
-    submitted = {re.match(r"rule_(\w+?)_wildcards", c).group(1) if "_wildcards" in c else c[5:]
-                 for c in jobs.comment}
+    submitted = {re.match(r"rule_(\w+?)_wildcards", c).group(1) if "_wildcards" in c else c[5:] for c in jobs.comment}
     assert submitted == set(remote)
     # Only jobs that run no command (target aggregations) stay on the submitting machine.
     assert local <= {"all", "figures"}, local

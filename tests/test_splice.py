@@ -9,8 +9,9 @@ from diffdict.model import generate_shard
 from diffdict.model.tiny import tiny_pipeline
 from diffdict.sites import Site
 
-MODEL = dict(height=32, width=32, num_inference_steps=3, guidance_scale=0.0, max_sequence_length=8,
-             batch_size=4, name="tiny")
+MODEL = dict(
+    height=32, width=32, num_inference_steps=3, guidance_scale=0.0, max_sequence_length=8, batch_size=4, name="tiny"
+)
 
 
 class Fn(torch.nn.Module):
@@ -25,8 +26,13 @@ class Fn(torch.nn.Module):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     pipe = tiny_pipeline(0)
-    prompts = pd.DataFrame({"prompt_id": range(4), "prompt": ["a red circle", "a blue square", "a star", "a big triangle"],
-                            "seed": [1, 2, 3, 4]})
+    prompts = pd.DataFrame(
+        {
+            "prompt_id": range(4),
+            "prompt": ["a red circle", "a blue square", "a star", "a big triangle"],
+            "seed": [1, 2, 3, 4],
+        }
+    )
     shard = tmp_path_factory.mktemp("splice") / "000.safetensors"
     generate_shard(pipe, prompts, MODEL, shard, progress=False)
     return pipe, shard

@@ -8,15 +8,18 @@ import pytest
 import torch
 from PIL import Image
 
+from diffdict.atomic import write_table
+from diffdict.model import generate_images as generate
 from diffdict.model import steer
 from diffdict.model.tiny import tiny_pipeline
 from diffdict.sites import Site
-from diffdict.atomic import write_table
-from diffdict.model import generate_images as generate
 from diffdict.steering import run_steering, site_token_norm, steering_grid
 from diffdict.steering.grid import SteeringRun
 from diffdict.steering.metrics import (
-    annotator_metrics, explanation_targets, judge_from_scorer, judge_metrics,
+    annotator_metrics,
+    explanation_targets,
+    judge_from_scorer,
+    judge_metrics,
 )
 from diffdict.steering.select import select_features
 
@@ -50,9 +53,21 @@ def pipe():
 def test_unsteered_column_is_plain_generation(pipe, tmp_path):
     out_png = tmp_path / "grid.png"
     table = steering_grid(
-        pipe, SITE, _Dict(4), [1, 3], [0.0, 1.0], PROMPTS, SEEDS, MODEL_CFG, out_png,
-        mean_norm=2.0, prompt_ids=[7, 8, 9], explanations={1: "red things"}, batch_size=2,
-        rows_dir=tmp_path / "rows", images_path=tmp_path / "images.safetensors",
+        pipe,
+        SITE,
+        _Dict(4),
+        [1, 3],
+        [0.0, 1.0],
+        PROMPTS,
+        SEEDS,
+        MODEL_CFG,
+        out_png,
+        mean_norm=2.0,
+        prompt_ids=[7, 8, 9],
+        explanations={1: "red things"},
+        batch_size=2,
+        rows_dir=tmp_path / "rows",
+        images_path=tmp_path / "images.safetensors",
         table_path=tmp_path / "table.parquet",
     )
     run = SteeringRun.load(tmp_path / "images.safetensors", tmp_path / "table.parquet")
@@ -72,7 +87,7 @@ def test_unsteered_column_is_plain_generation(pipe, tmp_path):
     # The grid and the per-feature rows are real PNGs: label column + one column per strength.
     grid = Image.open(out_png)
     assert grid.width > 2 * 96 and grid.height > 6 * 96
-    assert sorted(p.name for p in (tmp_path / "rows").iterdir()) == ["feature_00001.png", "feature_00003.png"]
+    assert sorted(p.name for p in (tmp_path / "rows").iterdir()) == ["feature_000001.png", "feature_000003.png"]
 
 
 def test_zero_strength_hook_is_transparent(pipe):
@@ -85,7 +100,9 @@ def test_zero_strength_hook_is_transparent(pipe):
 
 def test_change_grows_with_strength(pipe):
     strengths = [0.0, 0.5, 1.0, 2.0]
-    run = run_steering(pipe, SITE, _Dict(2, seed=1), [0, 1], strengths, PROMPTS[:2], SEEDS[:2], MODEL_CFG, mean_norm=4.0)
+    run = run_steering(
+        pipe, SITE, _Dict(2, seed=1), [0, 1], strengths, PROMPTS[:2], SEEDS[:2], MODEL_CFG, mean_norm=4.0
+    )
     t = run.table
     diff = np.abs(run.images[t.image].astype(float) - run.images[t.baseline_image].astype(float)).mean(axis=(1, 2, 3))
     mean_change = pd.Series(diff).groupby(t.strength.values).mean()
@@ -100,13 +117,15 @@ def test_border_and_steps_leave_tokens_untouched(pipe):
     dictionary = _Dict(1, seed=2)
     seen = []
     hook = pipe.transformer.transformer_blocks[1].register_forward_pre_hook(
-        lambda m, a, kw: seen.append(kw["hidden_states"].detach().clone()), with_kwargs=True)
+        lambda m, a, kw: seen.append(kw["hidden_states"].detach().clone()), with_kwargs=True
+    )
     try:
         generate(pipe, PROMPTS[:1], SEEDS[:1], MODEL_CFG)
         base = seen[:]
         seen.clear()
-        run_steering(pipe, SITE, dictionary, [0], [3.0], PROMPTS[:1], SEEDS[:1], MODEL_CFG,
-                     mean_norm=1.0, border=2, steps=[1])
+        run_steering(
+            pipe, SITE, dictionary, [0], [3.0], PROMPTS[:1], SEEDS[:1], MODEL_CFG, mean_norm=1.0, border=2, steps=[1]
+        )
     finally:
         hook.remove()
     n = MODEL_CFG["num_inference_steps"]
@@ -124,10 +143,32 @@ def test_border_and_steps_leave_tokens_untouched(pipe):
 
 def test_text_stream_steering(pipe):
     """Steering text tokens too: still changes the image, and `border` applies to image tokens only."""
-    run = run_steering(pipe, SITE, _Dict(1, seed=3), [0], [2.0], PROMPTS[:1], SEEDS[:1], MODEL_CFG,
-                       mean_norm=4.0, streams=["txt"], border=1)
-    both = run_steering(pipe, SITE, _Dict(1, seed=3), [0], [2.0], PROMPTS[:1], SEEDS[:1], MODEL_CFG,
-                        mean_norm=4.0, streams=["img", "txt"], border=1)
+    run = run_steering(
+        pipe,
+        SITE,
+        _Dict(1, seed=3),
+        [0],
+        [2.0],
+        PROMPTS[:1],
+        SEEDS[:1],
+        MODEL_CFG,
+        mean_norm=4.0,
+        streams=["txt"],
+        border=1,
+    )
+    both = run_steering(
+        pipe,
+        SITE,
+        _Dict(1, seed=3),
+        [0],
+        [2.0],
+        PROMPTS[:1],
+        SEEDS[:1],
+        MODEL_CFG,
+        mean_norm=4.0,
+        streams=["img", "txt"],
+        border=1,
+    )
     assert run.table.streams.iloc[0] == "txt" and both.table.streams.iloc[0] == "img,txt"
     assert not np.array_equal(run.images[1], run.images[0])
     assert not np.array_equal(both.images[1], run.images[1])
@@ -158,19 +199,31 @@ def test_stages_from_files(pipe, tmp_path):
 
     g = zarr.open_group(str(tmp_path / "train.zarr"), mode="w")
     g.create_array("x", data=np.full((64, D_MODEL), 0.5, np.float16))  # every token has norm 2
-    expl = pd.DataFrame({"feature": [0, 1, 2], "explanation": ["red", "blue", "big"],
-                         "concepts": [["color=red"], [], None]})
+    expl = pd.DataFrame(
+        {"feature": [0, 1, 2], "explanation": ["red", "blue", "big"], "concepts": [["color=red"], [], None]}
+    )
     scores = pd.DataFrame({"feature": [0, 1, 2], "balanced_accuracy": [0.9, 0.8, 0.1]})
     prompts = pd.DataFrame({"prompt_id": [5, 6, 7], "prompt": PROMPTS, "seed": SEEDS})
     out = tmp_path / "steering"
-    table = steer_stage(pipe, SITE, _Dict(3), expl, scores, prompts, tmp_path / "train.zarr", MODEL_CFG, out,
-                        {"features": 2, "prompts": 2, "strengths": [0.0, 1.0]})
+    table = steer_stage(
+        pipe,
+        SITE,
+        _Dict(3),
+        expl,
+        scores,
+        prompts,
+        tmp_path / "train.zarr",
+        MODEL_CFG,
+        out,
+        {"features": 2, "prompts": 2, "strengths": [0.0, 1.0]},
+    )
     assert sorted(table.feature.unique()) == [0, 1] and table.prompt_id.nunique() == 2
     assert sorted(table.alpha.unique()) == [0.0, pytest.approx(2.0, rel=1e-3)]
     assert {p.name for p in out.iterdir()} == {"grid.png", "rows", "images.safetensors", "table.parquet"}
     red = lambda imgs: [{"color=red"} if im[..., 0].mean() > im[..., 2].mean() else {"color=blue"} for im in imgs]
-    m = steering_metrics_stage(out, expl, tmp_path / "metrics.parquet", annotate=red,
-                               vocabulary=["color=red", "color=blue", "size=large"])
+    m = steering_metrics_stage(
+        out, expl, tmp_path / "metrics.parquet", annotate=red, vocabulary=["color=red", "color=blue", "size=large"]
+    )
     own = m[m.graded_against == "own"]
     assert own.loc[own.feature == 0, "target"].eq("color=red").all()  # structured concepts win over text
     assert own.loc[own.feature == 1, "target"].eq("color=blue").all()  # no concepts: parsed from the text
@@ -208,6 +261,7 @@ def test_nothing_to_steer_is_a_run_that_says_so(pipe, tmp_path):
 
 # --- metrics on hand-made runs (no pipeline) -----------------------------------------------------
 
+
 def _solid(rgb):
     return np.tile(np.array(rgb, np.uint8), (4, 4, 1))
 
@@ -217,22 +271,27 @@ def _annotate(images):
     out = []
     for im in images:
         m = im.reshape(-1, 3).mean(0)
-        out.append({f"color={['red', 'green', 'blue'][int(m.argmax())]}",
-                    "size=big" if m.sum() > 300 else "size=small"})
+        out.append(
+            {f"color={['red', 'green', 'blue'][int(m.argmax())]}", "size=big" if m.sum() > 300 else "size=small"}
+        )
     return out
 
 
 def _run():
-    images = np.stack([
-        _solid([10, 200, 10]),    # 0: baseline prompt 0: green, small
-        _solid([10, 10, 200]),    # 1: baseline prompt 1: blue, small
-        _solid([220, 40, 40]),    # 2: f0 s=1 p0: red, small  -> hit, size unchanged
-        _solid([250, 200, 10]),   # 3: f0 s=1 p1: red, big    -> hit, size changed
-    ])
-    rows = [dict(feature=0, strength=0.0, prompt_id=0, image=0, baseline_image=0),
-            dict(feature=0, strength=0.0, prompt_id=1, image=1, baseline_image=1),
-            dict(feature=0, strength=1.0, prompt_id=0, image=2, baseline_image=0),
-            dict(feature=0, strength=1.0, prompt_id=1, image=3, baseline_image=1)]
+    images = np.stack(
+        [
+            _solid([10, 200, 10]),  # 0: baseline prompt 0: green, small
+            _solid([10, 10, 200]),  # 1: baseline prompt 1: blue, small
+            _solid([220, 40, 40]),  # 2: f0 s=1 p0: red, small  -> hit, size unchanged
+            _solid([250, 200, 10]),  # 3: f0 s=1 p1: red, big    -> hit, size changed
+        ]
+    )
+    rows = [
+        dict(feature=0, strength=0.0, prompt_id=0, image=0, baseline_image=0),
+        dict(feature=0, strength=0.0, prompt_id=1, image=1, baseline_image=1),
+        dict(feature=0, strength=1.0, prompt_id=0, image=2, baseline_image=0),
+        dict(feature=0, strength=1.0, prompt_id=1, image=3, baseline_image=1),
+    ]
     t = pd.DataFrame(rows).assign(explanation="red shapes", prompt="p", seed=0, alpha=0.0)
     return SteeringRun(images, t)
 
@@ -261,15 +320,34 @@ def test_steering_summary_counts_beside_the_null():
     from diffdict.steering.metrics import steering_summary
 
     rows = []
-    for f, target in enumerate(["red", "blue", "green"]):
+    for f in range(3):
         for s in (0.0, 0.5, 1.0):
             for p in range(2):
                 # own target: every feature moves at s=1; other values: only feature 2 (by chance)
-                rows.append({"site": "x", "dict": "sae", "kind": "topk_sae", "feature": f, "strength": s,
-                             "prompt_id": p, "shift": float(s == 1.0), "graded_against": "own"})
-                rows.append({"site": "x", "dict": "sae", "kind": "topk_sae", "feature": f, "strength": s,
-                             "prompt_id": p, "shift": float(s == 1.0 and f == 2) - float(s == 0.5),
-                             "graded_against": "other_value"})
+                rows.append(
+                    {
+                        "site": "x",
+                        "dict": "sae",
+                        "kind": "topk_sae",
+                        "feature": f,
+                        "strength": s,
+                        "prompt_id": p,
+                        "shift": float(s == 1.0),
+                        "graded_against": "own",
+                    }
+                )
+                rows.append(
+                    {
+                        "site": "x",
+                        "dict": "sae",
+                        "kind": "topk_sae",
+                        "feature": f,
+                        "strength": s,
+                        "prompt_id": p,
+                        "shift": float(s == 1.0 and f == 2) - float(s == 0.5),
+                        "graded_against": "other_value",
+                    }
+                )
     out = steering_summary(pd.DataFrame(rows)).set_index("graded_against")
     assert out.loc["own", ["n_features", "n_moved", "n_moved_positive"]].tolist() == [3, 3, 3]
     assert out.loc["other_value", ["n_moved", "n_moved_positive"]].tolist() == [1, 1]

@@ -13,7 +13,6 @@ from workflow_utils import planned_jobs, small_config, snakemake
 pytestmark = pytest.mark.slow
 
 
-
 def is_aggregation(rule: str) -> bool:
     """Jobs that legitimately rerun whenever any site or dictionary changes: they gather all."""
     return rule in ("all", "figures", "report_index") or rule.startswith(("collect_", "figure_"))
@@ -102,8 +101,17 @@ def test_ground_truth_tables_carry_their_nulls(run):
     workdir, _ = run
     tables = workdir / "results/toy/tables"
     concepts = pd.read_csv(tables / "concepts.csv")
-    need = {"site", "dict", "kind", "replicate", "concept", "token_auroc", "token_f1", "image_auroc",
-            "probe_token_auroc"}
+    need = {
+        "site",
+        "dict",
+        "kind",
+        "replicate",
+        "concept",
+        "token_auroc",
+        "token_f1",
+        "image_auroc",
+        "probe_token_auroc",
+    }
     assert need <= set(concepts.columns)
     assert set(concepts.loc[concepts["dict"] == "sae", "replicate"]) == {0, 1}  # every replicate
     # the probe ceiling sits beside every site's rows (NaN only for a concept absent from a half)
@@ -139,15 +147,34 @@ def test_killed_training_leaves_no_output_and_resumes(run, cli_env):
 
     workdir, cfg = run
     cfg = copy.deepcopy(cfg)
-    cfg["dictionaries"]["sae_long"] = {**cfg["dictionaries"]["sae"], "tokens": 400_000,
-                                       "checkpoint_every": 20, "sites": ["double1_img"]}
+    cfg["dictionaries"]["sae_long"] = {
+        **cfg["dictionaries"]["sae"],
+        "tokens": 400_000,
+        "checkpoint_every": 20,
+        "sites": ["double1_img"],
+    }
     target = "results/toy/dictionaries/double1_img/sae_long/dictionary.safetensors"
     ckpt = workdir / "results/toy/checkpoints/double1_img/sae_long/checkpoint.pt"
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--workflow-profile", "none", "--cores", "1", target]
-    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--workflow-profile",
+        "none",
+        "--cores",
+        "1",
+        target,
+    ]
+    proc = subprocess.Popen(
+        cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 300
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.1)
@@ -199,14 +226,26 @@ def test_kill_at_any_moment_then_the_readme_command(run, tmp_path, cli_env):
 
     ref_dir, cfg = run
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    base = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-            "--configfile", str(tmp_path / "config.yaml"), "--cores", "2"]
+    base = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--cores",
+        "2",
+    ]
     command = [*base, "results/figures/"]  # "the same command", every time
     logs = tmp_path / "results/toy/logs"
 
     for moment in KILL_MOMENTS:
-        proc = subprocess.Popen(command, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            command, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         deadline = time.time() + 600
         while proc.poll() is None and time.time() < deadline and not any((logs / moment).rglob("*.log")):
             time.sleep(0.05)
@@ -221,6 +260,8 @@ def test_kill_at_any_moment_then_the_readme_command(run, tmp_path, cli_env):
     tables = sorted(p.relative_to(ref_dir) for p in (ref_dir / "results/toy/tables").glob("*.csv"))
     assert tables
     for rel in tables:
-        assert (tmp_path / rel).read_bytes() == (ref_dir / rel).read_bytes(), f"{rel} differs from the uninterrupted run"
+        assert (tmp_path / rel).read_bytes() == (ref_dir / rel).read_bytes(), (
+            f"{rel} differs from the uninterrupted run"
+        )
     for name in ("reconstruction.png", "interp_scores.png", "concept_recovery.png"):
         assert (tmp_path / "results/figures" / name).exists()

@@ -20,16 +20,21 @@ def test_geometry(pipe):
     cfg = pipe.transformer.config
     assert cfg.num_layers >= 2 and cfg.num_single_layers >= 2 and not cfg.guidance_embeds
     assert pipe.vae_scale_factor == 4 and cfg.in_channels == 4 * pipe.vae.config.latent_channels
-    assert {k: v for k, v in transformer_config().items()} == {k: cfg[k] if k != "axes_dims_rope" else tuple(cfg[k])
-                                                              for k in transformer_config()}
+    assert {k: v for k, v in transformer_config().items()} == {
+        k: cfg[k] if k != "axes_dims_rope" else tuple(cfg[k]) for k in transformer_config()
+    }
     latents = {}
 
     def grab(p, i, t, kw):
         latents[i] = kw["latents"]
         return kw
 
-    pipe(prompt="a small red circle at the top-left on a dark background", generator=torch.Generator().manual_seed(0),
-         callback_on_step_end=grab, **GEN)
+    pipe(
+        prompt="a small red circle at the top-left on a dark background",
+        generator=torch.Generator().manual_seed(0),
+        callback_on_step_end=grab,
+        **GEN,
+    )
     assert sorted(latents) == [0, 1, 2, 3] and latents[0].shape == (1, 64, 16)  # 8x8 image tokens
 
 
@@ -39,7 +44,10 @@ def test_save_load_round_trip(pipe, tmp_path):
     pipe.save_pretrained(tmp_path / "toy")
     loaded = FluxPipeline.from_pretrained(tmp_path / "toy")
     loaded.set_progress_bar_config(disable=True)
-    prompts = ["a big blue cross in the lower-right corner on a light background", "gray background with a little green square at the top-right"]
+    prompts = [
+        "a big blue cross in the lower-right corner on a light background",
+        "gray background with a little green square at the top-right",
+    ]
     a = pipe(prompt=prompts, generator=torch.Generator().manual_seed(1), **GEN).images
     b = loaded(prompt=prompts, generator=torch.Generator().manual_seed(1), **GEN).images
     assert a.shape == (2, 64, 64, 3)
@@ -57,8 +65,9 @@ def test_flow_training_steps_are_deterministic():
         p = build_pipeline(seed=5)
         g = torch.Generator().manual_seed(0)
         lat = torch.randn(8, 64, 16, generator=torch.Generator().manual_seed(1))
-        h = T.train_flow(p, lat, T.tokenize(p.tokenizer, caps), T.tokenize(p.tokenizer_2, caps), 2, 4, 1e-3, g,
-                         log_every=1)
+        h = T.train_flow(
+            p, lat, T.tokenize(p.tokenizer, caps), T.tokenize(p.tokenizer_2, caps), 2, 4, 1e-3, g, log_every=1
+        )
         out.append((h[-1]["loss"], p.transformer.proj_out.weight.detach().clone()))
     assert out[0][0] == out[1][0] and torch.equal(out[0][1], out[1][1])
     s = T.train_sigmas(4000, torch.Generator().manual_seed(0))
@@ -75,14 +84,28 @@ def test_train_toy_cli_writes_a_loadable_pipeline_from_the_world_config(tmp_path
     from diffdict.config import apply_defaults, load_schema
     from diffdict.world.annotate import Annotator
 
-    world = {"seed": 3, "train_images": 64, "train_steps": 2, "vae_steps": 2, "annotator_steps": 2, "batch_size": 4,
-             "size": {"attention_head_dim": 8, "num_attention_heads": 2, "num_layers": 2, "num_single_layers": 2}}
+    world = {
+        "seed": 3,
+        "train_images": 64,
+        "train_steps": 2,
+        "vae_steps": 2,
+        "annotator_steps": 2,
+        "batch_size": 4,
+        "size": {"attention_head_dim": 8, "num_attention_heads": 2, "num_layers": 2, "num_single_layers": 2},
+    }
     world = apply_defaults({"world": world}, load_schema())["world"]
     assert world["lr"] > 0 and 0 <= world["grid_fraction"] <= 1  # defaults came from the schema
     out = tmp_path / "toy"
-    assert main(["train-toy", "--world", json.dumps(world), "--model", json.dumps({"kind": "toy"}), "--out", str(out)]) == 0
+    assert (
+        main(["train-toy", "--world", json.dumps(world), "--model", json.dumps({"kind": "toy"}), "--out", str(out)])
+        == 0
+    )
     pipe = FluxPipeline.from_pretrained(out)
-    assert pipe.transformer.config.attention_head_dim == 8 and tuple(pipe.transformer.config.axes_dims_rope) == (4, 2, 2)
+    assert pipe.transformer.config.attention_head_dim == 8 and tuple(pipe.transformer.config.axes_dims_rope) == (
+        4,
+        2,
+        2,
+    )
     assert Annotator.load(out).concepts
     summary = json.loads((out / "training.json").read_text())
     assert summary["seed"] == 3 and summary["steps"] == 2 and summary["size_overrides"]["num_attention_heads"] == 2

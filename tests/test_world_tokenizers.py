@@ -34,7 +34,7 @@ def test_captions_round_trip_and_pad_to_16(tmp_path):
         assert t5.convert_tokens_to_ids("<unk>") not in ids
         assert loaded.decode(ids, skip_special_tokens=True) == text
         n = len(text.split())
-        assert ids[n] == loaded.eos_token_id and all(i == loaded.pad_token_id for i in ids[n + 1:])
+        assert ids[n] == loaded.eos_token_id and all(i == loaded.pad_token_id for i in ids[n + 1 :])
     assert np.array_equal(enc.input_ids, t5(captions, padding="max_length", max_length=16).input_ids)
     clip = build_tokenizer("clip")
     assert all(clip.eos_token_id in ids for ids in clip(captions, max_length=16, truncation=True).input_ids)

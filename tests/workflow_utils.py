@@ -33,17 +33,34 @@ def minimal_config() -> dict:
     """One resid site, one trained dictionary (one run) and random directions, no MLP site."""
     cfg = small_config()
     cfg["sites"] = {"double1_img": cfg["sites"]["double1_img"]}
-    cfg["dictionaries"] = {"sae": {**cfg["dictionaries"]["sae"], "replicates": 1},
-                           "random": cfg["dictionaries"]["random"]}
+    cfg["dictionaries"] = {
+        "sae": {**cfg["dictionaries"]["sae"], "replicates": 1},
+        "random": cfg["dictionaries"]["random"],
+    }
     return cfg
 
 
-def snakemake(workdir: Path, cfg: dict, *args: str, env: dict, check: bool = True,
-              timeout: float = 900) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, cfg: dict, *args: str, env: dict, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess:
     cfg_path = workdir / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(cfg_path), "--workflow-profile", "none", "--cores", "2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(cfg_path),
+        "--workflow-profile",
+        "none",
+        "--cores",
+        "2",
+        *args,
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     if check and r.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted(workdir.rglob("*.log"))[-5:])

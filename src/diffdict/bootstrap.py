@@ -54,13 +54,15 @@ def _check(runs: Runs, name: str, paired: bool) -> list[np.ndarray]:
     if not out or any(len(r) == 0 for r in out):
         raise ValueError(f"hierarchical bootstrap: `{name}` needs at least one run with at least one unit")
     if paired and len({len(r) for r in out}) != 1:
-        raise ValueError(f"hierarchical bootstrap: paired units need equal lengths, `{name}` has "
-                         f"{sorted({len(r) for r in out})}")
+        raise ValueError(
+            f"hierarchical bootstrap: paired units need equal lengths, `{name}` has {sorted({len(r) for r in out})}"
+        )
     return out
 
 
-def hierarchical_ci(a: Runs, b: Runs | None = None, paired: bool = False, n_boot: int = 2000,
-                    ci: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+def hierarchical_ci(
+    a: Runs, b: Runs | None = None, paired: bool = False, n_boot: int = 2000, ci: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
     """(estimate, low, high) of mean(a) — or of mean(a) - mean(b) — with a percentile CI.
 
     `a`, `b`: one array of unit scores per training run. ``paired``: unit i is the same thing

@@ -17,8 +17,13 @@ from pathlib import Path
 log = logging.getLogger("diffdict")
 
 
-def _json(s: str) -> dict:
-    return json.loads(s)
+def _json(s: str):
+    """argparse type for JSON options; a bad value names where it breaks (argparse reports it)."""
+    try:
+        return json.loads(s)
+    except json.JSONDecodeError as e:
+        shown = s if len(s) <= 80 else s[:77] + "..."
+        raise argparse.ArgumentTypeError(f"not JSON ({e.msg} at character {e.pos}): {shown!r}") from None
 
 
 # ---- model and data -----------------------------------------------------------------------
@@ -36,11 +41,20 @@ def cmd_train_toy(a):
     from .world.train import train_toy
 
     world = a.world
-    train_toy(a.out, seed=world["seed"], n_images=world["train_images"], steps=world["train_steps"],
-              vae_steps=world["vae_steps"], annotator_steps=world["annotator_steps"], lr=world["lr"],
-              batch_size=world["batch_size"],
-              grid_fraction=world["grid_fraction"], two_object_fraction=world["two_object_fraction"],
-              threads=world["threads"], **world.get("size", {}))
+    train_toy(
+        a.out,
+        seed=world["seed"],
+        n_images=world["train_images"],
+        steps=world["train_steps"],
+        vae_steps=world["vae_steps"],
+        annotator_steps=world["annotator_steps"],
+        lr=world["lr"],
+        batch_size=world["batch_size"],
+        grid_fraction=world["grid_fraction"],
+        two_object_fraction=world["two_object_fraction"],
+        threads=world["threads"],
+        **world.get("size", {}),
+    )
 
 
 def cmd_prompts(a):
@@ -90,8 +104,7 @@ def cmd_merge(a):
 
 
 def cmd_train_dictionary(a):
-    import torch
-
+    from .devices import resolve_device
     from .dictionaries import HPARAMS, build
     from .store import ActivationStore
 
@@ -108,13 +121,22 @@ def cmd_train_dictionary(a):
         extra["w_out"] = mlp_out_weight(pipe.transformer, Site.from_config(a.site_name, a.site))
 
     def batches(epoch: int):  # a fresh shuffle per epoch; rows come along for error messages
-        return store.batches(settings.get("batch_size", 4096), shuffle=True,
-                             seed=settings.get("seed", 0) + epoch, with_meta=True)
+        return store.batches(
+            settings.get("batch_size", 4096), shuffle=True, seed=settings.get("seed", 0) + epoch, with_meta=True
+        )
 
-    device = "cuda" if torch.cuda.is_available() and a.model.get("device", "auto") != "cpu" else "cpu"
-    dictionary = build(kind, hp, batches_factory=batches, d_model=store.d_model,
-                       checkpoint_dir=Path(a.checkpoints), log_path=Path(a.log_csv), device=device,
-                       site_name=a.site_name, extra=extra)
+    device = resolve_device(a.model.get("device", "auto"))
+    dictionary = build(
+        kind,
+        hp,
+        batches_factory=batches,
+        d_model=store.d_model,
+        checkpoint_dir=Path(a.checkpoints),
+        log_path=Path(a.log_csv),
+        device=device,
+        site_name=a.site_name,
+        extra=extra,
+    )
     dictionary.save(a.out, extra={"site": a.site_name, "site_config": a.site, **dictionary.build_info})
 
 
@@ -152,9 +174,16 @@ def cmd_splice(a):
         total += x.double().sum(0)
         count += len(x)
     pipe = load_pipeline(a.model)
-    m = spliced_generation(pipe, load_dictionary(a.dictionary), Site.from_config(a.site_name, a.site),
-                           a.shard, (total / count).float(), a.model, n_prompts=a.n_prompts,
-                           annotate=_annotator(a.annotator).annotate if a.annotator else None)
+    m = spliced_generation(
+        pipe,
+        load_dictionary(a.dictionary),
+        Site.from_config(a.site_name, a.site),
+        a.shard,
+        (total / count).float(),
+        a.model,
+        n_prompts=a.n_prompts,
+        annotate=_annotator(a.annotator).annotate if a.annotator else None,
+    )
     write_json(a.out, {"site": a.site_name, "dict": a.dict_name, **m})
 
 
@@ -228,9 +257,17 @@ def cmd_steer(a):
         site = dataclasses.replace(site, place="resid")
         mean_norm = _replayed_token_norm(pipe, site, a.shard)
     steer_stage(
-        pipe, site, load_dictionary(a.dictionary), pd.read_parquet(a.explanations), pd.read_parquet(a.scores),
-        pd.read_parquet(a.prompts), a.store, a.model, a.out_dir,
-        {k: v for k, v in a.steering.items() if k not in ("split", "explainer")}, mean_norm=mean_norm,
+        pipe,
+        site,
+        load_dictionary(a.dictionary),
+        pd.read_parquet(a.explanations),
+        pd.read_parquet(a.scores),
+        pd.read_parquet(a.prompts),
+        a.store,
+        a.model,
+        a.out_dir,
+        {k: v for k, v in a.steering.items() if k not in ("split", "explainer")},
+        mean_norm=mean_norm,
     )
 
 
@@ -242,9 +279,22 @@ def _replayed_token_norm(pipe, site, shard_path, rows: int = 8) -> float:
 
     shard, meta = read_shard(shard_path)
     has_guidance = model_info(pipe.transformer)["guidance_embeds"]
-    xs = [run_to_site(pipe.transformer, site, replay_inputs(
-        shard, step, slice(0, rows), meta["grid"], execution_device(pipe), shard["prompt_embeds"].dtype,
-        has_guidance)) for step in site.steps]
+    xs = [
+        run_to_site(
+            pipe.transformer,
+            site,
+            replay_inputs(
+                shard,
+                step,
+                slice(0, rows),
+                meta["grid"],
+                execution_device(pipe),
+                shard["prompt_embeds"].dtype,
+                has_guidance,
+            ),
+        )
+        for step in site.steps
+    ]
     return sum(mean_token_norm(x) for x in xs) / len(xs)
 
 
@@ -258,16 +308,16 @@ def cmd_steering_metrics(a):
     if a.annotator:
         from .world import CONCEPTS
 
-        steering_metrics_stage(run, explanations, a.out, annotate=_annotator(a.annotator).annotate,
-                               vocabulary=list(CONCEPTS))
+        steering_metrics_stage(
+            run, explanations, a.out, annotate=_annotator(a.annotator).annotate, vocabulary=list(CONCEPTS)
+        )
     else:
         from .interp.backends import make_backend
         from .steering.metrics import judge_from_backend
 
         cfg = dict(a.judge)
         cfg = cfg.pop("judge", None) or cfg
-        steering_metrics_stage(run, explanations, a.out,
-                               judge=judge_from_backend(make_backend(cfg, cache_dir=a.cache)))
+        steering_metrics_stage(run, explanations, a.out, judge=judge_from_backend(make_backend(cfg, cache_dir=a.cache)))
 
 
 def cmd_steering_summary(a):
@@ -291,8 +341,12 @@ def cmd_browser(a):
         if hasattr(d, "provenance"):
             prov = provenance_table(d, pd.read_parquet(a.prompts) if a.prompts else None)
     write_browser(
-        a.out_dir, feature_table(pd.read_parquet(a.explanations), pd.read_parquet(a.scores)), a.cards,
-        steering_dir=a.steering_rows, provenance=prov, title=f"diffdict · {a.title}",
+        a.out_dir,
+        feature_table(pd.read_parquet(a.explanations), pd.read_parquet(a.scores)),
+        a.cards,
+        steering_dir=a.steering_rows,
+        provenance=prov,
+        title=f"diffdict · {a.title}",
         meta={"site": a.site_name, "dictionary": a.dict_name, "explainer": a.explainer_name},
     )
 
@@ -301,8 +355,12 @@ def cmd_report_index(a):
     from .plots.report_index import browsers_from_dirs, figures_from_paths, write_index
 
     captions = {Path(c).stem: Path(c).read_text(encoding="utf-8") for c in a.captions}
-    write_index(a.out, a.model_name, browsers_from_dirs(a.browsers),
-                figures_from_paths(a.figures, collected_dir=a.figures_dir, captions=captions))
+    write_index(
+        a.out,
+        a.model_name,
+        browsers_from_dirs(a.browsers),
+        figures_from_paths(a.figures, collected_dir=a.figures_dir, captions=captions),
+    )
 
 
 # ---- shapes world: ground truth -----------------------------------------------------------
@@ -322,8 +380,9 @@ def cmd_annotate(a):
         masks.append(ann.token_masks(t["images"].numpy(), grid=tuple(meta["grid"])))
     with atomic_path(a.out) as tmp:
         with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to the name
-            np.savez_compressed(f, prompt_id=np.concatenate(pids), token_masks=np.concatenate(masks),
-                                concepts=np.array(ann.concepts))
+            np.savez_compressed(
+                f, prompt_id=np.concatenate(pids), token_masks=np.concatenate(masks), concepts=np.array(ann.concepts)
+            )
 
 
 def cmd_concept_recovery(a):
@@ -337,8 +396,13 @@ def cmd_concept_recovery(a):
     codes = CodeTable.load(a.codes)
     ann = np.load(a.annotations)
     table = concept_recovery(
-        SparseCodes(codes.indices.long(), codes.values.float()), codes.prompt_id, codes.token,
-        ann["token_masks"], [str(c) for c in ann["concepts"]], codes.n_features, mask_prompt_ids=ann["prompt_id"],
+        SparseCodes(codes.indices.long(), codes.values.float()),
+        codes.prompt_id,
+        codes.token,
+        ann["token_masks"],
+        [str(c) for c in ann["concepts"]],
+        codes.n_features,
+        mask_prompt_ids=ann["prompt_id"],
         seed=a.seed,
     )
     write_table(a.out, table)
@@ -354,8 +418,15 @@ def cmd_concept_probe(a):
     store = ActivationStore.open(a.store)
     meta = store.meta()
     ann = np.load(a.annotations)
-    table = probe_recovery(store.read(slice(None)).numpy(), meta["prompt_id"], meta["token"], ann["token_masks"],
-                           [str(c) for c in ann["concepts"]], mask_prompt_ids=ann["prompt_id"], seed=a.seed)
+    table = probe_recovery(
+        store.read(slice(None)).numpy(),
+        meta["prompt_id"],
+        meta["token"],
+        ann["token_masks"],
+        [str(c) for c in ann["concepts"]],
+        mask_prompt_ids=ann["prompt_id"],
+        seed=a.seed,
+    )
     write_table(a.out, table)
 
 
@@ -386,8 +457,13 @@ def cmd_samples(a):
     images = t["images"].numpy()[: a.n]
     adheres = adherence_table(_annotator(a.annotator), images, [Scene.from_json(s) for s in prompts["scene"]])
     rate = float(adheres["adheres"].mean())
-    sample_grid_figure(images, prompts["prompt"].tolist(), a.out, marks=adheres["adheres"].tolist(),
-                       title=f"Toy model samples (test prompts): colour and shape right in {rate:.0%}")
+    sample_grid_figure(
+        images,
+        prompts["prompt"].tolist(),
+        a.out,
+        marks=adheres["adheres"].tolist(),
+        title=f"Toy model samples (test prompts): colour and shape right in {rate:.0%}",
+    )
 
 
 # ---- figures ------------------------------------------------------------------------------
@@ -422,15 +498,30 @@ def cmd_collect_figures(a):
 # ---- parser -------------------------------------------------------------------------------
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("diffdict")
+    except PackageNotFoundError:  # a source tree on sys.path, not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="diffdict", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def model_arg(s):  # every model-running command
         s.add_argument("--model", type=_json, required=True, help="the config's model section (JSON)")
-        s.add_argument("--exec", type=_json, default={}, help="execution settings merged into --model "
-                       "(device, cpu_offload): kept apart so that changing them reruns nothing")
+        s.add_argument(
+            "--exec",
+            type=_json,
+            default={},
+            help="execution settings merged into --model "
+            "(device, cpu_offload): kept apart so that changing them reruns nothing",
+        )
 
     def model_and_site(s):  # the settings every model-running, per-site command takes
         model_arg(s)
@@ -506,19 +597,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stage", required=True, help="folder under the model's results: interp, steering, metrics")
     s.add_argument("--levels", nargs="*", default=[], help="path levels below {site}/{dict}, e.g. explainer")
     s.add_argument("--kinds", type=_json, default={})
-    s.add_argument("--replicas", type=_json, default=None,
-                   help='{"sae-r1": ["sae", 1], ...}: file replicates under their dictionary (adds a replicate column)')
+    s.add_argument(
+        "--replicas",
+        type=_json,
+        default=None,
+        help='{"sae-r1": ["sae", 1], ...}: file replicates under their dictionary (adds a replicate column)',
+    )
     s.add_argument("--melt", default=None, help="melt columns with this prefix into metric/value rows")
     s.add_argument("--value-name", default="value")
     s.add_argument("--out", required=True)
     s.add_argument("inputs", nargs="+")
 
-    s = add("interp-summary", cmd_interp_summary,
-            "per-method means with bootstrap CIs and the difference to the baseline (random directions)")
+    s = add(
+        "interp-summary",
+        cmd_interp_summary,
+        "per-method means with bootstrap CIs and the difference to the baseline (random directions)",
+    )
     s.add_argument("--table", required=True, help="per-feature scores (collect --stage interp)")
-    s.add_argument("--scores", nargs="+", default=["balanced_accuracy", "token_f1"],
-                   choices=["balanced_accuracy", "auroc", "detection_score", "token_f1", "token_precision",
-                            "token_recall"], help="per-feature columns to summarise (those present in the table)")
+    s.add_argument(
+        "--scores",
+        nargs="+",
+        default=["balanced_accuracy", "token_f1"],
+        choices=["balanced_accuracy", "auroc", "detection_score", "token_f1", "token_precision", "token_recall"],
+        help="per-feature columns to summarise (those present in the table)",
+    )
     s.add_argument("--baseline", default="random", help="dictionary kind to compare against")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True)
@@ -559,8 +661,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache", default=None)
     s.add_argument("--out", required=True)
 
-    s = add("steering-summary", cmd_steering_summary,
-            "N of M steered features that move toward their concept, beside the wrong-explanation null")
+    s = add(
+        "steering-summary",
+        cmd_steering_summary,
+        "N of M steered features that move toward their concept, beside the wrong-explanation null",
+    )
     s.add_argument("--table", required=True, help="collected steering metrics (tables/steering.csv)")
     s.add_argument("--out", required=True)
 
@@ -581,8 +686,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model-name", required=True)
     s.add_argument("--browsers", nargs="*", default=[], help="feature browser folders, .../{model}/{site}/{dict}")
     s.add_argument("--figures", nargs="*", default=[], help="figure PNGs (a PDF beside one is linked too)")
-    s.add_argument("--figures-dir", default=None,
-                   help="the folder collect-figures copies the figures into: links point there")
+    s.add_argument(
+        "--figures-dir", default=None, help="the folder collect-figures copies the figures into: links point there"
+    )
     s.add_argument("--captions", nargs="*", default=[], help="{figure}.rst captions; each figure shows its lead")
     s.add_argument("--out", required=True)
 
@@ -591,8 +697,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("shards", nargs="+")
 
-    s = add("concept-recovery", cmd_concept_recovery,
-            "shapes world: best feature per planted concept, chosen on one half of the images, scored on the other")
+    s = add(
+        "concept-recovery",
+        cmd_concept_recovery,
+        "shapes world: best feature per planted concept, chosen on one half of the images, scored on the other",
+    )
     s.add_argument("--codes", required=True)
     s.add_argument("--annotations", required=True)
     s.add_argument("--seed", type=int, default=0, help="seed of the selection/report halves")
@@ -604,8 +713,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the selection/report halves")
     s.add_argument("--out", required=True)
 
-    s = add("concept-summary", cmd_concept_summary,
-            "shapes world: add the probe ceiling to the concept table; per-method means with hierarchical CIs")
+    s = add(
+        "concept-summary",
+        cmd_concept_summary,
+        "shapes world: add the probe ceiling to the concept table; per-method means with hierarchical CIs",
+    )
     s.add_argument("--table", required=True, help="collected concept table (rewritten with probe columns)")
     s.add_argument("--probes", nargs="+", required=True, help="metrics/{site}/concept_probe.csv files")
     s.add_argument("--seed", type=int, default=0)

@@ -110,8 +110,9 @@ def model_config_info(model_cfg: dict, world_cfg: dict | None = None) -> dict:
         from .world.pipeline import transformer_config
 
         size = (world_cfg or {}).get("size", {})
-        info = info_from_config(transformer_config(**{k: v for k, v in size.items()
-                                                      if k in ("num_layers", "num_single_layers")}))
+        info = info_from_config(
+            transformer_config(**{k: v for k, v in size.items() if k in ("num_layers", "num_single_layers")})
+        )
     return info
 
 
@@ -146,8 +147,11 @@ def dictionary_instances(config: dict) -> dict[str, tuple[str, int]]:
     r > 0 is named ``{name}-r{r}``. The interpretation stage scores every replicate and pools
     their features, so a method's score includes the spread between training runs rather
     than one seed's draw; the other stages use replicate 0 only."""
-    return {replicate_name(d, r): (d, r) for d, v in config["dictionaries"].items()
-            for r in range(int(v.get("replicates", 1)))}
+    return {
+        replicate_name(d, r): (d, r)
+        for d, v in config["dictionaries"].items()
+        for r in range(int(v.get("replicates", 1)))
+    }
 
 
 def instance_config(config: dict, name: str) -> dict:
@@ -182,12 +186,16 @@ def _check_dictionaries(config: dict) -> list[str]:
             continue
         n_rep = d.get("replicates", 1)
         if n_rep > 1 and "seed" not in kinds[kind]:
-            errors.append(f"config.dictionaries.{name}.replicates: kind '{kind}' has no seed (its features are "
-                          f"the model's own weights), so replicates must be 1, not {n_rep}")
+            errors.append(
+                f"config.dictionaries.{name}.replicates: kind '{kind}' has no seed (its features are "
+                f"the model's own weights), so replicates must be 1, not {n_rep}"
+            )
         for r in range(1, n_rep):
             if replicate_name(name, r) in config["dictionaries"]:
-                errors.append(f"config.dictionaries.{name}.replicates: replicate {r} would be named "
-                              f"'{replicate_name(name, r)}', which is another dictionary's name; rename one")
+                errors.append(
+                    f"config.dictionaries.{name}.replicates: replicate {r} would be named "
+                    f"'{replicate_name(name, r)}', which is another dictionary's name; rename one"
+                )
         allowed = set(kinds[kind]) | {"kind", "sites", "replicates"}
         for key in sorted(set(d) - allowed):
             errors.append(
@@ -242,8 +250,9 @@ def _check_pretrained(config: dict) -> list[str]:
             sc = config["sites"].get(s)
             want = widths[sc.get("place", "resid")] if sc else None
             if want is not None and want != d_in:
-                errors.append(f"{where}: {path} reads d_model {d_in} ({width} features), but site '{s}' has "
-                              f"d_model {want}")
+                errors.append(
+                    f"{where}: {path} reads d_model {d_in} ({width} features), but site '{s}' has d_model {want}"
+                )
     return errors
 
 
@@ -255,22 +264,30 @@ def _check_stage_options(config: dict) -> list[str]:
     errors = []
     explainers = config["interp"].get("explainers") or {}
     if not explainers:
-        errors.append("config.interp.explainers: give at least one, e.g. {annotation: {backend: annotation}} "
-                      "(backends: annotation, openai, transformers)")
+        errors.append(
+            "config.interp.explainers: give at least one, e.g. {annotation: {backend: annotation}} "
+            "(backends: annotation, openai, transformers)"
+        )
     for name, e in explainers.items():
         if e.get("backend") == "annotation" and config["model"]["kind"] != "toy":
-            errors.append(f"config.interp.explainers.{name}: the annotation backend needs the shapes world "
-                          "(model.kind: toy); use openai or transformers")
+            errors.append(
+                f"config.interp.explainers.{name}: the annotation backend needs the shapes world "
+                "(model.kind: toy); use openai or transformers"
+            )
     interp = {k: v for k, v in config["interp"].items() if k != "explainers"}
-    for section, resolve, value in (("interp", interp_options, interp),
-                                    ("steering", steering_options, config["steering"])):
+    for section, resolve, value in (
+        ("interp", interp_options, interp),
+        ("steering", steering_options, config["steering"]),
+    ):
         try:
             resolve(value)
         except ValueError as e:
             errors.append(f"config.{section}: {e}")
     split = config["steering"].get("split", "test")
     if split not in config["prompts"]["splits"]:
-        errors.append(f"config.steering.split: unknown split '{split}'; valid: {', '.join(config['prompts']['splits'])}")
+        errors.append(
+            f"config.steering.split: unknown split '{split}'; valid: {', '.join(config['prompts']['splits'])}"
+        )
     explainer = config["steering"].get("explainer")
     if explainer is not None and explainer not in explainers:
         errors.append(f"config.steering.explainer: unknown explainer '{explainer}'; valid: {', '.join(explainers)}")
@@ -303,8 +320,10 @@ def check(config: dict, schema_path: str | Path | None = None, check_model: bool
         else:
             for name, sc in config["sites"].items():
                 site = Site.from_config(name, sc)
-                errors += [msg.replace(f"site '{name}': ", f"config.sites.{name}: ", 1) for msg in validate_site(
-                    site, n_double, n_single, m["num_inference_steps"])]
+                errors += [
+                    msg.replace(f"site '{name}': ", f"config.sites.{name}: ", 1)
+                    for msg in validate_site(site, n_double, n_single, m["num_inference_steps"])
+                ]
             errors += _check_pretrained(config)
     if errors:
         raise ConfigError(_format(errors))

@@ -27,7 +27,7 @@ class Site:
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
-    def from_config(cls, name: str, cfg: dict) -> "Site":
+    def from_config(cls, name: str, cfg: dict) -> Site:
         known = {"block", "index", "stream", "place", "steps", "tokens_per_image"}
         return cls(
             name=name,

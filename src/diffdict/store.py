@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -71,7 +71,7 @@ class ActivationWriter:
         self._buf_rows = 0
         self._ctx = None
 
-    def __enter__(self) -> "ActivationWriter":
+    def __enter__(self) -> ActivationWriter:
         import zarr
 
         self._ctx = atomic_path(self.path, is_dir=True)
@@ -159,7 +159,7 @@ class ActivationStore:
         self._bf16 = self.attrs.get("dtype") == "bfloat16"
 
     @classmethod
-    def open(cls, path) -> "ActivationStore":
+    def open(cls, path) -> ActivationStore:
         import zarr
 
         path = Path(path)

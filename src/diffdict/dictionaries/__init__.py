@@ -13,7 +13,18 @@ from .sae import TopKSAE
 from .train_sae import TrainingInterrupted
 
 __all__ = [
-    "HPARAMS", "ITDA", "KINDS", "REGISTRY", "Dictionary", "NeuronBasis", "NonFiniteActivationError",
-    "RandomDirections", "SparseCodes", "TopKSAE", "TrainingInterrupted", "build", "load_dictionary",
+    "HPARAMS",
+    "ITDA",
+    "KINDS",
+    "REGISTRY",
+    "Dictionary",
+    "NeuronBasis",
+    "NonFiniteActivationError",
+    "RandomDirections",
+    "SparseCodes",
+    "TopKSAE",
+    "TrainingInterrupted",
+    "build",
+    "load_dictionary",
     "validate_hparams",
 ]

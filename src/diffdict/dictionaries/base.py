@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from ..atomic import atomic_path
 
-REGISTRY: dict[str, type["Dictionary"]] = {}
+REGISTRY: dict[str, type[Dictionary]] = {}
 
 
 @dataclass

@@ -35,7 +35,7 @@ class NeuronBasis(Dictionary):
         self.register_buffer("w_out", torch.zeros(d_resid, d_model))
 
     @classmethod
-    def from_w_out(cls, w_out: torch.Tensor, k: int) -> "NeuronBasis":
+    def from_w_out(cls, w_out: torch.Tensor, k: int) -> NeuronBasis:
         """``w_out``: ``ff.net[2].weight`` (single blocks: the MLP part of ``proj_out``),
         shape [d_resid, mlp_hidden]."""
         d_resid, hidden = w_out.shape
@@ -97,7 +97,7 @@ class RandomDirections(Dictionary):
         return self.W
 
     @torch.no_grad()
-    def fit(self, x: torch.Tensor) -> "RandomDirections":
+    def fit(self, x: torch.Tensor) -> RandomDirections:
         """Set the mean and the least-squares scale alpha from a sample x [N, d]."""
         self.mean.copy_(x.double().mean(0).float())
         self.alpha.fill_(1.0)
@@ -125,7 +125,8 @@ RANDOM_DEFAULTS = {f.name: f.default for f in fields(RandomConfig)}
 NEURONS_DEFAULTS = {f.name: f.default for f in fields(NeuronsConfig)}
 
 
-def build_random(factory: BatchesFactory, d_model: int, cfg: RandomConfig, site: str = "?",
-                 device: str | torch.device = "cpu") -> RandomDirections:
+def build_random(
+    factory: BatchesFactory, d_model: int, cfg: RandomConfig, site: str = "?", device: str | torch.device = "cpu"
+) -> RandomDirections:
     x = sample(factory, cfg.init_tokens, site).x
     return RandomDirections(d_model, cfg.n_features, cfg.k, cfg.seed).fit(x).to(device)

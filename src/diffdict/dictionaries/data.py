@@ -32,7 +32,7 @@ class Batch:
     def __len__(self) -> int:
         return self.x.shape[0]
 
-    def slice(self, a: int, b: int) -> "Batch":
+    def slice(self, a: int, b: int) -> Batch:
         return Batch(self.x[a:b], {k: v[a:b] for k, v in self.meta.items()}, self.positional)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..devices import resolve_device
 from .base import Dictionary
 from .baselines import NEURONS_DEFAULTS, RANDOM_DEFAULTS, NeuronBasis, RandomConfig, build_random
 from .itda import ITDA_DEFAULTS, ITDAConfig, build_itda
@@ -37,12 +38,6 @@ def validate_hparams(kind: str, hparams: dict) -> list[str]:
     return []
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def build(
     kind: str,
     hparams: dict,
@@ -67,8 +62,18 @@ def build(
     device = resolve_device(device)
     progress = extra.get("progress", True)
     if kind == "topk_sae":
-        out = train_sae(batches_factory, d_model, SAEConfig(**hp), checkpoint_dir, log_path, device, site_name,
-                        stop_after=extra.get("stop_after"), callback=extra.get("callback"), progress=progress)
+        out = train_sae(
+            batches_factory,
+            d_model,
+            SAEConfig(**hp),
+            checkpoint_dir,
+            log_path,
+            device,
+            site_name,
+            stop_after=extra.get("stop_after"),
+            callback=extra.get("callback"),
+            progress=progress,
+        )
     elif kind == "itda":
         out = build_itda(batches_factory, d_model, ITDAConfig(**hp), log_path, device, site_name, progress)
     elif kind == "random":

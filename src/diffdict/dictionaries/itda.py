@@ -80,8 +80,10 @@ class ITDA(Dictionary):
 
     def encode_normalised(self, xn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         gram = self.gram()
-        parts = [pursuit(self.pursuit, xn[a : a + self.chunk], self.atoms, self.k, gram=gram)
-                 for a in range(0, xn.shape[0], self.chunk)]
+        parts = [
+            pursuit(self.pursuit, xn[a : a + self.chunk], self.atoms, self.k, gram=gram)
+            for a in range(0, xn.shape[0], self.chunk)
+        ]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     @torch.no_grad()
@@ -92,7 +94,9 @@ class ITDA(Dictionary):
     @torch.no_grad()
     def decode(self, codes: SparseCodes) -> torch.Tensor:
         # sum_i c_i (scale * a_i) = scale * sum_i c_i a_i: no [n_atoms, d] temporary
-        xn = F.embedding_bag(codes.indices, self.atoms, per_sample_weights=codes.values.to(self.atoms.dtype), mode="sum")
+        xn = F.embedding_bag(
+            codes.indices, self.atoms, per_sample_weights=codes.values.to(self.atoms.dtype), mode="sum"
+        )
         return self.mean + self.scale * xn
 
     @property
@@ -188,8 +192,15 @@ def build_itda(
         seen += len(xn)
         step += 1
         bar.update(len(xn))
-        row = {"step": step, "tokens": seen, "n_atoms": n, "added": add, "fvu": fvu,
-               "mean_cos": float(cos.mean()), "tokens_per_s": seen / (time.perf_counter() - t0)}
+        row = {
+            "step": step,
+            "tokens": seen,
+            "n_atoms": n,
+            "added": add,
+            "fvu": fvu,
+            "mean_cos": float(cos.mean()),
+            "tokens_per_s": seen / (time.perf_counter() - t0),
+        }
         if step % cfg.log_every == 0 or n >= cfg.max_atoms:
             rows.append(row)
             bar.set_postfix(atoms=n, fvu=f"{fvu:.3f}")

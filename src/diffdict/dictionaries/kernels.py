@@ -53,8 +53,7 @@ class SparsePattern:
         crow, cols, order = self._csr
         with warnings.catch_warnings():  # "CSR support is in beta"
             warnings.simplefilter("ignore", UserWarning)
-            s = torch.sparse_csr_tensor(crow, cols, coef.reshape(-1)[order].to(x.dtype), (n, t),
-                                        check_invariants=False)
+            s = torch.sparse_csr_tensor(crow, cols, coef.reshape(-1)[order].to(x.dtype), (n, t), check_invariants=False)
         return s @ x if out is None else out.addmm_(s, x)
 
 
@@ -69,8 +68,9 @@ def _gather_dot(index: torch.Tensor, w: torch.Tensor, g: torch.Tensor) -> torch.
     crow = torch.arange(0, t * k + 1, k, device=index.device)
     with warnings.catch_warnings():  # "CSR support is in beta"
         warnings.simplefilter("ignore", UserWarning)
-        mask = torch.sparse_csr_tensor(crow, cols.reshape(-1), g.new_zeros(t * k), (t, w.shape[0]),
-                                       check_invariants=False)
+        mask = torch.sparse_csr_tensor(
+            crow, cols.reshape(-1), g.new_zeros(t * k), (t, w.shape[0]), check_invariants=False
+        )
     vals = torch.sparse.sampled_addmm(mask, g, w.to(g.dtype).T).values().view(t, k)
     return vals if order is None else torch.empty_like(vals).scatter_(1, order, vals)
 
@@ -131,8 +131,9 @@ class SparseDecode(torch.autograd.Function):
         return None, grad_values, grad_weight, None
 
 
-def sparse_decode(index: torch.Tensor, values: torch.Tensor, weight: torch.Tensor,
-                  pattern: SparsePattern | None = None) -> torch.Tensor:
+def sparse_decode(
+    index: torch.Tensor, values: torch.Tensor, weight: torch.Tensor, pattern: SparsePattern | None = None
+) -> torch.Tensor:
     """``sum_j values[:, j] * weight[index[:, j]]`` -> [tokens, d] (no bias). ``pattern``: the
     `SparsePattern` `topk_encode` filled for this ``index``, to share its sorted structure."""
     if index.shape[-1] == 0:  # e.g. AuxK when no dead latent is positive: embedding_bag refuses empty bags
@@ -194,8 +195,9 @@ class TopKEncode(torch.autograd.Function):
         index_all, g_all = (index, g) if ga is None else (torch.cat([index, aux_index], 1), torch.cat([g, ga], 1))
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = F.embedding_bag(index_all, weight, per_sample_weights=g_all.to(weight.dtype),
-                                     mode="sum").to(x.dtype)
+            grad_x = F.embedding_bag(index_all, weight, per_sample_weights=g_all.to(weight.dtype), mode="sum").to(
+                x.dtype
+            )
         if ctx.needs_input_grad[1]:  # the main pattern is the decoder's: sorted once for both
             grad_w = main.scatter_outer(g, x, weight.shape[0])
             if ga is not None:
@@ -207,8 +209,16 @@ class TopKEncode(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, None, None, None
 
 
-def topk_encode(x, weight, bias, k: int, aux_mask: torch.Tensor | None = None, k_aux: int = 0,
-                workspace: dict | None = None, patterns: tuple[SparsePattern, SparsePattern] | None = None):
+def topk_encode(
+    x,
+    weight,
+    bias,
+    k: int,
+    aux_mask: torch.Tensor | None = None,
+    k_aux: int = 0,
+    workspace: dict | None = None,
+    patterns: tuple[SparsePattern, SparsePattern] | None = None,
+):
     """-> (values [N, k], index [N, k], aux_values [N, m], aux_index [N, m]); the aux codes are
     the top-k_aux latents of ``aux_mask`` with m <= k_aux columns (see `_aux_topk`).
     ``workspace``: a dict kept by the caller, in which the [N, n] pre-activations are reused.

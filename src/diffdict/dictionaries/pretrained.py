@@ -14,9 +14,9 @@ import torch
 from .base import Dictionary
 
 PRETRAINED_DEFAULTS = {
-    "path": None,        # file (diffdict) or folder (saelens, sparsify)
+    "path": None,  # file (diffdict) or folder (saelens, sparsify)
     "format": "diffdict",
-    "k": None,           # override a TopK SAE's k; None: the k it was saved with
+    "k": None,  # override a TopK SAE's k; None: the k it was saved with
 }
 
 
@@ -24,11 +24,15 @@ def build_pretrained(hp: dict, d_model: int, site_name: str, device: torch.devic
     from ..interop import load_pretrained
 
     if not hp.get("path"):
-        raise ValueError(f"site '{site_name}': kind 'pretrained' needs path: (a file or folder of format "
-                         f"'{hp.get('format', 'diffdict')}')")
+        raise ValueError(
+            f"site '{site_name}': kind 'pretrained' needs path: (a file or folder of format "
+            f"'{hp.get('format', 'diffdict')}')"
+        )
     out = load_pretrained(hp["path"], hp.get("format", "diffdict"), hp.get("k"))
     if out.d_model != d_model:
-        raise ValueError(f"site '{site_name}': the pretrained dictionary at {hp['path']} reads d_model {out.d_model}, "
-                         f"but the site's activations have d_model {d_model}")
+        raise ValueError(
+            f"site '{site_name}': the pretrained dictionary at {hp['path']} reads d_model {out.d_model}, "
+            f"but the site's activations have d_model {d_model}"
+        )
     out.build_info = {"source": str(hp["path"]), "format": hp.get("format", "diffdict"), "source_kind": out.kind}
     return out.to(device)

@@ -133,8 +133,12 @@ def _cos(st, t):
     return dot / (st["xx"] * hh.clamp_min(0)).sqrt().clamp_min(1e-12)
 
 
-STEPS = {("gradient", False): _gp_residual, ("matching", False): _mp_residual,
-         ("gradient", True): _gp_gram, ("matching", True): _mp_gram}
+STEPS = {
+    ("gradient", False): _gp_residual,
+    ("matching", False): _mp_residual,
+    ("gradient", True): _gp_gram,
+    ("matching", True): _mp_gram,
+}
 
 
 def _run(name, x, atoms, k, nonneg, stop_cos, gram):
@@ -170,8 +174,15 @@ def _run(name, x, atoms, k, nonneg, stop_cos, gram):
     return coef, index
 
 
-def pursuit(name: str, x: torch.Tensor, atoms: torch.Tensor, k: int, nonneg: bool = True,
-            stop_cos: float | None = None, gram: torch.Tensor | None = None):
+def pursuit(
+    name: str,
+    x: torch.Tensor,
+    atoms: torch.Tensor,
+    k: int,
+    nonneg: bool = True,
+    stop_cos: float | None = None,
+    gram: torch.Tensor | None = None,
+):
     """x [B, d], atoms [n, d] unit rows -> (values [B, k'], index [B, k']), k' = min(k, n).
     ``gram``: atoms @ atoms.T to run in atom space (same codes up to rounding)."""
     if name not in PURSUITS:

@@ -45,21 +45,28 @@ class TopKSAE(Dictionary):
         self.b_enc.zero_()
         self.b_dec.copy_(b_dec)
 
-    def encode_topk(self, x: torch.Tensor, dead: torch.Tensor | None = None, k_aux: int = 0,
-                    patterns: tuple[SparsePattern, SparsePattern] | None = None):
+    def encode_topk(
+        self,
+        x: torch.Tensor,
+        dead: torch.Tensor | None = None,
+        k_aux: int = 0,
+        patterns: tuple[SparsePattern, SparsePattern] | None = None,
+    ):
         """-> (values, index, aux_values, aux_index); differentiable (sparse backward).
         ``patterns``: see `topk_encode`; pass them on to `decode_sparse`."""
         k = self.k * (1 + int(self.batch_topk and self.training))  # batch_topk: candidates
-        values, index, aux_v, aux_i = topk_encode(x - self.b_dec, self.W_enc, self.b_enc, k, dead, k_aux,
-                                                 self._workspace, patterns)
+        values, index, aux_v, aux_i = topk_encode(
+            x - self.b_dec, self.W_enc, self.b_enc, k, dead, k_aux, self._workspace, patterns
+        )
         if self.batch_topk and self.training:
             # keep the k*B largest of the batch; zeroed entries become padding
             thr = values.flatten().topk(self.k * x.shape[0], sorted=False).values.min()
             values = values * (values >= thr)
         return values, index, aux_v, aux_i
 
-    def decode_sparse(self, values: torch.Tensor, index: torch.Tensor, bias: bool = True,
-                      pattern: SparsePattern | None = None) -> torch.Tensor:
+    def decode_sparse(
+        self, values: torch.Tensor, index: torch.Tensor, bias: bool = True, pattern: SparsePattern | None = None
+    ) -> torch.Tensor:
         out = sparse_decode(index, values, self.W_dec, pattern)
         return out + self.b_dec if bias else out
 
@@ -97,7 +104,7 @@ class TopKSAE(Dictionary):
         g.addcmul_(w, parallel, value=-1)
 
     @torch.no_grad()
-    def fold_normalisation(self, mean: torch.Tensor, scale: torch.Tensor) -> "TopKSAE":
+    def fold_normalisation(self, mean: torch.Tensor, scale: torch.Tensor) -> TopKSAE:
         """A copy acting on raw x, for a model trained on (x - mean) / scale:
         W_enc' = W_enc / scale, b_dec' = mean + scale * b_dec, W_dec' = W_dec * scale.
         Same codes, and x_hat' = mean + scale * x_hat."""

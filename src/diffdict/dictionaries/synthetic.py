@@ -50,8 +50,17 @@ class Planted:
         return batches
 
 
-def planted(d: int = 64, n_atoms: int = 256, k: int = 4, noise: float = 0.05, mean_norm: float = 10.0,
-            n_massive: int = 0, alpha: float = 0.5, seed: int = 0, k_min: int | None = None) -> Planted:
+def planted(
+    d: int = 64,
+    n_atoms: int = 256,
+    k: int = 4,
+    noise: float = 0.05,
+    mean_norm: float = 10.0,
+    n_massive: int = 0,
+    alpha: float = 0.5,
+    seed: int = 0,
+    k_min: int | None = None,
+) -> Planted:
     """``k_min``: tokens use between k_min and k atoms (default: exactly k)."""
     g = torch.Generator().manual_seed(seed)
     atoms = torch.randn(n_atoms, d, generator=g)

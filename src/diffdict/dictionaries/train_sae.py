@@ -27,9 +27,9 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -192,8 +192,16 @@ def train_sae(
         gen = torch.Generator().manual_seed(cfg.seed)
         sae.init_weights(geometric_median((init - mean) / scale), generator=gen)
         sae.to(device)
-        st = {"step": 0, "tokens": 0, "epoch": 0, "offset": 0, "rows": [], "mean": mean, "scale": scale,
-              "since_fired": torch.zeros(cfg.n_features, dtype=torch.long)}
+        st = {
+            "step": 0,
+            "tokens": 0,
+            "epoch": 0,
+            "offset": 0,
+            "rows": [],
+            "mean": mean,
+            "scale": scale,
+            "since_fired": torch.zeros(cfg.n_features, dtype=torch.long),
+        }
     mean, scale = st["mean"].to(device), st["scale"].to(device)
     since_fired = st["since_fired"].to(device)
     rows: list[dict] = st["rows"]
@@ -201,8 +209,15 @@ def train_sae(
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     data = rebatch(factory, cfg.batch_size, site, st["epoch"], st["offset"])
-    bar = tqdm(total=cfg.tokens, initial=tokens, unit="tok", unit_scale=True, mininterval=5,
-               desc=f"sae {site}", disable=not progress)
+    bar = tqdm(
+        total=cfg.tokens,
+        initial=tokens,
+        unit="tok",
+        unit_scale=True,
+        mininterval=5,
+        desc=f"sae {site}",
+        disable=not progress,
+    )
     win, acc = {"t": time.perf_counter(), "tokens": tokens, "step": step}, torch.zeros(4, device=device)
     position = (st["epoch"], st["offset"])
     sae.train()
@@ -237,9 +252,17 @@ def train_sae(
             m = (acc / (step - win["step"])).tolist()
             if not math.isfinite(m[0]):
                 raise FloatingPointError(f"site '{site}': SAE loss became {m[0]} before step {step}")
-            row = {"step": step, "tokens": tokens, "loss": m[0], "fvu": m[1], "auxk": m[2], "l0": m[3],
-                   "dead_fraction": float((since_fired >= cfg.dead_threshold).float().mean()),
-                   "lr": lr, "tokens_per_s": (tokens - win["tokens"]) / max(now - win["t"], 1e-9)}
+            row = {
+                "step": step,
+                "tokens": tokens,
+                "loss": m[0],
+                "fvu": m[1],
+                "auxk": m[2],
+                "l0": m[3],
+                "dead_fraction": float((since_fired >= cfg.dead_threshold).float().mean()),
+                "lr": lr,
+                "tokens_per_s": (tokens - win["tokens"]) / max(now - win["t"], 1e-9),
+            }
             rows.append(row)
             bar.set_postfix(fvu=f"{row['fvu']:.3f}", l0=f"{row['l0']:.1f}", dead=f"{row['dead_fraction']:.2f}")
             if callback is not None:
@@ -256,9 +279,13 @@ def train_sae(
         write_log(log_path, rows)
     sae.eval()
     out = sae.fold_normalisation(mean, scale)
-    out.build_info = {"steps": step, "tokens": tokens, "normalize": cfg.normalize,
-                      "final_fvu": rows[-1]["fvu"] if rows else None,
-                      "dead_fraction": rows[-1]["dead_fraction"] if rows else None}
+    out.build_info = {
+        "steps": step,
+        "tokens": tokens,
+        "normalize": cfg.normalize,
+        "final_fvu": rows[-1]["fvu"] if rows else None,
+        "dead_fraction": rows[-1]["dead_fraction"] if rows else None,
+    }
     return out
 
 
@@ -285,9 +312,20 @@ def _fingerprint(x: torch.Tensor) -> str:
 
 
 def _save_checkpoint(path, signature, sae, opt, step, tokens, position, since_fired, rows, mean, scale):
-    st = {"signature": signature, "model": sae.state_dict(), "optim": opt.state_dict(), "step": step,
-          "tokens": tokens, "epoch": position[0], "offset": position[1], "since_fired": since_fired.cpu(),
-          "rows": rows, "mean": mean.cpu(), "scale": scale.cpu(), "rng": torch.get_rng_state()}
+    st = {
+        "signature": signature,
+        "model": sae.state_dict(),
+        "optim": opt.state_dict(),
+        "step": step,
+        "tokens": tokens,
+        "epoch": position[0],
+        "offset": position[1],
+        "since_fired": since_fired.cpu(),
+        "rows": rows,
+        "mean": mean.cpu(),
+        "scale": scale.cpu(),
+        "rng": torch.get_rng_state(),
+    }
     with atomic_path(path) as tmp:
         torch.save(st, tmp)
     write_log(path.with_name("train_log.csv"), rows)  # live copy, for watching a long run

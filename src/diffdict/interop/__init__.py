@@ -12,8 +12,21 @@ the round-trip tests check them against the packages' own loaders and savers.
 """
 
 from .formats import (
-    FORMATS, ExportError, PretrainedFormatError, export_dictionary, load_pretrained, pretrained_files, pretrained_shape,
+    FORMATS,
+    ExportError,
+    PretrainedFormatError,
+    export_dictionary,
+    load_pretrained,
+    pretrained_files,
+    pretrained_shape,
 )
 
-__all__ = ["FORMATS", "ExportError", "PretrainedFormatError", "export_dictionary", "load_pretrained",
-           "pretrained_files", "pretrained_shape"]
+__all__ = [
+    "FORMATS",
+    "ExportError",
+    "PretrainedFormatError",
+    "export_dictionary",
+    "load_pretrained",
+    "pretrained_files",
+    "pretrained_shape",
+]

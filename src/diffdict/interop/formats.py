@@ -31,8 +31,7 @@ def _check_format(fmt: str) -> None:
         raise PretrainedFormatError(f"unknown format '{fmt}'; valid formats: {', '.join(FORMATS)}")
 
 
-def export_dictionary(path: str | os.PathLike, fmt: str, out: str | os.PathLike,
-                      model_name: str | None = None) -> Path:
+def export_dictionary(path: str | os.PathLike, fmt: str, out: str | os.PathLike, model_name: str | None = None) -> Path:
     """Write the diffdict dictionary at `path` as a `fmt` folder at `out` (atomically).
 
     The weights are in model space (normalisation folded at save time), so the peer model takes
@@ -47,7 +46,8 @@ def export_dictionary(path: str | os.PathLike, fmt: str, out: str | os.PathLike,
         can = [k for k, fs in EXPORTABLE.items() if fmt in fs]
         raise ExportError(
             f"{path}: a '{kind}' dictionary cannot be written as {fmt} (it holds {', '.join(can)} only); "
-            f"'{kind}' stays in diffdict's own format, which `pretrained` with format: diffdict reads back")
+            f"'{kind}' stays in diffdict's own format, which `pretrained` with format: diffdict reads back"
+        )
     sae = load_dictionary(path)
     assert isinstance(sae, TopKSAE)
     extra = meta.get("extra", {})
@@ -63,8 +63,14 @@ def provenance(extra: dict, model_name: str | None) -> dict:
     if not site_cfg:
         return {"model_name": model_name}
     site = Site.from_config(extra.get("site", "?"), site_cfg)
-    return {"model_name": model_name, "hook_name": site.hook_name, "diffdict_site": site.name,
-            "stream": site.stream, "place": site.place, "steps": list(site.steps)}
+    return {
+        "model_name": model_name,
+        "hook_name": site.hook_name,
+        "diffdict_site": site.name,
+        "stream": site.stream,
+        "place": site.place,
+        "steps": list(site.steps),
+    }
 
 
 def pretrained_files(path: str | os.PathLike, fmt: str) -> list[Path]:
@@ -77,19 +83,23 @@ def pretrained_files(path: str | os.PathLike, fmt: str) -> list[Path]:
 def _require_files(path: Path, fmt: str) -> None:
     if fmt == "diffdict":
         if not path.is_file():
-            raise PretrainedFormatError(f"{path}: not a file; format 'diffdict' is one .safetensors file "
-                                        "written by diffdict (results/.../dictionary.safetensors)")
+            raise PretrainedFormatError(
+                f"{path}: not a file; format 'diffdict' is one .safetensors file "
+                "written by diffdict (results/.../dictionary.safetensors)"
+            )
         return
     if not path.is_dir():
-        raise PretrainedFormatError(f"{path}: not a folder; format '{fmt}' is a folder holding "
-                                    f"{' + '.join(_MODULES[fmt].FILES)}")
+        raise PretrainedFormatError(
+            f"{path}: not a folder; format '{fmt}' is a folder holding {' + '.join(_MODULES[fmt].FILES)}"
+        )
     missing = [f for f in _MODULES[fmt].FILES if not (path / f).is_file()]
     if missing:
         found = sorted(q.name for q in path.iterdir())[:12]
         sub = sorted(q.name for q in path.iterdir() if (q / "cfg.json").is_file())[:12]
         hint = f"; its subfolders {sub} hold cfg.json: point path at one of them (one per hook point)" if sub else ""
-        raise PretrainedFormatError(f"{path}: a {fmt} folder needs {' + '.join(_MODULES[fmt].FILES)}; missing "
-                                    f"{missing}, found {found}{hint}")
+        raise PretrainedFormatError(
+            f"{path}: a {fmt} folder needs {' + '.join(_MODULES[fmt].FILES)}; missing {missing}, found {found}{hint}"
+        )
 
 
 def pretrained_shape(path: str | os.PathLike, fmt: str) -> tuple[int, int, int]:

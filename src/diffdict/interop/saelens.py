@@ -38,14 +38,30 @@ FORMAT_VERSION = "6.0.0"
 def save(sae: TopKSAE, out: str | os.PathLike, info: dict) -> Path:
     meta = {k: v for k, v in info.items() if v is not None}
     cfg = {
-        "architecture": "topk", "d_in": sae.d_model, "d_sae": sae.n_features, "k": sae.k,
-        "dtype": _DTYPES[sae.W_dec.dtype], "device": "cpu", "apply_b_dec_to_input": True,
-        "normalize_activations": "none", "reshape_activations": "none", "rescale_acts_by_decoder_norm": False,
-        "metadata": {"hook_name": meta.pop("hook_name", None), "model_name": meta.pop("model_name", None),
-                     "sae_lens_version": FORMAT_VERSION, "saved_by": SAVED_BY, **meta},
+        "architecture": "topk",
+        "d_in": sae.d_model,
+        "d_sae": sae.n_features,
+        "k": sae.k,
+        "dtype": _DTYPES[sae.W_dec.dtype],
+        "device": "cpu",
+        "apply_b_dec_to_input": True,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "rescale_acts_by_decoder_norm": False,
+        "metadata": {
+            "hook_name": meta.pop("hook_name", None),
+            "model_name": meta.pop("model_name", None),
+            "sae_lens_version": FORMAT_VERSION,
+            "saved_by": SAVED_BY,
+            **meta,
+        },
     }
-    tensors = {"W_enc": sae.W_enc.detach().T, "b_enc": sae.b_enc.detach(), "W_dec": sae.W_dec.detach(),
-               "b_dec": sae.b_dec.detach()}
+    tensors = {
+        "W_enc": sae.W_enc.detach().T,
+        "b_enc": sae.b_enc.detach(),
+        "W_dec": sae.W_dec.detach(),
+        "b_dec": sae.b_dec.detach(),
+    }
     with atomic_path(out, is_dir=True) as tmp:
         save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tmp / FILES[1]))
         (tmp / FILES[0]).write_text(json.dumps(cfg, indent=2) + "\n")
@@ -55,14 +71,17 @@ def save(sae: TopKSAE, out: str | os.PathLike, info: dict) -> Path:
 def _check(cfg: dict, path: Path) -> None:
     arch = cfg.get("architecture", "standard")
     if arch not in ARCHITECTURES:
-        raise ValueError(f"{path}: SAELens architecture '{arch}' is not supported; diffdict reads "
-                         f"{', '.join(ARCHITECTURES)} (sparse top-k codes); found cfg.json keys {sorted(cfg)[:20]}")
+        raise ValueError(
+            f"{path}: SAELens architecture '{arch}' is not supported; diffdict reads "
+            f"{', '.join(ARCHITECTURES)} (sparse top-k codes); found cfg.json keys {sorted(cfg)[:20]}"
+        )
     norm = cfg.get("normalize_activations", "none")
     if norm not in FOLDABLE_NORMALISATION:
         raise ValueError(
             f"{path}: normalize_activations '{norm}' keeps state outside the folder (a scaling factor or "
             "per-token statistics), so the weights alone do not define the SAE; fold it first (SAELens: "
-            "fold_activation_norm_scaling_factor / fold_activation_whitening) and save with 'none'")
+            "fold_activation_norm_scaling_factor / fold_activation_whitening) and save with 'none'"
+        )
     if cfg.get("reshape_activations", "none") != "none":
         raise ValueError(f"{path}: reshape_activations '{cfg['reshape_activations']}' has no meaning at a Flux site")
 
@@ -78,8 +97,10 @@ def load(path: Path) -> TopKSAE:
     w = load_file(str(path / FILES[1]))
     W_enc, b_enc, W_dec, b_dec = (w[n].float() for n in ("W_enc", "b_enc", "W_dec", "b_dec"))
     if W_enc.shape != (d_in, d_sae) or W_dec.shape != (d_sae, d_in):
-        raise ValueError(f"{path}: W_enc {tuple(W_enc.shape)} / W_dec {tuple(W_dec.shape)} do not match "
-                         f"cfg.json's d_in {d_in}, d_sae {d_sae}")
+        raise ValueError(
+            f"{path}: W_enc {tuple(W_enc.shape)} / W_dec {tuple(W_dec.shape)} do not match "
+            f"cfg.json's d_in {d_in}, d_sae {d_sae}"
+        )
     W_enc = W_enc.T
     if not cfg.get("apply_b_dec_to_input", True):  # x @ W_enc + b_enc = (x - b_dec) @ W_enc + (b_enc + b_dec @ W_enc)
         b_enc = b_enc + W_enc @ b_dec

@@ -7,7 +7,24 @@ from .run import DEFAULTS, explain_and_score, feature_stats, make_cards, resolve
 from .scoring import auroc, balanced_accuracy, bootstrap_ci, detection_score
 from .stats import FeatureStats, feature_statistics, heatmaps
 
-__all__ = ["CodeTable", "DEFAULTS", "FeatureStats", "FeatureTask", "LeakError", "auroc", "balanced_accuracy",
-           "bootstrap_ci", "build_tasks", "detection_score", "encode_batches", "explain_and_score",
-           "feature_statistics", "feature_stats", "heatmaps", "make_cards", "resolve_config", "run_interp",
-           "split_images"]
+__all__ = [
+    "CodeTable",
+    "DEFAULTS",
+    "FeatureStats",
+    "FeatureTask",
+    "LeakError",
+    "auroc",
+    "balanced_accuracy",
+    "bootstrap_ci",
+    "build_tasks",
+    "detection_score",
+    "encode_batches",
+    "explain_and_score",
+    "feature_statistics",
+    "feature_stats",
+    "heatmaps",
+    "make_cards",
+    "resolve_config",
+    "run_interp",
+    "split_images",
+]

@@ -15,10 +15,13 @@ def card_pairs(task: FeatureTask) -> list[tuple[int, int]]:
 
 def make_card(task: FeatureTask, images, heat: dict, title: str, size: int = 160) -> np.ndarray:
     """uint8 RGB card; ``images[pid]`` -> [H, W, 3], ``heat[(feature, pid)]`` -> [gh, gw]."""
+
     def panels(pids):
         return [render.overlay(images[p], heat[(task.feature, p)], task.vmax, size) for p in pids]
 
-    rows = [("top activations (shown to the explainer)", panels(task.explain)),
-            ("mid-quantile examples", panels(task.mid)),
-            ("held-out positives (judged)", panels(task.positives))]
+    rows = [
+        ("top activations (shown to the explainer)", panels(task.explain)),
+        ("mid-quantile examples", panels(task.mid)),
+        ("held-out positives (judged)", panels(task.positives)),
+    ]
     return render.grid_image(rows, title)

@@ -9,8 +9,8 @@ Codes are never densified: a real interp split has ~10^7 tokens x 65,536 feature
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -52,21 +52,35 @@ class CodeTable:
 
     def save(self, path) -> None:
         meta = {**self.meta, "n_features": self.n_features, "grid": list(self.grid), "k": int(self.indices.shape[1])}
-        tensors = {"indices": self.indices.to(torch.int32), "values": self.values, "prompt_id": self.prompt_id.long(),
-                   "step": self.step.to(torch.int16), "token": self.token.to(torch.int32)}
+        tensors = {
+            "indices": self.indices.to(torch.int32),
+            "values": self.values,
+            "prompt_id": self.prompt_id.long(),
+            "step": self.step.to(torch.int16),
+            "token": self.token.to(torch.int32),
+        }
         with atomic_path(path) as tmp:
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"diffdict": json.dumps(meta)})
+            save_file(
+                {k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"diffdict": json.dumps(meta)}
+            )
 
     @classmethod
-    def load(cls, path) -> "CodeTable":
+    def load(cls, path) -> CodeTable:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads(f.metadata()["diffdict"])
             t = {k: f.get_tensor(k) for k in ("indices", "values", "prompt_id", "step", "token")}
         return cls(**t, n_features=int(meta.pop("n_features")), grid=tuple(meta.pop("grid")), meta=meta)
 
 
-def encode_batches(dictionary, batches: Iterable, grid, *, dtype: str = "float32", meta: dict | None = None,
-                   device: str | torch.device = "cpu") -> CodeTable:
+def encode_batches(
+    dictionary,
+    batches: Iterable,
+    grid,
+    *,
+    dtype: str = "float32",
+    meta: dict | None = None,
+    device: str | torch.device = "cpu",
+) -> CodeTable:
     """Encode ``(x [B, d], {"prompt_id", "step", "token"})`` batches with a `Dictionary`.
 
     Only the k (index, value) pairs per token are kept, so memory is O(N k)."""
@@ -84,9 +98,16 @@ def encode_batches(dictionary, batches: Iterable, grid, *, dtype: str = "float32
     if not parts["indices"]:
         raise ValueError("encode_batches: no activations (empty store?)")
     cat = {k: torch.cat(v) for k, v in parts.items()}
-    return CodeTable(indices=cat["indices"], values=cat["values"], prompt_id=cat["prompt_id"],
-                     step=cat["step"].to(torch.int16), token=cat["token"].to(torch.int32),
-                     n_features=int(dictionary.n_features), grid=(int(grid[0]), int(grid[1])), meta=dict(meta or {}))
+    return CodeTable(
+        indices=cat["indices"],
+        values=cat["values"],
+        prompt_id=cat["prompt_id"],
+        step=cat["step"].to(torch.int16),
+        token=cat["token"].to(torch.int32),
+        n_features=int(dictionary.n_features),
+        grid=(int(grid[0]), int(grid[1])),
+        meta=dict(meta or {}),
+    )
 
 
 def store_batches(store, batch_size: int):

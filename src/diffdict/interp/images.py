@@ -34,5 +34,5 @@ class ShardImages:
                 raise KeyError(f"prompt_id {pid} is in no generation shard given")
             path, row = self._where[pid]
             with safe_open(str(path), framework="np") as f:
-                self._cache[pid] = np.asarray(f.get_slice("images")[row:row + 1])[0]
+                self._cache[pid] = np.asarray(f.get_slice("images")[row : row + 1])[0]
         return self._cache[pid]

@@ -70,8 +70,10 @@ class FeatureTask:
         if seen & judged:
             raise LeakError(f"feature {self.feature}: judge images {sorted(seen & judged)} were shown to the explainer")
         if set(self.positives) & set(self.negatives):
-            raise LeakError(f"feature {self.feature}: images {sorted(set(self.positives) & set(self.negatives))} "
-                            "are both positive and negative")
+            raise LeakError(
+                f"feature {self.feature}: images {sorted(set(self.positives) & set(self.negatives))} "
+                "are both positive and negative"
+            )
 
 
 def check_choices(c: dict, choices: dict = CHOICES) -> None:
@@ -106,14 +108,20 @@ def build_tasks(features: pd.DataFrame, images: pd.DataFrame, all_ids, cfg: dict
     n_pos_held = np.bincount(pos["feature"][pos["held"]], minlength=F)
     n_fires_held = np.bincount(im["feature"][im["held"] & im["fires"]], minlength=F)
     n_neg_held = len(held_ids) - n_fires_held
-    ok = ((features["n_active_tokens"].to_numpy() >= c["min_active_tokens"]) & (n_pos_exp >= c["n_explain"])
-          & (n_pos_held >= c["n_pos"]) & (n_neg_held >= c["n_neg"]))
+    ok = (
+        (features["n_active_tokens"].to_numpy() >= c["min_active_tokens"])
+        & (n_pos_exp >= c["n_explain"])
+        & (n_pos_held >= c["n_pos"])
+        & (n_neg_held >= c["n_neg"])
+    )
     eligible = np.flatnonzero(ok)
     rng = np.random.default_rng([c["seed"], 2])
     chosen = np.sort(rng.choice(eligible, size=min(c["n_features"], len(eligible)), replace=False))
 
     # sorted per feature by decreasing max: groups for the chosen features only
-    ranked = pos[pos["feature"].isin(chosen)].sort_values(["feature", "max", "prompt_id"], ascending=[True, False, True])
+    ranked = pos[pos["feature"].isin(chosen)].sort_values(
+        ["feature", "max", "prompt_id"], ascending=[True, False, True]
+    )
     groups = {f: g for f, g in ranked.groupby("feature", sort=False)}
     fires = {f: set(g["prompt_id"]) for f, g in im[im["feature"].isin(chosen) & im["fires"]].groupby("feature")}
     tasks = []
@@ -121,18 +129,22 @@ def build_tasks(features: pd.DataFrame, images: pd.DataFrame, all_ids, cfg: dict
         g = groups[f]
         exp, held = g[~g["held"]], g[g["held"]]
         top = exp["prompt_id"].to_numpy()[: c["n_explain"]]
-        rest = exp.iloc[c["n_explain"]:]
+        rest = exp.iloc[c["n_explain"] :]
         mid = rest["prompt_id"]
         if len(rest):  # closest to the median of the remaining images' maxima
             mid = mid.iloc[np.argsort(np.abs(rest["max"].to_numpy() - np.median(rest["max"])), kind="stable")]
         exp_neg = np.setdiff1d(explain_ids, list(fires.get(f, set())))
-        tasks.append(FeatureTask(
-            feature=int(f), explain=top.tolist(),
-            explain_neg=rng.choice(exp_neg, min(c["n_explain_neg"], len(exp_neg)), replace=False).tolist(),
-            mid=sorted(mid.to_numpy()[: c["n_mid"]].tolist()),
-            positives=_positives(held["prompt_id"].to_numpy(), c["n_pos"], c["positives"], rng),
-            negatives=[], vmax=float(g["max"].max()),
-        ))
+        tasks.append(
+            FeatureTask(
+                feature=int(f),
+                explain=top.tolist(),
+                explain_neg=rng.choice(exp_neg, min(c["n_explain_neg"], len(exp_neg)), replace=False).tolist(),
+                mid=sorted(mid.to_numpy()[: c["n_mid"]].tolist()),
+                positives=_positives(held["prompt_id"].to_numpy(), c["n_pos"], c["positives"], rng),
+                negatives=[],
+                vmax=float(g["max"].max()),
+            )
+        )
     # negatives after all positives are known ("other" draws from other features' positives)
     n_other = {"random": 0, "other": c["n_neg"], "mixed": c["n_neg"] // 2}[c["negatives"]]
     all_pos = np.unique(np.array([p for t in tasks for p in t.positives], np.int64))
@@ -144,9 +156,17 @@ def build_tasks(features: pd.DataFrame, images: pd.DataFrame, all_ids, cfg: dict
         t.negatives = [*map(int, other), *map(int, rand)]
         t.negative_kinds = ["other"] * len(other) + ["random"] * len(rand)
         t.check()
-    info = {"n_features_total": F, "n_eligible": int(len(eligible)), "n_alive": int((features["n_nonzero_tokens"] > 0).sum()),
-            "n_sampled": len(tasks), "n_explain_images": len(explain_ids), "n_heldout_images": len(held_ids),
-            "explain_ids": explain_ids.tolist(), "heldout_ids": held_ids.tolist(), "config": c}
+    info = {
+        "n_features_total": F,
+        "n_eligible": int(len(eligible)),
+        "n_alive": int((features["n_nonzero_tokens"] > 0).sum()),
+        "n_sampled": len(tasks),
+        "n_explain_images": len(explain_ids),
+        "n_heldout_images": len(held_ids),
+        "explain_ids": explain_ids.tolist(),
+        "heldout_ids": held_ids.tolist(),
+        "config": c,
+    }
     if set(info["explain_ids"]) & set(info["heldout_ids"]):
         raise LeakError("explanation and held-out image subsets overlap")
     return tasks, info

@@ -25,8 +25,9 @@ def blend(rgb: np.ndarray, a: np.ndarray, alpha_max: float) -> np.ndarray:
     return rgb * (1 - w) + BLUE * w
 
 
-def overlay(image: np.ndarray, heat: np.ndarray, vmax: float, size: int = 256, alpha_max: float = 0.75,
-            colorbar: bool = True) -> np.ndarray:
+def overlay(
+    image: np.ndarray, heat: np.ndarray, vmax: float, size: int = 256, alpha_max: float = 0.75, colorbar: bool = True
+) -> np.ndarray:
     """uint8 [size, size (+ bar), 3]: `image` [H, W, 3] with `heat` [gh, gw] overlaid.
 
     The heatmap is upsampled with nearest neighbour so that each image token stays a visible block;
@@ -41,7 +42,7 @@ def overlay(image: np.ndarray, heat: np.ndarray, vmax: float, size: int = 256, a
 def colour_bar(height: int, vmax: float, alpha_max: float) -> np.ndarray:
     canvas = np.full((height, BAR_PAD + BAR_W + LABEL_W, 3), 255, np.uint8)
     a = np.linspace(1, 0, height)[:, None].repeat(BAR_W, 1)
-    canvas[:, BAR_PAD:BAR_PAD + BAR_W] = np.clip(blend(np.full((height, BAR_W, 3), 255.0), a, alpha_max), 0, 255)
+    canvas[:, BAR_PAD : BAR_PAD + BAR_W] = np.clip(blend(np.full((height, BAR_W, 3), 255.0), a, alpha_max), 0, 255)
     img = Image.fromarray(canvas)
     d = ImageDraw.Draw(img)
     font = ImageFont.load_default()

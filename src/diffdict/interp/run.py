@@ -16,16 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..atomic import atomic_path, write_json, write_parquet
+from ..devices import resolve_device
+from ..filenames import feature_file
 from . import render
 from .backends import Example, make_backend
 from .cards import card_pairs, make_card
 from .codes import CodeTable, encode_batches, store_batches
 from .images import ShardImages
-from .protocol import DEFAULTS as PROTOCOL_DEFAULTS
 from .protocol import CHOICES, build_tasks, check_choices, tasks_from_json, tasks_to_json
+from .protocol import DEFAULTS as PROTOCOL_DEFAULTS
 from .scoring import FAILURE_POLICIES, feature_scores, summarise
 from .stats import feature_statistics, heatmaps
 
@@ -78,15 +79,20 @@ def feature_stats(dictionary, store, out_dir, cfg: dict | None = None) -> Path:
     if not grid:
         raise ValueError(f"{getattr(store, 'path', store)}: store has no 'grid' attribute (image-token grid)")
     meta = {"dictionary_kind": getattr(dictionary, "kind", "?"), "site": store.attrs.get("site")}
-    device = c["device"] if c["device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    codes = encode_batches(dictionary, store_batches(store, c["batch_size"]), grid, dtype=c["codes_dtype"], meta=meta,
-                           device=device)
+    device = resolve_device(c["device"], "interp.device")
+    codes = encode_batches(
+        dictionary, store_batches(store, c["batch_size"]), grid, dtype=c["codes_dtype"], meta=meta, device=device
+    )
     codes.save(out / CODES)
     st = feature_statistics(codes, c["quantiles"], c["active_quantile"], c["negative_quantile"])
     write_parquet(out / STATS, st.features)
     write_parquet(out / IMAGE_STATS, st.images)
-    log.info("interp: %d tokens encoded; %d/%d features alive", len(codes),
-             int((st.features["n_nonzero_tokens"] > 0).sum()), codes.n_features)
+    log.info(
+        "interp: %d tokens encoded; %d/%d features alive",
+        len(codes),
+        int((st.features["n_nonzero_tokens"] > 0).sum()),
+        codes.n_features,
+    )
     return out
 
 
@@ -95,21 +101,29 @@ def make_cards(features_dir, shard_paths, cfg: dict | None = None, title: str = 
     c = resolve_config(cfg)
     d = Path(features_dir)
     codes = CodeTable.load(d / CODES)
-    tasks, info = build_tasks(pd.read_parquet(d / STATS), pd.read_parquet(d / IMAGE_STATS),
-                              codes.prompt_id.numpy(), c)
+    tasks, info = build_tasks(pd.read_parquet(d / STATS), pd.read_parquet(d / IMAGE_STATS), codes.prompt_id.numpy(), c)
     log.info("interp: %d eligible features of %d; sampled %d", info["n_eligible"], info["n_features_total"], len(tasks))
     if not tasks:
-        log.warning("interp: no eligible feature: each needs >= n_pos (%d) held-out images it fires on and >= n_neg "
-                    "(%d) it does not, of %d held-out images; lower n_pos/n_neg or enlarge prompts.splits.interp",
-                    c["n_pos"], c["n_neg"], info["n_heldout_images"])
+        log.warning(
+            "interp: no eligible feature: each needs >= n_pos (%d) held-out images it fires on and >= n_neg "
+            "(%d) it does not, of %d held-out images; lower n_pos/n_neg or enlarge prompts.splits.interp",
+            c["n_pos"],
+            c["n_neg"],
+            info["n_heldout_images"],
+        )
     images = ShardImages(shard_paths)
     heat = heatmaps(codes, [p for t in tasks for p in card_pairs(t)])
     stats = pd.read_parquet(d / STATS).set_index("feature")
     with atomic_path(d / "cards", is_dir=True) as tmp:
         for t in tasks:
             s = stats.loc[t.feature]
-            head = f"{title} feature {t.feature}   freq {s['frequency']:.2e}   max {s['max']:.3g}   threshold {s['threshold']:.3g}"
-            (tmp / f"feature_{t.feature:06d}.png").write_bytes(render.png_bytes(make_card(t, images, heat, head.strip(), c["card_size"])))
+            head = (
+                f"{title} feature {t.feature}   freq {s['frequency']:.2e}   max {s['max']:.3g}   "
+                f"threshold {s['threshold']:.3g}"
+            )
+            (tmp / feature_file(t.feature)).write_bytes(
+                render.png_bytes(make_card(t, images, heat, head.strip(), c["card_size"]))
+            )
     write_json(d / TASKS, {"info": info, "tasks": tasks_to_json(tasks)})
     return d
 
@@ -136,29 +150,85 @@ def explain_and_score(features_dir, shard_paths, out_dir, cfg: dict | None = Non
     def ex(f, p, with_heat, vmax):
         return Example(p, images[p], heat[(f, p)] if with_heat else None, vmax, size)
 
-    expl = explainer.explain_many([(t.feature, [ex(t.feature, p, True, t.vmax) for p in t.explain],
-                                    [ex(t.feature, p, False, t.vmax) for p in t.explain_neg]) for t in tasks])
+    expl = explainer.explain_many(
+        [
+            (
+                t.feature,
+                [ex(t.feature, p, True, t.vmax) for p in t.explain],
+                [ex(t.feature, p, False, t.vmax) for p in t.explain_neg],
+            )
+            for t in tasks
+        ]
+    )
     items, rows = [], []
     for t, e in zip(tasks, expl):
         if not e.ok:
             continue
-        for p, label, kind in [*((p, 1, "positive") for p in t.positives),
-                               *((p, 0, k) for p, k in zip(t.negatives, t.negative_kinds))]:
+        for p, label, kind in [
+            *((p, 1, "positive") for p in t.positives),
+            *((p, 0, k) for p, k in zip(t.negatives, t.negative_kinds)),
+        ]:
             items.append((e, ex(t.feature, p, judge.judge_heatmap, t.vmax)))
             rows.append({"feature": t.feature, "prompt_id": p, "label": label, "kind": kind})
     judged = judge.judge_many(items)
 
-    jt = pd.DataFrame([{**r, "score": j.score if j.ok else np.nan, "ok": j.ok, "error": j.error,
-                        "tokens": j.usage.tokens, "cost": j.usage.cost, "requests": j.usage.requests,
-                        "cached": j.usage.cached} for r, j in zip(rows, judged)],
-                      columns=["feature", "prompt_id", "label", "kind", "score", "ok", "error", "tokens", "cost",
-                               "requests", "cached"])
-    et = pd.DataFrame([{"feature": e.feature, "explanation": e.text, "concepts": list(e.concepts), "ok": e.ok,
-                        "error": e.error, "explain_prompt_ids": t.explain, "tokens": e.usage.tokens,
-                        "cost": e.usage.cost, "requests": e.usage.requests, "cached": e.usage.cached}
-                       for t, e in zip(tasks, expl)],
-                      columns=["feature", "explanation", "concepts", "ok", "error", "explain_prompt_ids", "tokens",
-                               "cost", "requests", "cached"])
+    jt = pd.DataFrame(
+        [
+            {
+                **r,
+                "score": j.score if j.ok else np.nan,
+                "ok": j.ok,
+                "error": j.error,
+                "tokens": j.usage.tokens,
+                "cost": j.usage.cost,
+                "requests": j.usage.requests,
+                "cached": j.usage.cached,
+            }
+            for r, j in zip(rows, judged)
+        ],
+        columns=[
+            "feature",
+            "prompt_id",
+            "label",
+            "kind",
+            "score",
+            "ok",
+            "error",
+            "tokens",
+            "cost",
+            "requests",
+            "cached",
+        ],
+    )
+    et = pd.DataFrame(
+        [
+            {
+                "feature": e.feature,
+                "explanation": e.text,
+                "concepts": list(e.concepts),
+                "ok": e.ok,
+                "error": e.error,
+                "explain_prompt_ids": t.explain,
+                "tokens": e.usage.tokens,
+                "cost": e.usage.cost,
+                "requests": e.usage.requests,
+                "cached": e.usage.cached,
+            }
+            for t, e in zip(tasks, expl)
+        ],
+        columns=[
+            "feature",
+            "explanation",
+            "concepts",
+            "ok",
+            "error",
+            "explain_prompt_ids",
+            "tokens",
+            "cost",
+            "requests",
+            "cached",
+        ],
+    )
     scores = feature_scores(jt, et, c["failure_policy"])
     if token_judge:
         thresholds = pd.read_parquet(d / STATS).set_index("feature")["threshold"]
@@ -166,25 +236,46 @@ def explain_and_score(features_dir, shard_paths, out_dir, cfg: dict | None = Non
         scores = scores.merge(tokens, on="feature", how="left")
     summary = summarise(scores, c["n_boot"], c["ci"], c["seed"])
     usage = pd.concat([et[["cost", "requests", "cached"]], jt[["cost", "requests", "cached"]]])
-    summary.update({
-        "requests": int(usage["requests"].sum()), "cached": int(usage["cached"].sum()),
-        "cost_spent": float(usage.loc[usage["cached"] == 0, "cost"].sum()),
-        "judge_failures": int((~jt["ok"]).sum()),
-        "explainer": _public(c["explainer"]), "judge": _public(c["judge"] or c["explainer"]),
-        "failure_policy": c["failure_policy"], "dictionary_kind": codes.meta.get("dictionary_kind"),
-        "site": codes.meta.get("site"),
-        **{k: info[k] for k in ("n_features_total", "n_eligible", "n_alive", "n_sampled", "n_explain_images",
-                                "n_heldout_images")},
-    })
+    summary.update(
+        {
+            "requests": int(usage["requests"].sum()),
+            "cached": int(usage["cached"].sum()),
+            "cost_spent": float(usage.loc[usage["cached"] == 0, "cost"].sum()),
+            "judge_failures": int((~jt["ok"]).sum()),
+            "explainer": _public(c["explainer"]),
+            "judge": _public(c["judge"] or c["explainer"]),
+            "failure_policy": c["failure_policy"],
+            "dictionary_kind": codes.meta.get("dictionary_kind"),
+            "site": codes.meta.get("site"),
+            **{
+                k: info[k]
+                for k in (
+                    "n_features_total",
+                    "n_eligible",
+                    "n_alive",
+                    "n_sampled",
+                    "n_explain_images",
+                    "n_heldout_images",
+                )
+            },
+        }
+    )
     write_parquet(out / "explanations.parquet", et)
     write_parquet(out / "judgements.parquet", jt)
     write_parquet(out / "scores.parquet", scores)
     with atomic_path(out / "scores.csv") as tmp:
         scores.to_csv(tmp, index=False)
     write_json(out / "summary.json", summary)
-    log.info("interp: balanced accuracy %.3f [%.3f, %.3f] over %d features; %d failures; %d requests, %d cached",
-             summary["balanced_accuracy"], summary["balanced_accuracy_lo"], summary["balanced_accuracy_hi"],
-             summary["n_scored"], summary["failures"], summary["requests"], summary["cached"])
+    log.info(
+        "interp: balanced accuracy %.3f [%.3f, %.3f] over %d features; %d failures; %d requests, %d cached",
+        summary["balanced_accuracy"],
+        summary["balanced_accuracy_lo"],
+        summary["balanced_accuracy_hi"],
+        summary["n_scored"],
+        summary["failures"],
+        summary["requests"],
+        summary["cached"],
+    )
     return summary
 
 

@@ -79,17 +79,47 @@ def feature_scores(judgements: pd.DataFrame, explanations: pd.DataFrame, policy:
     for f, g in judgements.groupby("feature", sort=True):
         lab, sc, ok = g["label"].to_numpy(int), g["score"].to_numpy(float), g["ok"].to_numpy(bool)
         lab_u, sc_u = apply_failures(lab, np.nan_to_num(sc), ok, policy)
-        rows.append({"feature": int(f), "n_pos": int((lab == 1).sum()), "n_neg": int((lab == 0).sum()),
-                     "balanced_accuracy": balanced_accuracy(lab_u, sc_u), "auroc": auroc(lab_u, sc_u),
-                     "detection_score": detection_score(lab_u, sc_u), "failures": int((~ok).sum()),
-                     "judge_tokens": int(g["tokens"].sum()), "judge_cost": float(g["cost"].sum())})
-    scores = pd.DataFrame(rows, columns=["feature", "n_pos", "n_neg", "balanced_accuracy", "auroc", "detection_score",
-                                         "failures", "judge_tokens", "judge_cost"])
-    ex = explanations.rename(columns={"ok": "explanation_ok", "error": "explanation_error", "tokens": "explain_tokens",
-                                      "cost": "explain_cost"})
+        rows.append(
+            {
+                "feature": int(f),
+                "n_pos": int((lab == 1).sum()),
+                "n_neg": int((lab == 0).sum()),
+                "balanced_accuracy": balanced_accuracy(lab_u, sc_u),
+                "auroc": auroc(lab_u, sc_u),
+                "detection_score": detection_score(lab_u, sc_u),
+                "failures": int((~ok).sum()),
+                "judge_tokens": int(g["tokens"].sum()),
+                "judge_cost": float(g["cost"].sum()),
+            }
+        )
+    scores = pd.DataFrame(
+        rows,
+        columns=[
+            "feature",
+            "n_pos",
+            "n_neg",
+            "balanced_accuracy",
+            "auroc",
+            "detection_score",
+            "failures",
+            "judge_tokens",
+            "judge_cost",
+        ],
+    )
+    ex = explanations.rename(
+        columns={
+            "ok": "explanation_ok",
+            "error": "explanation_error",
+            "tokens": "explain_tokens",
+            "cost": "explain_cost",
+        }
+    )
     out = ex[["feature", "explanation", "explanation_ok", "explanation_error", "explain_tokens", "explain_cost"]].merge(
-        scores, on="feature", how="left")
-    out[["n_pos", "n_neg", "failures", "judge_tokens"]] = out[["n_pos", "n_neg", "failures", "judge_tokens"]].fillna(0).astype(int)
+        scores, on="feature", how="left"
+    )
+    out[["n_pos", "n_neg", "failures", "judge_tokens"]] = (
+        out[["n_pos", "n_neg", "failures", "judge_tokens"]].fillna(0).astype(int)
+    )
     out["judge_cost"] = out["judge_cost"].fillna(0.0)
     out["failures"] += (~out["explanation_ok"]).astype(int)
     if policy == "wrong":  # a feature left unexplained is a wrong answer, not a missing one
@@ -102,10 +132,16 @@ def feature_scores(judgements: pd.DataFrame, explanations: pd.DataFrame, policy:
 
 def summarise(scores: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> dict:
     """Per-method summary: means with bootstrap CIs over features (NaN features left out)."""
-    out = {"n_scored": int(scores["balanced_accuracy"].notna().sum()), "n_features": int(len(scores)),
-           "explanation_failures": int((~scores["explanation_ok"]).sum()),
-           "failures": int(scores["failures"].sum()), "tokens": int(scores["tokens"].sum()),
-           "cost": float(scores["cost"].sum()), "ci": ci, "n_boot": n_boot}
+    out = {
+        "n_scored": int(scores["balanced_accuracy"].notna().sum()),
+        "n_features": int(len(scores)),
+        "explanation_failures": int((~scores["explanation_ok"]).sum()),
+        "failures": int(scores["failures"].sum()),
+        "tokens": int(scores["tokens"].sum()),
+        "cost": float(scores["cost"].sum()),
+        "ci": ci,
+        "n_boot": n_boot,
+    }
     for m in ("balanced_accuracy", "auroc", "detection_score"):
         mean, lo, hi = bootstrap_ci(scores[m].to_numpy(float), n_boot, ci, seed)
         out.update({m: mean, f"{m}_lo": lo, f"{m}_hi": hi})
@@ -119,8 +155,14 @@ def _runs(scores: pd.Series, replicate: pd.Series | None) -> list[np.ndarray]:
     return [s.to_numpy(float) for _, s in scores.groupby(replicate, sort=True)]
 
 
-def compare_to_baseline(table: pd.DataFrame, scores=("balanced_accuracy",), baseline: str = "random",
-                        n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def compare_to_baseline(
+    table: pd.DataFrame,
+    scores=("balanced_accuracy",),
+    baseline: str = "random",
+    n_boot: int = 2000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
     """One row per (site[, explainer], dict, metric) of a per-feature score table
     (``collect_interp``), for each column in `scores` present in it: ``mean`` over training
     runs of each run's mean over features, with a hierarchical bootstrap CI (``lo``, ``hi``:
@@ -139,14 +181,31 @@ def compare_to_baseline(table: pd.DataFrame, scores=("balanced_accuracy",), base
             base = next((d for d in runs if kinds.get(d, d) == baseline), None)
             for d, rs in runs.items():
                 m, lo, hi = hierarchical_ci(rs, n_boot=n_boot, ci=ci, seed=seed)
-                diff = (hierarchical_ci(rs, runs[base], n_boot=n_boot, ci=ci, seed=seed)
-                        if base and d != base else (np.nan,) * 3)
-                rows.append({**dict(zip(keys, group)), "dict": d, "kind": kinds.get(d, d), "metric": score,
-                             "n_features": int(sum(np.isfinite(r).sum() for r in rs)), "replicates": len(rs),
-                             "replicate_means": " / ".join(f"{np.nanmean(r):.3f}" for r in rs),
-                             "mean": m, "lo": lo, "hi": hi, **_failures(g[g["dict"] == d]),
-                             "baseline": base, f"diff_vs_{baseline}": diff[0], "diff_lo": diff[1],
-                             "diff_hi": diff[2], "separated": bool(np.isfinite(diff[1]) and (diff[1] > 0 or diff[2] < 0))})
+                diff = (
+                    hierarchical_ci(rs, runs[base], n_boot=n_boot, ci=ci, seed=seed)
+                    if base and d != base
+                    else (np.nan,) * 3
+                )
+                rows.append(
+                    {
+                        **dict(zip(keys, group)),
+                        "dict": d,
+                        "kind": kinds.get(d, d),
+                        "metric": score,
+                        "n_features": int(sum(np.isfinite(r).sum() for r in rs)),
+                        "replicates": len(rs),
+                        "replicate_means": " / ".join(f"{np.nanmean(r):.3f}" for r in rs),
+                        "mean": m,
+                        "lo": lo,
+                        "hi": hi,
+                        **_failures(g[g["dict"] == d]),
+                        "baseline": base,
+                        f"diff_vs_{baseline}": diff[0],
+                        "diff_lo": diff[1],
+                        "diff_hi": diff[2],
+                        "separated": bool(np.isfinite(diff[1]) and (diff[1] > 0 or diff[2] < 0)),
+                    }
+                )
     return pd.DataFrame(rows)
 
 

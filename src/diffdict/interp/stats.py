@@ -63,8 +63,9 @@ def token_entries(codes: CodeTable, features: torch.Tensor | None = None) -> Tok
     key = (f * n_img + img_of_row[rows]) * n_tok + codes.token[rows].long()
     uk, inv = torch.unique(key, return_inverse=True)
     val = torch.zeros(len(uk)).scatter_reduce_(0, inv, v, "amax", include_self=False)
-    return TokenEntries(feature=uk // (n_img * n_tok), image=(uk // n_tok) % n_img, token=uk % n_tok,
-                        value=val, image_ids=image_ids)
+    return TokenEntries(
+        feature=uk // (n_img * n_tok), image=(uk // n_tok) % n_img, token=uk % n_tok, value=val, image_ids=image_ids
+    )
 
 
 def segment_quantiles(seg: torch.Tensor, values: torch.Tensor, n_seg: int, qs) -> torch.Tensor:
@@ -86,11 +87,14 @@ def segment_quantiles(seg: torch.Tensor, values: torch.Tensor, n_seg: int, qs) -
     return torch.where(counts[:, None] > 0, out, torch.full_like(out, float("nan")))
 
 
-def feature_statistics(codes: CodeTable, quantiles=(0.5, 0.9, 0.99), active_quantile: float = 0.5,
-                       negative_quantile: float = 0.0) -> FeatureStats:
+def feature_statistics(
+    codes: CodeTable, quantiles=(0.5, 0.9, 0.99), active_quantile: float = 0.5, negative_quantile: float = 0.0
+) -> FeatureStats:
     if not 0.0 <= negative_quantile <= active_quantile <= 1.0:
-        raise ValueError("need 0 <= interp.negative_quantile <= interp.active_quantile <= 1, got "
-                         f"{negative_quantile} and {active_quantile}")
+        raise ValueError(
+            "need 0 <= interp.negative_quantile <= interp.active_quantile <= 1, got "
+            f"{negative_quantile} and {active_quantile}"
+        )
     F = codes.n_features
     fired = codes.indices.reshape(-1).long()[codes.values.reshape(-1) > 0]
     frequency = torch.bincount(fired, minlength=F).double() / max(len(codes), 1)
@@ -124,12 +128,14 @@ def feature_statistics(codes: CodeTable, quantiles=(0.5, 0.9, 0.99), active_quan
         "n_active_tokens": torch.bincount(e.feature, weights=active.double(), minlength=F).long().numpy(),
         "n_active_images": torch.bincount(pfeat[pact > 0], minlength=F).numpy(),
     }
-    images = pd.DataFrame({
-        "feature": pfeat.numpy(),
-        "prompt_id": e.image_ids[upair % len(e.image_ids)].numpy(),
-        "max": pmax.numpy(),
-        "n_active": pact.numpy(),
-    })
+    images = pd.DataFrame(
+        {
+            "feature": pfeat.numpy(),
+            "prompt_id": e.image_ids[upair % len(e.image_ids)].numpy(),
+            "max": pmax.numpy(),
+            "n_active": pact.numpy(),
+        }
+    )
     return FeatureStats(features=pd.DataFrame(feats), images=images)
 
 

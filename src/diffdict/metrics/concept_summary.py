@@ -31,8 +31,9 @@ def _runs(g: pd.DataFrame, metric: str, concepts: list[str]) -> list[np.ndarray]
 METRICS = ("token_auroc", "kind_token_auroc", "token_f1", "image_auroc")
 
 
-def summarize_concepts(table: pd.DataFrame, metrics=METRICS, baseline: str = "random",
-                       n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def summarize_concepts(
+    table: pd.DataFrame, metrics=METRICS, baseline: str = "random", n_boot: int = 2000, ci: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
     """One row per (site, dict, metric), for each of `metrics` in the table."""
     need = {"site", "dict", "concept"}
     if missing := sorted(need - set(table.columns)):
@@ -45,23 +46,48 @@ def summarize_concepts(table: pd.DataFrame, metrics=METRICS, baseline: str = "ra
         per = {d: h for d, h in g.groupby("dict", sort=False)}
         base = next((d for d in per if kinds.get(d, d) == baseline), None)
         for metric in (m for m in metrics if m in g.columns):
-            probe = (g.drop_duplicates("concept").set_index("concept")[f"probe_{metric}"]
-                     if f"probe_{metric}" in g.columns else None)
+            probe = (
+                g.drop_duplicates("concept").set_index("concept")[f"probe_{metric}"]
+                if f"probe_{metric}" in g.columns
+                else None
+            )
             for d, h in per.items():
                 runs = _runs(h, metric, concepts)
                 est, lo, hi = hierarchical_ci(runs, paired=True, n_boot=n_boot, ci=ci, seed=seed)
-                c_est, c_lo, c_hi = (hierarchical_ci(_runs(h, metric, core), paired=True, n_boot=n_boot, ci=ci,
-                                                     seed=seed) if core else (np.nan,) * 3)
-                diff = (hierarchical_ci(runs, _runs(per[base], metric, concepts), paired=True, n_boot=n_boot,
-                                        ci=ci, seed=seed) if base is not None and d != base else (np.nan,) * 3)
-                rows.append({
-                    "site": site, "dict": d, "kind": kinds.get(d, d), "metric": metric, "replicates": len(runs),
-                    "n_concepts": len(concepts),
-                    "replicate_means": " / ".join(f"{np.nanmean(r):.3f}" for r in runs),
-                    "mean": est, "lo": lo, "hi": hi, "core_mean": c_est, "core_lo": c_lo, "core_hi": c_hi,
-                    "baseline": base, f"diff_vs_{baseline}": diff[0], "diff_lo": diff[1], "diff_hi": diff[2],
-                    "separated": bool(np.isfinite(diff[1]) and (diff[1] > 0 or diff[2] < 0)),
-                    "probe": float(probe.reindex(concepts).mean()) if probe is not None else np.nan,
-                    "core_probe": float(probe.reindex(core).mean()) if probe is not None and core else np.nan,
-                })
+                c_est, c_lo, c_hi = (
+                    hierarchical_ci(_runs(h, metric, core), paired=True, n_boot=n_boot, ci=ci, seed=seed)
+                    if core
+                    else (np.nan,) * 3
+                )
+                diff = (
+                    hierarchical_ci(
+                        runs, _runs(per[base], metric, concepts), paired=True, n_boot=n_boot, ci=ci, seed=seed
+                    )
+                    if base is not None and d != base
+                    else (np.nan,) * 3
+                )
+                rows.append(
+                    {
+                        "site": site,
+                        "dict": d,
+                        "kind": kinds.get(d, d),
+                        "metric": metric,
+                        "replicates": len(runs),
+                        "n_concepts": len(concepts),
+                        "replicate_means": " / ".join(f"{np.nanmean(r):.3f}" for r in runs),
+                        "mean": est,
+                        "lo": lo,
+                        "hi": hi,
+                        "core_mean": c_est,
+                        "core_lo": c_lo,
+                        "core_hi": c_hi,
+                        "baseline": base,
+                        f"diff_vs_{baseline}": diff[0],
+                        "diff_lo": diff[1],
+                        "diff_hi": diff[2],
+                        "separated": bool(np.isfinite(diff[1]) and (diff[1] > 0 or diff[2] < 0)),
+                        "probe": float(probe.reindex(concepts).mean()) if probe is not None else np.nan,
+                        "core_probe": float(probe.reindex(core).mean()) if probe is not None and core else np.nan,
+                    }
+                )
     return pd.DataFrame(rows)

@@ -32,28 +32,57 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+
 from ..dictionaries.base import SparseCodes
 from ..interp.scoring import auroc
 
 SPLIT_DOMAIN = 0x434F  # "CO": the halves' seed stream, independent of the other interp draws
-RESULT_COLUMNS = ("concept", "feature", "selection_token_auroc", "token_auroc", "threshold", "token_f1",
-                  "token_precision", "token_recall", "image_auroc", "kind_feature", "kind_token_auroc",
-                  "n_pos_tokens", "n_tokens", "n_pos_images", "n_images", "n_kind_tokens")
-PROBE_COLUMNS = ("concept", "probe_token_auroc", "probe_token_f1", "probe_token_precision", "probe_token_recall",
-                 "probe_image_auroc", "probe_kind_token_auroc")
+RESULT_COLUMNS = (
+    "concept",
+    "feature",
+    "selection_token_auroc",
+    "token_auroc",
+    "threshold",
+    "token_f1",
+    "token_precision",
+    "token_recall",
+    "image_auroc",
+    "kind_feature",
+    "kind_token_auroc",
+    "n_pos_tokens",
+    "n_tokens",
+    "n_pos_images",
+    "n_images",
+    "n_kind_tokens",
+)
+PROBE_COLUMNS = (
+    "concept",
+    "probe_token_auroc",
+    "probe_token_f1",
+    "probe_token_precision",
+    "probe_token_recall",
+    "probe_image_auroc",
+    "probe_kind_token_auroc",
+)
 
 
-def _scatter_rows(target_idx: torch.Tensor, source_rows: torch.Tensor, weight: torch.Tensor | None,
-                  table: torch.Tensor, n_out: int, chunk: int = 1 << 20) -> torch.Tensor:
+def _scatter_rows(
+    target_idx: torch.Tensor,
+    source_rows: torch.Tensor,
+    weight: torch.Tensor | None,
+    table: torch.Tensor,
+    n_out: int,
+    chunk: int = 1 << 20,
+) -> torch.Tensor:
     """out[f] = Σ_j weight_j · table[source_rows_j] over j with target_idx_j = f, i.e. a sparse
     [n_out x len(table)] matrix times the dense `table` [R, C], as chunked ``index_add_``
     (memory O(chunk x C), no dense [n_out x R])."""
     out = torch.zeros(n_out, table.shape[1], dtype=torch.float64)
     for a in range(0, len(target_idx), chunk):
-        src = table[source_rows[a:a + chunk]].double()
+        src = table[source_rows[a : a + chunk]].double()
         if weight is not None:
-            src = src * weight[a:a + chunk, None]
-        out.index_add_(0, target_idx[a:a + chunk], src)
+            src = src * weight[a : a + chunk, None]
+        out.index_add_(0, target_idx[a : a + chunk], src)
     return out
 
 
@@ -89,8 +118,9 @@ def _row_masks(token_masks, prompt_ids, tokens, mask_prompt_ids=None) -> torch.T
     return m[rows, tokens]
 
 
-def _auroc(img_idx: torch.Tensor, feat: torch.Tensor, score: torch.Tensor, labels: torch.Tensor,
-           n_features: int) -> torch.Tensor:
+def _auroc(
+    img_idx: torch.Tensor, feat: torch.Tensor, score: torch.Tensor, labels: torch.Tensor, n_features: int
+) -> torch.Tensor:
     """Exact AUROC [F, C] from sparse (image, feature, score) triples (one per pair; absent
     pairs score 0) and image labels [P, C] (bool)."""
     p, c = labels.shape
@@ -170,9 +200,11 @@ def best_f1_threshold(score: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def _f1(pred: np.ndarray, y: np.ndarray) -> dict:
     """Token F1 with its precision and recall (NaN where undefined)."""
     tp, n_pred, n_pos = float((pred & y).sum()), float(pred.sum()), float(y.sum())
-    return {"token_f1": 2 * tp / (n_pred + n_pos) if n_pred + n_pos else float("nan"),
-            "token_precision": tp / n_pred if n_pred else float("nan"),
-            "token_recall": tp / n_pos if n_pos else float("nan")}
+    return {
+        "token_f1": 2 * tp / (n_pred + n_pos) if n_pred + n_pos else float("nan"),
+        "token_precision": tp / n_pred if n_pred else float("nan"),
+        "token_recall": tp / n_pos if n_pos else float("nan"),
+    }
 
 
 def _image_scores(score: np.ndarray, y: np.ndarray, image: np.ndarray):
@@ -200,8 +232,16 @@ def _halves(pid: torch.Tensor, seed: int):
     return sel, rep_img
 
 
-def concept_recovery(codes: SparseCodes, prompt_ids, tokens, token_masks, concept_names: list[str],
-                     n_features: int, mask_prompt_ids=None, seed: int = 0) -> pd.DataFrame:
+def concept_recovery(
+    codes: SparseCodes,
+    prompt_ids,
+    tokens,
+    token_masks,
+    concept_names: list[str],
+    n_features: int,
+    mask_prompt_ids=None,
+    seed: int = 0,
+) -> pd.DataFrame:
     """One row per concept (`RESULT_COLUMNS`): the feature chosen on the selection half and its
     held-out scores on the report half (see the module docstring).
 
@@ -234,9 +274,19 @@ def concept_recovery(codes: SparseCodes, prompt_ids, tokens, token_masks, concep
         rep = _report(score[rs], y_all[rs, j], rep_img, thr)
         kscore = _feature_values(rows, feats, vals, kind_best[j], n)
         u = rs & universe[:, j]
-        out.append({"concept": concept_names[j], "feature": int(best[j]), "selection_token_auroc": float(auc[best[j], j]),
-                    **rep, "threshold": thr, "kind_feature": kind_best[j], "kind_token_auroc": auroc(y_all[u, j], kscore[u]),
-                    **_counts(y_all[rs, j], rep_img), "n_kind_tokens": int(u.sum())})
+        out.append(
+            {
+                "concept": concept_names[j],
+                "feature": int(best[j]),
+                "selection_token_auroc": float(auc[best[j], j]),
+                **rep,
+                "threshold": thr,
+                "kind_feature": kind_best[j],
+                "kind_token_auroc": auroc(y_all[u, j], kscore[u]),
+                **_counts(y_all[rs, j], rep_img),
+                "n_kind_tokens": int(u.sum()),
+            }
+        )
     return pd.DataFrame(out, columns=list(RESULT_COLUMNS))
 
 
@@ -266,8 +316,9 @@ def _best_on(rows, feats, vals, masks: torch.Tensor, keep: torch.Tensor, n_featu
     return auc, torch.nan_to_num(auc, nan=-1.0).argmax(0)
 
 
-def _kind_best(rows, feats, vals, masks: torch.Tensor, sel: torch.Tensor, universe: np.ndarray, concept_names,
-               n_features: int) -> list[int]:
+def _kind_best(
+    rows, feats, vals, masks: torch.Tensor, sel: torch.Tensor, universe: np.ndarray, concept_names, n_features: int
+) -> list[int]:
     """Per concept, the feature with the best token AUROC on the selection half's rows of its
     kind (`universe`, from `kind_universe`)."""
     kinds = concept_kind(pd.Series(concept_names)).to_numpy()
@@ -283,12 +334,25 @@ def _kind_best(rows, feats, vals, masks: torch.Tensor, sel: torch.Tensor, univer
 
 def _counts(y: np.ndarray, image: np.ndarray) -> dict:
     _, y_img = _image_scores(np.zeros(len(y)), y, image)
-    return {"n_pos_tokens": int(y.sum()), "n_tokens": int(len(y)), "n_pos_images": int(y_img.sum()),
-            "n_images": int(len(y_img))}
+    return {
+        "n_pos_tokens": int(y.sum()),
+        "n_tokens": int(len(y)),
+        "n_pos_images": int(y_img.sum()),
+        "n_images": int(len(y_img)),
+    }
 
 
-def probe_recovery(x, prompt_ids, tokens, token_masks, concept_names: list[str], mask_prompt_ids=None,
-                   seed: int = 0, max_train_rows: int = 200_000, C: float = 1.0) -> pd.DataFrame:
+def probe_recovery(
+    x,
+    prompt_ids,
+    tokens,
+    token_masks,
+    concept_names: list[str],
+    mask_prompt_ids=None,
+    seed: int = 0,
+    max_train_rows: int = 200_000,
+    C: float = 1.0,
+) -> pd.DataFrame:
     """The linear-probe ceiling (`PROBE_COLUMNS`): per concept, a logistic regression on
     standardised activations `x` [N, d] of the selection half (at most `max_train_rows`,
     seeded), its threshold chosen there by F1, scored on the report half like a feature."""
@@ -322,11 +386,16 @@ def probe_recovery(x, prompt_ids, tokens, token_masks, concept_names: list[str],
         thr, _ = best_f1_threshold(score[sel], y[sel])
         rep = _report(score[~sel], y[~sel], rep_img, thr)
         u = ~sel & universe[:, j]
-        out.append({"concept": name, **{f"probe_{k}": v for k, v in rep.items()},
-                    "probe_kind_token_auroc": auroc(y[u], score[u])})
+        out.append(
+            {
+                "concept": name,
+                **{f"probe_{k}": v for k, v in rep.items()},
+                "probe_kind_token_auroc": auroc(y[u], score[u]),
+            }
+        )
     return pd.DataFrame(out, columns=list(PROBE_COLUMNS))
 
 
 def concept_kind(concepts: pd.Series) -> pd.Series:
-    """"color=red" -> "color"."""
+    """ "color=red" -> "color"."""
     return concepts.astype(str).str.split("=").str[0]

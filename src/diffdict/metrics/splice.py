@@ -41,8 +41,17 @@ def jaccard(a: set, b: set) -> float:
 
 
 @torch.no_grad()
-def spliced_generation(pipe, dictionary, site: Site, shard_path, mean: torch.Tensor, model_cfg: dict,
-                       n_prompts: int | None = None, batch_size: int = 16, annotate=None) -> dict:
+def spliced_generation(
+    pipe,
+    dictionary,
+    site: Site,
+    shard_path,
+    mean: torch.Tensor,
+    model_cfg: dict,
+    n_prompts: int | None = None,
+    batch_size: int = 16,
+    annotate=None,
+) -> dict:
     """Effect recovered by `dictionary` at `site` on the prompts of one generation shard.
     ``annotate``: uint8 images [B, H, W, 3] -> list of concept sets (shapes world)."""
     shard, meta = read_shard(shard_path)
@@ -82,8 +91,11 @@ def spliced_generation(pipe, dictionary, site: Site, shard_path, mean: torch.Ten
                     prompt_embeds=shard["prompt_embeds"][rows].to(device),
                     pooled_prompt_embeds=shard["pooled_prompt_embeds"][rows].to(device),
                     latents=shard["latents"][0, rows].to(device, dtype),
-                    height=meta["height"], width=meta["width"], num_inference_steps=meta["steps"],
-                    guidance_scale=meta.get("guidance_scale", 0.0), output_type="np",
+                    height=meta["height"],
+                    width=meta["width"],
+                    num_inference_steps=meta["steps"],
+                    guidance_scale=meta.get("guidance_scale", 0.0),
+                    output_type="np",
                     max_sequence_length=meta.get("max_sequence_length", 512),
                 ).images
             # quantised like the stored clean images, so an exact splice differs by exactly 0
@@ -97,8 +109,14 @@ def spliced_generation(pipe, dictionary, site: Site, shard_path, mean: torch.Ten
         "steps": list(site.steps),
         "effect_recovered_denoiser": _recovered(sums["splice_denoiser"], sums["ablate_denoiser"]),
         "effect_recovered_image": _recovered(sums["splice_image"], sums["ablate_image"]),
-        **({"agreement_splice": sums["splice_agreement"] / n, "agreement_ablate": sums["ablate_agreement"] / n,
-            "effect_recovered_annotation": _recovered(n - sums["splice_agreement"], n - sums["ablate_agreement"])}
-           if annotate is not None else {}),
+        **(
+            {
+                "agreement_splice": sums["splice_agreement"] / n,
+                "agreement_ablate": sums["ablate_agreement"] / n,
+                "effect_recovered_annotation": _recovered(n - sums["splice_agreement"], n - sums["ablate_agreement"]),
+            }
+            if annotate is not None
+            else {}
+        ),
         **{f"sse_{k}": v for k, v in sums.items() if not k.endswith("agreement")},
     }

@@ -31,8 +31,6 @@ def execution_device(obj) -> torch.device:
     return next(obj.parameters()).device
 
 
-
-
 def replay_inputs(shard: dict, step: int, rows: slice, grid, device, dtype, has_guidance: bool) -> dict:
     """The transformer's keyword arguments at `step` for shard rows `rows` (as the pipeline built them)."""
     from diffusers import FluxPipeline

@@ -22,8 +22,8 @@ stay on the same step. So one steering context may span several pipeline calls.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import torch
 

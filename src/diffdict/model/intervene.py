@@ -10,7 +10,7 @@ so any generation code runs unchanged inside them::
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 

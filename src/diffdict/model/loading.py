@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from ..devices import resolve_device
+
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "nf4")
@@ -163,15 +165,6 @@ def image_grid(height: int, width: int, vae_scale_factor: int) -> tuple[int, int
     """Image-token grid (rows, cols) of a height x width image."""
     f = 2 * vae_scale_factor
     return height // f, width // f
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"model.device is '{device}' but CUDA is not available; use 'auto' or 'cpu'")
-    return dev
 
 
 def _dtype(name: str, key: str) -> torch.dtype:

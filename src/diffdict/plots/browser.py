@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_path
+from ..filenames import feature_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 SCORE_ORDER = ("balanced_accuracy", "auroc", "score")
@@ -72,20 +73,31 @@ def _provenance(rows: pd.DataFrame) -> str:
     cols = [c for c in rows.columns if c != "feature"]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f"<td>{_fmt(r[c])}</td>" for c in cols) + "</tr>" for _, r in rows.iterrows())
-    return f'<details class="prov" open><summary>atom provenance</summary><table><tr>{head}</tr>{body}</table></details>'
+    return (
+        f'<details class="prov" open><summary>atom provenance</summary><table><tr>{head}</tr>{body}</table></details>'
+    )
 
 
 def _card(row: pd.Series, score_cols: list[str], card: str | None, steer: str | None, prov: str) -> str:
     f = int(row["feature"])
     expl = str(row.get("explanation", "") or "")
     search = html.escape(f"{expl} feature {f} #{f}".lower(), quote=True)
-    img = (f'<img class="card" src="{html.escape(card)}" alt="card of feature {f}">' if card
-           else '<p class="missing">no card</p>')
-    steering = (f'<figure class="steer"><figcaption>steering (columns: strength x mean token norm)</figcaption>'
-                f'<img src="{html.escape(steer)}" alt="steering of feature {f}"></figure>' if steer else "")
-    return (f'<article class="feature" id="f{f}" data-feature="{f}" data-search="{search}">'
-            f'<h2>feature {f}</h2><p class="explanation">{html.escape(expl) or "<i>no explanation</i>"}</p>'
-            f'<p class="scores">{_scores(row, score_cols)}</p>{img}{steering}{prov}</article>')
+    img = (
+        f'<img class="card" src="{html.escape(card)}" alt="card of feature {f}">'
+        if card
+        else '<p class="missing">no card</p>'
+    )
+    steering = (
+        f'<figure class="steer"><figcaption>steering (columns: strength x mean token norm)</figcaption>'
+        f'<img src="{html.escape(steer)}" alt="steering of feature {f}"></figure>'
+        if steer
+        else ""
+    )
+    return (
+        f'<article class="feature" id="f{f}" data-feature="{f}" data-search="{search}">'
+        f'<h2>feature {f}</h2><p class="explanation">{html.escape(expl) or "<i>no explanation</i>"}</p>'
+        f'<p class="scores">{_scores(row, score_cols)}</p>{img}{steering}{prov}</article>'
+    )
 
 
 PAGE = """<!DOCTYPE html>
@@ -165,8 +177,11 @@ def feature_table(explanations: pd.DataFrame, scores: pd.DataFrame | None = None
     cols = [c for c in ("feature", "explanation") if c in explanations.columns]
     table = explanations[cols].drop_duplicates("feature")
     if scores is not None:
-        keep = [c for c in ("feature", "balanced_accuracy", "auroc", "detection_score", "n_pos", "n_neg")
-                if c in scores.columns]
+        keep = [
+            c
+            for c in ("feature", "balanced_accuracy", "auroc", "detection_score", "n_pos", "n_neg")
+            if c in scores.columns
+        ]
         table = table.merge(scores[keep], on="feature", how="left")
     return table
 
@@ -214,7 +229,11 @@ def write_browser(
         raise ValueError("features table lists a feature twice; aggregate scores per feature first")
     score_cols = [c for c in feats.columns if c != "feature" and pd.api.types.is_numeric_dtype(feats[c])]
     sort = next((c for c in SCORE_ORDER if c in feats.columns), None)
-    feats = feats.sort_values([sort, "feature"], ascending=[False, True], na_position="last") if sort else feats.sort_values("feature")
+    feats = (
+        feats.sort_values([sort, "feature"], ascending=[False, True], na_position="last")
+        if sort
+        else feats.sort_values("feature")
+    )
     cards = index_images(cards_dir)
     if "card" in feats.columns:
         cards.update({int(f): Path(p) for f, p in zip(feats["feature"], feats["card"]) if isinstance(p, str) and p})
@@ -230,13 +249,14 @@ def write_browser(
             f = int(row["feature"])
             card = steer = None
             if f in cards:
-                card = f"cards/feature_{f:05d}{cards[f].suffix.lower()}"
+                card = f"cards/{feature_file(f, cards[f].suffix.lower())}"
                 _publish(cards[f], tmp / card)
             if f in steering:
-                steer = f"steering/feature_{f:05d}{steering[f].suffix.lower()}"
+                steer = f"steering/{feature_file(f, steering[f].suffix.lower())}"
                 _publish(steering[f], tmp / steer)
             html_cards.append(_card(row, score_cols, card, steer, _provenance(prov_by.get(f, prov.iloc[:0]))))
         footer = html.escape(json.dumps(meta or {}, sort_keys=True, default=str)) + f" · {len(feats)} features"
         (tmp / "index.html").write_text(
-            PAGE.format(title=html.escape(title), cards="\n".join(html_cards), footer=footer), encoding="utf-8")
+            PAGE.format(title=html.escape(title), cards="\n".join(html_cards), footer=footer), encoding="utf-8"
+        )
     return Path(out_dir) / "index.html"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -24,11 +24,16 @@ def path_keys(path: str | os.PathLike, stage: str, levels: Sequence[str] = ()) -
     try:
         i = len(parts) - 1 - parts[::-1].index(stage)
     except ValueError:
-        raise ValueError(f"{path}: expected .../{{model}}/{stage}/{{site}}/{{dict}}/... (no '{stage}' folder)") from None
+        raise ValueError(
+            f"{path}: expected .../{{model}}/{stage}/{{site}}/{{dict}}/... (no '{stage}' folder)"
+        ) from None
     inner = parts[i + 1 : -1]
     if i < 1 or len(inner) < 2 + len(levels):
-        raise ValueError(f"{path}: expected .../{{model}}/{stage}/{{site}}/{{dict}}/"
-                         + "".join(f"{{{lv}}}/" for lv in levels) + "<file>")
+        raise ValueError(
+            f"{path}: expected .../{{model}}/{stage}/{{site}}/{{dict}}/"
+            + "".join(f"{{{lv}}}/" for lv in levels)
+            + "<file>"
+        )
     keys = {"model": parts[i - 1], "site": inner[0], "dict": inner[1]}
     keys.update(zip(levels, inner[2:]))
     return keys
@@ -81,9 +86,7 @@ def collect_tables(
     return out[first + [c for c in out.columns if c not in first]]
 
 
-def collect_metrics(
-    paths: Iterable[str | os.PathLike], kinds: Mapping[str, str] | None = None
-) -> pd.DataFrame:
+def collect_metrics(paths: Iterable[str | os.PathLike], kinds: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Read ``metrics/{site}/{dict}/reconstruction.json`` files into the tidy reconstruction
     table: `RECONSTRUCTION_COLUMNS` first, then every other key of the files (mse, n_tokens...)."""
     df = collect_tables(paths, "metrics", kinds=kinds)

@@ -51,8 +51,12 @@ def plot_interp_scores(df: pd.DataFrame, out: str | os.PathLike, scores=tuple(SC
         if score == "balanced_accuracy":
             ax.axhline(0.5, color="0.4", lw=0.8, ls=":")
         ax.set_xticks(np.arange(len(sites)), sites, rotation=30)
-        ax.set(ylim=(0, 1), xlabel="site", ylabel=SCORES.get(score, score),
-               title=f"{explainer}" if explainer and len(explainers) > 1 else None)
+        ax.set(
+            ylim=(0, 1),
+            xlabel="site",
+            ylabel=SCORES.get(score, score),
+            title=f"{explainer}" if explainer and len(explainers) > 1 else None,
+        )
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="dictionary")
     fig.suptitle("Explanation scores: mean over runs, 95% CI over runs then features", weight="bold")

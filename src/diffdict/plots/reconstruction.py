@@ -26,22 +26,50 @@ def _select(df: pd.DataFrame, kinds) -> pd.DataFrame:
 
 def _draw_fvu(ax, data: pd.DataFrame) -> None:
     km = kind_of(data)
-    sns.pointplot(data=data, x="site", y="fvu", hue="dict", order=site_order(data["site"]),
-                  hue_order=dict_order(km), palette=dict_palette(km), markers="o",
-                  dodge=0.2 if len(km) > 1 else False, ax=ax, errorbar=None)  # seaborn divides by n_hue - 1
+    sns.pointplot(
+        data=data,
+        x="site",
+        y="fvu",
+        hue="dict",
+        order=site_order(data["site"]),
+        hue_order=dict_order(km),
+        palette=dict_palette(km),
+        markers="o",
+        dodge=0.2 if len(km) > 1 else False,
+        ax=ax,
+        errorbar=None,
+    )  # seaborn divides by n_hue - 1
     ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
-    ax.set(xlabel="site (execution order)", ylabel="FVU (held-out)", ylim=(0, max(1.05, data["fvu"].max() * 1.05)),
-           title="Fraction of variance unexplained")
+    ax.set(
+        xlabel="site (execution order)",
+        ylabel="FVU (held-out)",
+        ylim=(0, max(1.05, data["fvu"].max() * 1.05)),
+        title="Fraction of variance unexplained",
+    )
     ax.tick_params(axis="x", rotation=30)
     handles, labels = ax.get_legend_handles_labels()
-    ax.legend(handles, [f"{d} ({KIND_LABELS.get(km.get(d), km.get(d, d))})" for d in labels], title="dictionary",
-              fontsize="small")
+    ax.legend(
+        handles,
+        [f"{d} ({KIND_LABELS.get(km.get(d), km.get(d, d))})" for d in labels],
+        title="dictionary",
+        fontsize="small",
+    )
 
 
 def _draw_l0(ax, df: pd.DataFrame) -> None:
     km = kind_of(df)
-    sns.scatterplot(data=df, x="l0", y="fvu", hue="dict", style="site", hue_order=dict_order(km),
-                    style_order=site_order(df["site"]), palette=dict_palette(km), s=70, ax=ax)
+    sns.scatterplot(
+        data=df,
+        x="l0",
+        y="fvu",
+        hue="dict",
+        style="site",
+        hue_order=dict_order(km),
+        style_order=site_order(df["site"]),
+        palette=dict_palette(km),
+        s=70,
+        ax=ax,
+    )
     ax.set(xlabel="L0 (active features per token)", ylabel="FVU (held-out)", title="Sparsity vs fidelity")
     if df["l0"].max() / max(df["l0"].min(), 1e-9) > 20:
         ax.set_xscale("log")
@@ -73,8 +101,9 @@ def plot_reconstruction(df: pd.DataFrame, out: str | os.PathLike, kinds=FVU_KIND
     require(df, ["site", "dict", "fvu", "l0"], "reconstruction")
     apply_style()
     data = _select(df, kinds)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(max(4.5, 0.9 * data["site"].nunique() + 2.5) + 5.5, 3.8),
-                               gridspec_kw={"width_ratios": [1.1, 1]})
+    fig, (a, b) = plt.subplots(
+        1, 2, figsize=(max(4.5, 0.9 * data["site"].nunique() + 2.5) + 5.5, 3.8), gridspec_kw={"width_ratios": [1.1, 1]}
+    )
     _draw_fvu(a, data)
     _draw_l0(b, df)
     return save_figure(fig, out)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import html
 import os
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 from ..atomic import atomic_path
@@ -57,14 +57,19 @@ def browsers_from_dirs(dirs: Iterable[str | os.PathLike]) -> list[Browser]:
     for d in map(Path, dirs):
         page = d / "index.html"
         if not page.is_file():
-            raise FileNotFoundError(f"{d}: not a feature browser (no index.html); expected the folder "
-                                    "the browser stage writes, .../{model}/{site}/{dict}/")
+            raise FileNotFoundError(
+                f"{d}: not a feature browser (no index.html); expected the folder "
+                "the browser stage writes, .../{model}/{site}/{dict}/"
+            )
         out.append(Browser(site=d.parent.name, dictionary=d.name, page=page))
     return out
 
 
-def figures_from_paths(paths: Iterable[str | os.PathLike], collected_dir: str | os.PathLike | None = None,
-                       captions: Mapping[str, str] | None = None) -> list[Figure]:
+def figures_from_paths(
+    paths: Iterable[str | os.PathLike],
+    collected_dir: str | os.PathLike | None = None,
+    captions: Mapping[str, str] | None = None,
+) -> list[Figure]:
     """Figures from their PNGs. With `collected_dir`, links point at the copy of each figure
     there (``collect-figures`` copies a PNG and the PDF beside it under the same names).
     `captions` maps a figure name (the file stem) to its rst caption."""
@@ -72,8 +77,14 @@ def figures_from_paths(paths: Iterable[str | os.PathLike], collected_dir: str | 
     for p in map(Path, paths):
         where = Path(collected_dir) if collected_dir is not None else p.parent
         pdf = p.with_suffix(".pdf")
-        out.append(Figure(name=p.stem, image=where / p.name, summary=caption_summary((captions or {}).get(p.stem, "")),
-                          pdf=where / pdf.name if pdf.is_file() else None))
+        out.append(
+            Figure(
+                name=p.stem,
+                image=where / p.name,
+                summary=caption_summary((captions or {}).get(p.stem, "")),
+                pdf=where / pdf.name if pdf.is_file() else None,
+            )
+        )
     return out
 
 
@@ -99,8 +110,9 @@ def _browser_table(browsers: Sequence[Browser], base: Path) -> str:
         tds = []
         for d in dicts:
             b = cells.get((s, d))  # e.g. MLP neurons exist only at mlp sites
-            tds.append(f'<td><a href="{_href(b.page, base)}">{html.escape(d)}</a></td>' if b
-                       else '<td class="none">–</td>')
+            tds.append(
+                f'<td><a href="{_href(b.page, base)}">{html.escape(d)}</a></td>' if b else '<td class="none">–</td>'
+            )
         rows.append(f"<tr><th>{html.escape(s)}</th>{''.join(tds)}</tr>")
     return f'<table class="browsers">{head}{"".join(rows)}</table>'
 
@@ -109,8 +121,10 @@ def _figure(f: Figure, base: Path) -> str:
     name, href = html.escape(f.name), _href(f.image, base)
     pdf = f' · <a href="{_href(f.pdf, base)}">PDF</a>' if f.pdf is not None else ""
     summary = f" — {html.escape(f.summary)}" if f.summary else ""
-    return (f'<figure id="fig-{name}"><a href="{href}"><img src="{href}" alt="{name}"></a>'
-            f"<figcaption><b>{name}</b>{summary}{pdf}</figcaption></figure>")
+    return (
+        f'<figure id="fig-{name}"><a href="{href}"><img src="{href}" alt="{name}"></a>'
+        f"<figcaption><b>{name}</b>{summary}{pdf}</figcaption></figure>"
+    )
 
 
 PAGE = """<!DOCTYPE html>
@@ -118,7 +132,8 @@ PAGE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>
-body {{ font: 14px/1.4 system-ui, sans-serif; margin: 0 auto; padding: 1em; max-width: 80em; background: #f6f6f4; color: #222; }}
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 0 auto; padding: 1em; max-width: 80em;
+       background: #f6f6f4; color: #222; }}
 h1 {{ font-size: 1.3em; margin: 0 0 .2em; }} h2 {{ font-size: 1.1em; margin: 1.2em 0 .4em; }}
 .model {{ color: #555; margin: 0; }}
 table {{ border-collapse: collapse; background: #fff; }}
@@ -151,10 +166,17 @@ window.addEventListener("load", function () {{
 def render_index(model: str, browsers: Sequence[Browser], figures: Sequence[Figure], base: str | os.PathLike) -> str:
     """The page's HTML; links are relative to `base`, the folder the page will live in."""
     base = Path(base)
-    figs = ('<div class="figures">' + "\n".join(_figure(f, base) for f in figures) + "</div>" if figures
-            else '<p class="none">no figures</p>')
-    return PAGE.format(title=html.escape(f"diffdict · {model}"), model=html.escape(model),
-                       browsers=_browser_table(browsers, base), figures=figs)
+    figs = (
+        '<div class="figures">' + "\n".join(_figure(f, base) for f in figures) + "</div>"
+        if figures
+        else '<p class="none">no figures</p>'
+    )
+    return PAGE.format(
+        title=html.escape(f"diffdict · {model}"),
+        model=html.escape(model),
+        browsers=_browser_table(browsers, base),
+        figures=figs,
+    )
 
 
 def write_index(out: str | os.PathLike, model: str, browsers: Sequence[Browser], figures: Sequence[Figure]) -> Path:

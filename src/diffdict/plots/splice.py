@@ -22,9 +22,21 @@ def plot_splice_recovery(df: pd.DataFrame, out: str | os.PathLike, value: str = 
     apply_style()
     km = kind_of(df)
     col = "metric" if "metric" in df.columns and df["metric"].nunique() > 1 else None
-    g = sns.catplot(data=df, kind="bar", x="site", y=value, hue="dict", col=col,
-                    order=site_order(df["site"]), hue_order=dict_order(km), palette=dict_palette(km),
-                    height=3.4, aspect=1.3, errorbar=("ci", 95), seed=0)
+    g = sns.catplot(
+        data=df,
+        kind="bar",
+        x="site",
+        y=value,
+        hue="dict",
+        col=col,
+        order=site_order(df["site"]),
+        hue_order=dict_order(km),
+        palette=dict_palette(km),
+        height=3.4,
+        aspect=1.3,
+        errorbar=("ci", 95),
+        seed=0,
+    )
     for ax in g.axes.flat:
         ax.axhline(1.0, color="0.4", lw=0.8, ls=":")
         ax.axhline(0.0, color="0.4", lw=0.8)

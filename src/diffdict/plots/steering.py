@@ -28,8 +28,11 @@ def plot_steering_success(df: pd.DataFrame, out: str | os.PathLike):
     if "graded_against" in data.columns:  # the wrong-explanation null is in steering_summary.csv
         data = data[data["graded_against"].fillna("own") == "own"]
     if data.empty:
-        why = ("no feature was steered (the interp stage found no eligible feature)" if df.empty
-               else "no steered feature's explanation names a concept the grader knows")
+        why = (
+            "no feature was steered (the interp stage found no eligible feature)"
+            if df.empty
+            else "no steered feature's explanation names a concept the grader knows"
+        )
         return message_figure(out, "Steering success", f"Nothing to plot: {why}.")
     if "dict" in data.columns and data["dict"].nunique() > 1:
         km = kind_of(data)
@@ -39,13 +42,17 @@ def plot_steering_success(df: pd.DataFrame, out: str | os.PathLike):
         palette = dict(zip(order, sns.color_palette("colorblind", len(order))))
         data = data.assign(feature=data["feature"].astype(int))
     fig, (a, b) = plt.subplots(1, 2, figsize=(8.4, 3.5), sharex=True)
-    kw = dict(x="strength", hue=hue, hue_order=order, palette=palette, marker="o",
-              errorbar=("ci", 95), n_boot=500, seed=0)
+    kw = dict(
+        x="strength", hue=hue, hue_order=order, palette=palette, marker="o", errorbar=("ci", 95), n_boot=500, seed=0
+    )
     sns.lineplot(data=data, y="shift", ax=a, **kw)
     sns.lineplot(data=data, y="change_elsewhere", ax=b, legend=False, **kw)
     a.axhline(0, color="0.4", lw=0.8)
-    a.set(xlabel="strength (x mean token norm)", ylabel="concept shift (steered - unsteered)",
-          title="Toward the explanation")
+    a.set(
+        xlabel="strength (x mean token norm)",
+        ylabel="concept shift (steered - unsteered)",
+        title="Toward the explanation",
+    )
     b.set(xlabel="strength (x mean token norm)", ylabel="change elsewhere", title="Everything else")
     a.legend(title=hue, fontsize="small")
     return save_figure(fig, out)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 import textwrap
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import matplotlib
 
@@ -24,18 +24,32 @@ import seaborn as sns  # noqa: E402
 from ..atomic import atomic_path  # noqa: E402
 
 KIND_ORDER = ("topk_sae", "itda", "neurons", "random", "pretrained")
-KIND_LABELS = {"topk_sae": "TopK SAE", "itda": "ITDA", "neurons": "MLP neurons", "random": "random directions",
-               "pretrained": "pretrained (imported)"}
+KIND_LABELS = {
+    "topk_sae": "TopK SAE",
+    "itda": "ITDA",
+    "neurons": "MLP neurons",
+    "random": "random directions",
+    "pretrained": "pretrained (imported)",
+}
 _BASE = dict(zip(KIND_ORDER, sns.color_palette("colorblind", len(KIND_ORDER))))
-_OTHER = sns.color_palette("colorblind", 10)[len(KIND_ORDER):]
+_OTHER = sns.color_palette("colorblind", 10)[len(KIND_ORDER) :]
 DPI = 200
 
 
 def apply_style() -> None:
     """Set the project theme; every figure function calls this first."""
-    sns.set_theme(context="paper", style="whitegrid", font_scale=1.15,
-                  rc={"figure.dpi": 100, "savefig.dpi": DPI, "axes.titleweight": "bold",
-                      "legend.frameon": False, "pdf.fonttype": 42})
+    sns.set_theme(
+        context="paper",
+        style="whitegrid",
+        font_scale=1.15,
+        rc={
+            "figure.dpi": 100,
+            "savefig.dpi": DPI,
+            "axes.titleweight": "bold",
+            "legend.frameon": False,
+            "pdf.fonttype": 42,
+        },
+    )
 
 
 def kind_of(dicts: pd.DataFrame) -> dict[str, str]:
@@ -62,7 +76,9 @@ def dict_palette(kinds: Mapping[str, str]) -> dict[str, tuple]:
             base = _BASE.setdefault(kind, _OTHER[n_other % len(_OTHER)])
             n_other += 1
         i = seen[kind] = seen.get(kind, -1) + 1
-        out[d] = sns.set_hls_values(base, l=min(0.85, sns.utils.colorsys.rgb_to_hls(*base)[1] + 0.15 * i)) if i else base
+        out[d] = (
+            sns.set_hls_values(base, l=min(0.85, sns.utils.colorsys.rgb_to_hls(*base)[1] + 0.15 * i)) if i else base
+        )
     return out
 
 

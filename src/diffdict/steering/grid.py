@@ -15,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,11 +27,21 @@ from ..atomic import atomic_path
 from ..model.generate import generate_images
 from ..sites import STREAMS, Site
 
-SteerFn = Callable[..., ContextManager]
+SteerFn = Callable[..., AbstractContextManager]
 
 TABLE_COLUMNS = (
-    "feature", "strength", "alpha", "prompt_id", "prompt", "seed", "image", "baseline_image",
-    "explanation", "steps", "streams", "border",
+    "feature",
+    "strength",
+    "alpha",
+    "prompt_id",
+    "prompt",
+    "seed",
+    "image",
+    "baseline_image",
+    "explanation",
+    "steps",
+    "streams",
+    "border",
 )
 
 
@@ -54,7 +65,7 @@ class SteeringRun:
             self.table.to_parquet(tmp, index=False)
 
     @classmethod
-    def load(cls, images_path: str | os.PathLike, table_path: str | os.PathLike) -> "SteeringRun":
+    def load(cls, images_path: str | os.PathLike, table_path: str | os.PathLike) -> SteeringRun:
         from safetensors.numpy import load_file
 
         return cls(load_file(str(images_path))["images"], pd.read_parquet(table_path))
@@ -149,8 +160,15 @@ def run_steering(
             with contextlib.ExitStack() as stack:
                 for stream in streams:
                     stack.enter_context(
-                        steer_fn(pipe.transformer, site, directions[fi], s * mean_norm, steps,
-                                 stream=stream, border=border if stream == "img" else 0)
+                        steer_fn(
+                            pipe.transformer,
+                            site,
+                            directions[fi],
+                            s * mean_norm,
+                            steps,
+                            stream=stream,
+                            border=border if stream == "img" else 0,
+                        )
                     )
                 imgs = generate_images(pipe, prompts, seeds, model_cfg, batch_size)
             chunks.append(imgs)
@@ -158,12 +176,22 @@ def run_steering(
             n_images += len(imgs)
         f = int(features[fi])
         for p in range(len(prompts)):
-            rows.append({
-                "feature": f, "strength": s, "alpha": s * mean_norm, "prompt_id": prompt_ids[p],
-                "prompt": prompts[p], "seed": int(seeds[p]), "image": int(idx[p]),
-                "baseline_image": int(base_idx[p]), "explanation": explanations.get(f, ""),
-                "steps": json.dumps(steps), "streams": ",".join(streams), "border": int(border),
-            })
+            rows.append(
+                {
+                    "feature": f,
+                    "strength": s,
+                    "alpha": s * mean_norm,
+                    "prompt_id": prompt_ids[p],
+                    "prompt": prompts[p],
+                    "seed": int(seeds[p]),
+                    "image": int(idx[p]),
+                    "baseline_image": int(base_idx[p]),
+                    "explanation": explanations.get(f, ""),
+                    "steps": json.dumps(steps),
+                    "streams": ",".join(streams),
+                    "border": int(border),
+                }
+            )
     return SteeringRun(np.concatenate(chunks), pd.DataFrame(rows, columns=list(TABLE_COLUMNS)))
 
 
@@ -190,7 +218,7 @@ def steering_grid(
     **run_kwargs,
 ) -> pd.DataFrame:
     """Run `run_steering` and write the labelled grid PNG (rows: feature x prompt, columns:
-    strength). Optionally also one PNG per feature (`rows_dir/feature_{f:05d}.png`, for the
+    strength). Optionally also one PNG per feature (`rows_dir/feature_{f:06d}.png`, for the
     feature browser) and the raw images + table (for `steering.metrics`). Returns the table."""
     from .render import render_feature_rows, render_grid
 

@@ -20,7 +20,8 @@ a [0, 1] intensity scale: a model-free proxy for how much of the image was rewri
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable, Mapping, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,8 +29,17 @@ import pandas as pd
 from .grid import SteeringRun
 
 METRIC_COLUMNS = (
-    "feature", "explanation", "target", "strength", "prompt_id", "concept_hit", "shift",
-    "change_elsewhere", "pixel_change", "method", "graded_against",
+    "feature",
+    "explanation",
+    "target",
+    "strength",
+    "prompt_id",
+    "concept_hit",
+    "shift",
+    "change_elsewhere",
+    "pixel_change",
+    "method",
+    "graded_against",
 )
 
 
@@ -160,8 +170,9 @@ def annotator_metrics(
     # just disturbs the image, or recolours it at random, does not. (Permuting the targets among
     # the steered features would be degenerate: they often share one colour.)
     values = _attrs(vocab)
-    others = {f: [{a: {v}} for a, vals in t.items() for v in sorted(values.get(a, set()) - vals)]
-              for f, t in own.items()}
+    others = {
+        f: [{a: {v}} for a, vals in t.items() for v in sorted(values.get(a, set()) - vals)] for f, t in own.items()
+    }
     rows = []
     for r, e in zip(run.table.itertuples(), expl):
         steered, base = _attrs(annotations[r.image]), _attrs(annotations[r.baseline_image])
@@ -178,19 +189,28 @@ def annotator_metrics(
             targets = alternatives[0] if against == "own" and alternatives else {}
             rest = (set(steered) | set(base)) - set(targets or own[int(r.feature)])
             changed = [a for a in rest if steered.get(a) != base.get(a)]
-            rows.append({
-                "feature": int(r.feature), "explanation": e,
-                "target": _target_str(targets) if against == "own" else
-                " | ".join(_target_str(t) for t in alternatives),
-                "strength": float(r.strength), "prompt_id": int(r.prompt_id), "concept_hit": hit,
-                "shift": shift, "change_elsewhere": len(changed) / len(rest) if rest else np.nan,
-                "pixel_change": change, "method": "annotator", "graded_against": against,
-            })
+            rows.append(
+                {
+                    "feature": int(r.feature),
+                    "explanation": e,
+                    "target": _target_str(targets)
+                    if against == "own"
+                    else " | ".join(_target_str(t) for t in alternatives),
+                    "strength": float(r.strength),
+                    "prompt_id": int(r.prompt_id),
+                    "concept_hit": hit,
+                    "shift": shift,
+                    "change_elsewhere": len(changed) / len(rest) if rest else np.nan,
+                    "pixel_change": change,
+                    "method": "annotator",
+                    "graded_against": against,
+                }
+            )
     return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
 
 
 def steering_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """"N of M features move toward their concept", beside its nulls: one row per (site, dict,
+    """ "N of M features move toward their concept", beside its nulls: one row per (site, dict,
     graded_against). A feature *moves* when its mean shift over prompts is above 0 at some
     non-zero strength; ``n_moved_positive`` counts positive strengths only. The same rule is
     applied to the ``other_value`` rows (the same steered images graded against the other values
@@ -205,16 +225,21 @@ def steering_summary(table: pd.DataFrame) -> pd.DataFrame:
         key = key if isinstance(key, tuple) else (key,)
         by_f = g.groupby("feature")
         pos = g[g["strength"] > 0].groupby("feature")["shift"].max()
-        rows.append({**dict(zip([*keys, "graded_against"], key)), "n_features": int(by_f.ngroups),
-                     "n_moved": int((by_f["shift"].max() > 0).sum()), "n_moved_positive": int((pos > 0).sum()),
-                     "mean_shift_positive": float(g.loc[g["strength"] > 0, "shift"].mean())})
-    return pd.DataFrame(rows, columns=[*keys, "graded_against", "n_features", "n_moved", "n_moved_positive",
-                                       "mean_shift_positive"])
+        rows.append(
+            {
+                **dict(zip([*keys, "graded_against"], key)),
+                "n_features": int(by_f.ngroups),
+                "n_moved": int((by_f["shift"].max() > 0).sum()),
+                "n_moved_positive": int((pos > 0).sum()),
+                "mean_shift_positive": float(g.loc[g["strength"] > 0, "shift"].mean()),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=[*keys, "graded_against", "n_features", "n_moved", "n_moved_positive", "mean_shift_positive"]
+    )
 
 
-def judge_metrics(
-    run: SteeringRun, judge: Judge, explanations: Mapping[int, str] | None = None
-) -> pd.DataFrame:
+def judge_metrics(run: SteeringRun, judge: Judge, explanations: Mapping[int, str] | None = None) -> pd.DataFrame:
     """Grade a steering run with a pairwise judge (see the module docstring). Unsteered cells
     are not sent to the judge: steered and unsteered are the same image, p = 0.5 exactly."""
     expl = _explanations(run, explanations)
@@ -228,9 +253,19 @@ def judge_metrics(
             if not (0.0 <= p <= 1.0 or np.isnan(p)):  # NaN: a failed judgement, kept as missing
                 raise ValueError(f"judge returned {p} for feature {r.feature}; expected a probability in [0, 1]")
         change = pixel_change(steered, base)
-        rows.append({
-            "feature": int(r.feature), "explanation": e, "target": e, "strength": float(r.strength),
-            "prompt_id": int(r.prompt_id), "concept_hit": p, "shift": 2 * p - 1,
-            "change_elsewhere": change, "pixel_change": change, "method": "judge", "graded_against": "own",
-        })
+        rows.append(
+            {
+                "feature": int(r.feature),
+                "explanation": e,
+                "target": e,
+                "strength": float(r.strength),
+                "prompt_id": int(r.prompt_id),
+                "concept_hit": p,
+                "shift": 2 * p - 1,
+                "change_elsewhere": change,
+                "pixel_change": change,
+                "method": "judge",
+                "graded_against": "own",
+            }
+        )
     return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))

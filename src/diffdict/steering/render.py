@@ -15,12 +15,13 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from ..atomic import atomic_path
+from ..filenames import feature_file
 
-GAP = 4          # pixels between cells
-GROUP_GAP = 12   # extra pixels between features
-LABEL_W = 220    # width of the row-label column
+GAP = 4  # pixels between cells
+GROUP_GAP = 12  # extra pixels between features
+LABEL_W = 220  # width of the row-label column
 HEADER_H = 22
-MIN_CELL = 96    # upscale cells to at least this many pixels
+MIN_CELL = 96  # upscale cells to at least this many pixels
 
 
 def _font(size: int = 12):
@@ -57,7 +58,7 @@ def grid_image(images: np.ndarray, table: pd.DataFrame, title: str | None = None
         draw.text((LABEL_W + j * (cw + GAP) + 2, top - HEADER_H + 4), _fmt_strength(s), fill="black", font=font)
     cell = {(r.feature, r.prompt_id, r.strength): r for r in table.itertuples()}
     y = top
-    for fi, f in enumerate(features):
+    for f in features:
         for pi, p in enumerate(prompts):
             any_row = next((cell[(f, p, s)] for s in strengths if (f, p, s) in cell), None)
             if any_row is None:
@@ -98,7 +99,7 @@ def render_message(message: str, out_png: str | os.PathLike, title: str | None =
 
 
 def feature_row_name(feature: int) -> str:
-    return f"feature_{int(feature):05d}.png"
+    return feature_file(feature)
 
 
 def render_feature_rows(images: np.ndarray, table: pd.DataFrame, out_dir: str | os.PathLike) -> None:

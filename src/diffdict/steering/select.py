@@ -26,8 +26,13 @@ def select_features(
     expl = dict(zip(explanations["feature"].astype(int), explanations["explanation"].fillna("").astype(str)))
     if features is not None:
         return {int(f): expl.get(int(f), "") for f in features}
-    table = explanations if scores is None else explanations[["feature", "explanation"]].merge(
-        scores[["feature", score]].groupby("feature", as_index=False).mean(), on="feature")
+    table = (
+        explanations
+        if scores is None
+        else explanations[["feature", "explanation"]].merge(
+            scores[["feature", score]].groupby("feature", as_index=False).mean(), on="feature"
+        )
+    )
     if score not in table.columns:
         raise ValueError(f"no '{score}' column to rank features by; columns: {list(table.columns)}")
     if match:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -25,19 +25,19 @@ from .scale import site_token_norm
 from .select import select_features
 
 DEFAULTS = {
-    "split": "test",        # prompts split to steer (read by the workflow)
-    "explainer": None,      # whose explanations pick the features; None: the first configured (workflow)
-    "features": 4,          # int: the top-n explained features by `score`; list: these features
+    "split": "test",  # prompts split to steer (read by the workflow)
+    "explainer": None,  # whose explanations pick the features; None: the first configured (workflow)
+    "features": 4,  # int: the top-n explained features by `score`; list: these features
     "score": "balanced_accuracy",
-    "match": None,          # regex on explanations: steer only matching features (e.g. "^color=")
+    "match": None,  # regex on explanations: steer only matching features (e.g. "^color=")
     "strengths": [-0.8, 0.0, 0.4, 0.8, 1.6],  # x the site's mean token norm (paper: 0.8)
-    "prompts": 4,           # prompts per feature, sampled (seeded) from the prompts table
-    "steps": None,          # denoising steps to steer; None: all (paper)
-    "streams": None,        # img and/or txt tokens; None: the site's own stream
-    "border": 0,            # image-token border left unsteered (paper: 4 at 256 px)
+    "prompts": 4,  # prompts per feature, sampled (seeded) from the prompts table
+    "steps": None,  # denoising steps to steer; None: all (paper)
+    "streams": None,  # img and/or txt tokens; None: the site's own stream
+    "border": 0,  # image-token border left unsteered (paper: 4 at 256 px)
     "batch_size": 8,
     "seed": 0,
-    "norm_tokens": 65536,   # tokens read from the store to measure the mean token norm
+    "norm_tokens": 65536,  # tokens read from the store to measure the mean token norm
 }
 log = logging.getLogger("diffdict.steering")
 GRID, ROWS, IMAGES, TABLE, METRICS = "grid.png", "rows", "images.safetensors", "table.parquet", "metrics.parquet"
@@ -89,8 +89,10 @@ def steer_stage(
     if not chosen:
         # A valid outcome (a small interp split, a text-stream site whose features fire on every
         # prompt): the files say so, and the metrics, tables and figures after them report it.
-        reason = (f"no feature to steer: no explained feature of {site.name} has a '{c['score']}' score "
-                  "(the interp stage found no eligible feature; its features log says why)")
+        reason = (
+            f"no feature to steer: no explained feature of {site.name} has a '{c['score']}' score "
+            "(the interp stage found no eligible feature; its features log says why)"
+        )
         log.warning(reason)
         from .render import render_feature_rows, render_message
 
@@ -101,12 +103,26 @@ def steer_stage(
         return run.table
     rows = select_prompts(prompts, int(c["prompts"]), int(c["seed"]))
     return steering_grid(
-        pipe, site, dictionary, list(chosen), c["strengths"], rows["prompt"].tolist(), rows["seed"].tolist(),
-        model_cfg, out / GRID, rows_dir=out / ROWS, images_path=out / IMAGES, table_path=out / TABLE,
+        pipe,
+        site,
+        dictionary,
+        list(chosen),
+        c["strengths"],
+        rows["prompt"].tolist(),
+        rows["seed"].tolist(),
+        model_cfg,
+        out / GRID,
+        rows_dir=out / ROWS,
+        images_path=out / IMAGES,
+        table_path=out / TABLE,
         mean_norm=mean_norm if mean_norm is not None else site_token_norm(store, int(c["norm_tokens"])),
-        steps=c["steps"], streams=c["streams"],
-        border=int(c["border"]), prompt_ids=rows["prompt_id"].tolist(), explanations=chosen,
-        batch_size=int(c["batch_size"]), progress=True,
+        steps=c["steps"],
+        streams=c["streams"],
+        border=int(c["border"]),
+        prompt_ids=rows["prompt_id"].tolist(),
+        explanations=chosen,
+        batch_size=int(c["batch_size"]),
+        progress=True,
     )
 
 
@@ -126,8 +142,15 @@ def steering_metrics_stage(
     run = SteeringRun.load(Path(run_dir) / IMAGES, Path(run_dir) / TABLE)
     text = dict(zip(explanations["feature"].astype(int), explanations["explanation"].fillna("").astype(str)))
     if annotate is not None:
-        concepts = ({int(f): list(cs) for f, cs in zip(explanations["feature"], explanations["concepts"])
-                     if cs is not None and len(cs)} if "concepts" in explanations.columns else None)
+        concepts = (
+            {
+                int(f): list(cs)
+                for f, cs in zip(explanations["feature"], explanations["concepts"])
+                if cs is not None and len(cs)
+            }
+            if "concepts" in explanations.columns
+            else None
+        )
         table = annotator_metrics(run, annotate, text, vocabulary=vocabulary, concepts=concepts)
     else:
         table = judge_metrics(run, judge, text)

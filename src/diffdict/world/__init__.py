@@ -16,11 +16,12 @@ from .scene import CONCEPTS, P_TWO, Scene, sample_scene
 # Stream domains: prompt tables and training renderings draw from different seed sequences, so
 # a split's prompts and the toy model's training scenes are independent draws even for equal seeds.
 PROMPTS_DOMAIN = 0x5052  # "PR"
-TRAIN_DOMAIN = 0x5452    # "TR"
+TRAIN_DOMAIN = 0x5452  # "TR"
 
 
-def sample_scenes(n: int, seed: int, domain: int = PROMPTS_DOMAIN,
-                  p_two: float = P_TWO) -> tuple[list[Scene], list[str], np.ndarray]:
+def sample_scenes(
+    n: int, seed: int, domain: int = PROMPTS_DOMAIN, p_two: float = P_TWO
+) -> tuple[list[Scene], list[str], np.ndarray]:
     """`n` scenes, their captions and per-item noise seeds, from one seeded stream; `p_two`:
     probability of a two-object scene."""
     rng = np.random.default_rng([domain, int(seed)])
@@ -37,14 +38,25 @@ def prompts_table(n: int, seed: int, start_id: int = 0) -> pd.DataFrame:
     """Prompt table of `n` world prompts: prompt_id (start_id..), prompt, seed (noise seed),
     concepts (list of "kind=value", all objects' concepts), scene (JSON)."""
     scenes, captions, noise_seeds = sample_scenes(n, seed, PROMPTS_DOMAIN)
-    return pd.DataFrame({
-        "prompt_id": np.arange(start_id, start_id + n, dtype=np.int64),
-        "prompt": captions,
-        "seed": noise_seeds.astype(np.int64),
-        "concepts": [s.concepts() for s in scenes],
-        "scene": [s.to_json() for s in scenes],
-    })
+    return pd.DataFrame(
+        {
+            "prompt_id": np.arange(start_id, start_id + n, dtype=np.int64),
+            "prompt": captions,
+            "seed": noise_seeds.astype(np.int64),
+            "concepts": [s.concepts() for s in scenes],
+            "scene": [s.to_json() for s in scenes],
+        }
+    )
 
 
-__all__ = ["CONCEPTS", "Scene", "caption", "prompts_table", "render", "render_batch", "sample_scene",
-           "sample_scenes", "vocabulary"]
+__all__ = [
+    "CONCEPTS",
+    "Scene",
+    "caption",
+    "prompts_table",
+    "render",
+    "render_batch",
+    "sample_scene",
+    "sample_scenes",
+    "vocabulary",
+]

@@ -39,9 +39,16 @@ class ObjectNet(nn.Module):
     def __init__(self, width: int = 32):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(4, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Conv2d(4, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.color = nn.Linear(width + 3, len(COLOR_NAMES))  # + mean object colour
         self.shape = nn.Linear(width, len(SHAPES))
@@ -156,11 +163,17 @@ class Annotator:
         for j, (i, m) in enumerate(flat):
             ys, xs = np.nonzero(m)
             extent = max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) / side
-            dets[i].append(Detection(
-                mask=m, color=COLOR_NAMES[int(pc[j].argmax())], shape=SHAPES[int(ps[j].argmax())],
-                size="large" if extent > self.size_extent else "small", position=POSITIONS[_position_index(m)],
-                color_p=float(pc[j].max()), shape_p=float(ps[j].max()),
-            ))
+            dets[i].append(
+                Detection(
+                    mask=m,
+                    color=COLOR_NAMES[int(pc[j].argmax())],
+                    shape=SHAPES[int(ps[j].argmax())],
+                    size="large" if extent > self.size_extent else "small",
+                    position=POSITIONS[_position_index(m)],
+                    color_p=float(pc[j].max()),
+                    shape_p=float(ps[j].max()),
+                )
+            )
         return dets, bgs
 
     def annotate(self, images: np.ndarray) -> list[set[str]]:
@@ -196,13 +209,19 @@ class Annotator:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(path / "annotator.safetensors"))
-        cfg = {"fg_threshold": self.fg_threshold, "min_pixels": self.min_pixels, "size_extent": self.size_extent,
-               "token_threshold": self.token_threshold, "concepts": self.concepts, "report": self.report,
-               "width": self.net.body[0].out_channels}
+        cfg = {
+            "fg_threshold": self.fg_threshold,
+            "min_pixels": self.min_pixels,
+            "size_extent": self.size_extent,
+            "token_threshold": self.token_threshold,
+            "concepts": self.concepts,
+            "report": self.report,
+            "width": self.net.body[0].out_channels,
+        }
         (path / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> "Annotator":
+    def load(cls, path: str | Path) -> Annotator:
         """Load from an annotator folder or a toy model folder that contains ``annotator/``."""
         from safetensors.torch import load_file
 
@@ -249,9 +268,17 @@ def _labelled_crops(ann: Annotator, scenes: list[Scene], images: np.ndarray):
     return crops, means, torch.tensor(yc), torch.tensor(ys)
 
 
-def train_annotator(scenes: list[Scene], images: np.ndarray, masks, recon: np.ndarray | None = None,
-                    seed: int = 0, steps: int = 800, batch_size: int = 256, lr: float = 3e-3,
-                    eval_recon_fn=None) -> tuple[Annotator, dict]:
+def train_annotator(
+    scenes: list[Scene],
+    images: np.ndarray,
+    masks,
+    recon: np.ndarray | None = None,
+    seed: int = 0,
+    steps: int = 800,
+    batch_size: int = 256,
+    lr: float = 3e-3,
+    eval_recon_fn=None,
+) -> tuple[Annotator, dict]:
     """Train the object classifier on renderings (and VAE reconstructions `recon`), then
     measure accuracy on freshly drawn held-out renderings (and their reconstructions, when
     ``eval_recon_fn`` maps uint8 images to reconstructions)."""
@@ -264,7 +291,7 @@ def train_annotator(scenes: list[Scene], images: np.ndarray, masks, recon: np.nd
     crops, means, yc, ys = (torch.cat(t) for t in zip(*parts))
     opt = torch.optim.Adam(ann.net.parameters(), lr=lr)
     ann.net.train()
-    for step in range(steps):
+    for _ in range(steps):
         idx = torch.randint(0, len(crops), (batch_size,), generator=g)
         x = crops[idx]
         # augment: small colour jitter and mask-edge noise, for the drift of generated images

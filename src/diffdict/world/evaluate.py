@@ -26,21 +26,30 @@ def adherence_table(annotator, images: np.ndarray, scenes: list[Scene]) -> pd.Da
         got = Counter((d.color, d.shape) for d in ds)
         full_want = Counter((o.color, o.shape, o.position, o.size) for o in s.objects)
         full_got = Counter((d.color, d.shape, d.position, d.size) for d in ds)
-        rows.append({
-            "n_objects": len(s.objects), "n_detected": len(ds),
-            "adheres": want == got,
-            "color_ok": Counter(o.color for o in s.objects) == Counter(d.color for d in ds),
-            "shape_ok": Counter(o.shape for o in s.objects) == Counter(d.shape for d in ds),
-            "position_ok": sorted(o.position for o in s.objects) == sorted(d.position for d in ds),
-            "all_attributes_ok": full_want == full_got and b == s.background,
-            "background_ok": b == s.background,
-            "annotation": "; ".join(f"{d.size} {d.color} {d.shape} @{d.position}" for d in ds) + f" | {b}",
-        })
+        rows.append(
+            {
+                "n_objects": len(s.objects),
+                "n_detected": len(ds),
+                "adheres": want == got,
+                "color_ok": Counter(o.color for o in s.objects) == Counter(d.color for d in ds),
+                "shape_ok": Counter(o.shape for o in s.objects) == Counter(d.shape for d in ds),
+                "position_ok": sorted(o.position for o in s.objects) == sorted(d.position for d in ds),
+                "all_attributes_ok": full_want == full_got and b == s.background,
+                "background_ok": b == s.background,
+                "annotation": "; ".join(f"{d.size} {d.color} {d.shape} @{d.position}" for d in ds) + f" | {b}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def sample_grid_figure(images: np.ndarray, prompts: list[str], out_path: str | Path | None = None,
-                       ncols: int = 6, marks: list[bool] | None = None, title: str | None = None):
+def sample_grid_figure(
+    images: np.ndarray,
+    prompts: list[str],
+    out_path: str | Path | None = None,
+    ncols: int = 6,
+    marks: list[bool] | None = None,
+    title: str | None = None,
+):
     """Grid of generated images with their prompts underneath (wrapped); optional ✓/✗ marks
     (e.g. adherence) colour the caption green/red. Saved atomically as PNG when `out_path`."""
     import textwrap

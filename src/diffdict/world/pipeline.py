@@ -37,10 +37,15 @@ def transformer_config(**over) -> dict:
     b = 2 * ((hd - 2) // 4)
     a = hd - 2 * b
     cfg = dict(
-        patch_size=1, in_channels=4 * latent_channels, out_channels=None,
-        num_layers=t["num_layers"], num_single_layers=t["num_single_layers"],
-        attention_head_dim=hd, num_attention_heads=t["num_attention_heads"],
-        joint_attention_dim=text["t5_dim"], pooled_projection_dim=text["clip_dim"],
+        patch_size=1,
+        in_channels=4 * latent_channels,
+        out_channels=None,
+        num_layers=t["num_layers"],
+        num_single_layers=t["num_single_layers"],
+        attention_head_dim=hd,
+        num_attention_heads=t["num_attention_heads"],
+        joint_attention_dim=text["t5_dim"],
+        pooled_projection_dim=text["clip_dim"],
         guidance_embeds=False,  # schnell-style: no guidance embedding, guidance_scale 0
         axes_dims_rope=(a, b, b),
     )
@@ -52,12 +57,19 @@ def vae_config(**over) -> dict:
     v = _split(dict(over), VAE_DEFAULTS)
     n = len(v["block_out_channels"])
     return dict(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * n,
-        up_block_types=("UpDecoderBlock2D",) * n, block_out_channels=tuple(v["block_out_channels"]),
-        layers_per_block=v["layers_per_block"], latent_channels=v["latent_channels"],
-        norm_num_groups=v["norm_num_groups"], sample_size=IMAGE_SIZE,
-        scaling_factor=1.0, shift_factor=0.0,  # set from latent statistics after VAE training
-        use_quant_conv=False, use_post_quant_conv=False,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(v["block_out_channels"]),
+        layers_per_block=v["layers_per_block"],
+        latent_channels=v["latent_channels"],
+        norm_num_groups=v["norm_num_groups"],
+        sample_size=IMAGE_SIZE,
+        scaling_factor=1.0,
+        shift_factor=0.0,  # set from latent statistics after VAE training
+        use_quant_conv=False,
+        use_post_quant_conv=False,
         mid_block_add_attention=False,  # flat shapes need no global attention in the VAE; CPU speed
     )
 
@@ -68,17 +80,36 @@ def build_text_encoders(seed: int = 0, clip_dim: int = 32, t5_dim: int = 64, tex
     n_vocab = len(vocab_ids())
     ids = {s: i for i, s in enumerate(SPECIALS)}
     torch.manual_seed(seed + 1)
-    clip = CLIPTextModel(CLIPTextConfig(
-        vocab_size=n_vocab, hidden_size=clip_dim, intermediate_size=2 * clip_dim, num_hidden_layers=text_layers,
-        num_attention_heads=2, max_position_embeddings=MAX_SEQUENCE_LENGTH, projection_dim=clip_dim,
-        pad_token_id=ids["<pad>"], bos_token_id=ids["<s>"], eos_token_id=ids["</s>"],
-    ))
+    clip = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=n_vocab,
+            hidden_size=clip_dim,
+            intermediate_size=2 * clip_dim,
+            num_hidden_layers=text_layers,
+            num_attention_heads=2,
+            max_position_embeddings=MAX_SEQUENCE_LENGTH,
+            projection_dim=clip_dim,
+            pad_token_id=ids["<pad>"],
+            bos_token_id=ids["<s>"],
+            eos_token_id=ids["</s>"],
+        )
+    )
     torch.manual_seed(seed + 2)
-    t5 = T5EncoderModel(T5Config(
-        vocab_size=n_vocab, d_model=t5_dim, d_kv=t5_dim // 4, d_ff=2 * t5_dim, num_layers=text_layers, num_heads=4,
-        pad_token_id=ids["<pad>"], eos_token_id=ids["</s>"], decoder_start_token_id=ids["<pad>"],
-        relative_attention_num_buckets=16, relative_attention_max_distance=32,
-    ))
+    t5 = T5EncoderModel(
+        T5Config(
+            vocab_size=n_vocab,
+            d_model=t5_dim,
+            d_kv=t5_dim // 4,
+            d_ff=2 * t5_dim,
+            num_layers=text_layers,
+            num_heads=4,
+            pad_token_id=ids["<pad>"],
+            eos_token_id=ids["</s>"],
+            decoder_start_token_id=ids["<pad>"],
+            relative_attention_num_buckets=16,
+            relative_attention_max_distance=32,
+        )
+    )
     return clip.eval(), t5.eval()
 
 
@@ -109,12 +140,15 @@ def build_pipeline(seed: int = 0, **size_overrides):
     vae = AutoencoderKL(**vae_config(**vae_over)).eval()
     clip, t5 = build_text_encoders(seed, **text)
     torch.manual_seed(seed + 3)
-    transformer = FluxTransformer2DModel(**transformer_config(
-        **t_over, latent_channels=vae_over["latent_channels"], **text
-    )).eval()
+    transformer = FluxTransformer2DModel(
+        **transformer_config(**t_over, latent_channels=vae_over["latent_channels"], **text)
+    ).eval()
     return FluxPipeline(
-        scheduler=build_scheduler(), vae=vae,
-        text_encoder=clip, tokenizer=build_tokenizer("clip", MAX_SEQUENCE_LENGTH),
-        text_encoder_2=t5, tokenizer_2=build_tokenizer("t5", MAX_SEQUENCE_LENGTH),
+        scheduler=build_scheduler(),
+        vae=vae,
+        text_encoder=clip,
+        tokenizer=build_tokenizer("clip", MAX_SEQUENCE_LENGTH),
+        text_encoder_2=t5,
+        tokenizer_2=build_tokenizer("t5", MAX_SEQUENCE_LENGTH),
         transformer=transformer,
     )

@@ -38,12 +38,16 @@ OBJECT_KINDS = ("color", "shape", "size", "position")
 
 # Geometry as fractions of the image side: quadrant centres and half-extents per size.
 # Large objects (half-extent 0.21 + jitter <= 0.245) stay inside their quadrant, so objects never touch.
-POSITION_CENTRES = {"top-left": (0.25, 0.25), "top-right": (0.75, 0.25),
-                    "bottom-left": (0.25, 0.75), "bottom-right": (0.75, 0.75)}
+POSITION_CENTRES = {
+    "top-left": (0.25, 0.25),
+    "top-right": (0.75, 0.25),
+    "bottom-left": (0.25, 0.75),
+    "bottom-right": (0.75, 0.75),
+}
 SIZE_RADIUS = {"small": 0.14, "large": 0.21}
 JITTER_OFFSET = 0.025  # centre offset, fraction of the side
-JITTER_RADIUS = 0.01   # half-extent jitter
-JITTER_SHADE = 12      # per-channel colour jitter (0..255)
+JITTER_RADIUS = 0.01  # half-extent jitter
+JITTER_SHADE = 12  # per-channel colour jitter (0..255)
 # Bounding-box extent (fraction of the side) separating the sizes: the largest small object
 # (triangle, 2.1 x 0.15) spans 0.315, the smallest large one (square, 1.7 x 0.20) 0.34.
 SIZE_EXTENT = 0.33
@@ -80,7 +84,7 @@ class Scene:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, s: str) -> "Scene":
+    def from_json(cls, s: str) -> Scene:
         d = json.loads(s)
         objs = tuple(Obj(**{**o, "shade": tuple(o["shade"])}) for o in d["objects"])
         return cls(objects=objs, background=d["background"], bg_shade=tuple(d["bg_shade"]))
@@ -99,16 +103,18 @@ def sample_scene(rng: np.random.Generator, p_two: float = P_TWO) -> Scene:
     positions = rng.choice(len(POSITIONS), size=n, replace=False)
     objs = []
     for pos in positions:
-        objs.append(Obj(
-            shape=SHAPES[rng.integers(len(SHAPES))],
-            color=list(COLORS)[rng.integers(len(COLORS))],
-            size=SIZES[rng.integers(len(SIZES))],
-            position=POSITIONS[int(pos)],
-            dx=float(rng.uniform(-JITTER_OFFSET, JITTER_OFFSET)),
-            dy=float(rng.uniform(-JITTER_OFFSET, JITTER_OFFSET)),
-            dr=float(rng.uniform(-JITTER_RADIUS, JITTER_RADIUS)),
-            shade=tuple(int(v) for v in rng.integers(-JITTER_SHADE, JITTER_SHADE + 1, size=3)),
-        ))
+        objs.append(
+            Obj(
+                shape=SHAPES[rng.integers(len(SHAPES))],
+                color=list(COLORS)[rng.integers(len(COLORS))],
+                size=SIZES[rng.integers(len(SIZES))],
+                position=POSITIONS[int(pos)],
+                dx=float(rng.uniform(-JITTER_OFFSET, JITTER_OFFSET)),
+                dy=float(rng.uniform(-JITTER_OFFSET, JITTER_OFFSET)),
+                dr=float(rng.uniform(-JITTER_RADIUS, JITTER_RADIUS)),
+                shade=tuple(int(v) for v in rng.integers(-JITTER_SHADE, JITTER_SHADE + 1, size=3)),
+            )
+        )
     # Reading order (top-left first) so that captions and objects line up deterministically.
     objs.sort(key=lambda o: POSITIONS.index(o.position))
     bg = list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]

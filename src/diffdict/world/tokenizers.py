@@ -33,9 +33,7 @@ def build_tokenizer(kind: str, max_length: int = 16, words: list[str] | None = N
         single = f"$A {EOS}"
     else:
         raise ValueError(f"unknown tokenizer kind '{kind}'; valid: clip, t5")
-    tok.post_processor = processors.TemplateProcessing(
-        single=single, special_tokens=[(BOS, ids[BOS]), (EOS, ids[EOS])]
-    )
+    tok.post_processor = processors.TemplateProcessing(single=single, special_tokens=[(BOS, ids[BOS]), (EOS, ids[EOS])])
     from tokenizers import decoders
 
     tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with spaces

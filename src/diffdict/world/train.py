@@ -73,9 +73,17 @@ def _lr(step: int, total: int, base: float, warmup: int = 100) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def train_vae(vae, images: np.ndarray, steps: int, batch_size: int, lr: float, g: torch.Generator,
-              kl_weight: float = 1e-6, crop_fraction: float = 0.8,
-              log_every: int = 100) -> list[dict]:
+def train_vae(
+    vae,
+    images: np.ndarray,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    g: torch.Generator,
+    kl_weight: float = 1e-6,
+    crop_fraction: float = 0.8,
+    log_every: int = 100,
+) -> list[dict]:
     vae.train()
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
     hist = []
@@ -87,7 +95,7 @@ def train_vae(vae, images: np.ndarray, steps: int, batch_size: int, lr: float, g
             # the 4x latent grid) teach the same thing at a quarter of the cost on CPU.
             idx = torch.randint(0, len(images), (batch_size,), generator=g)
             oy, ox = (4 * torch.randint(0, 9, (2,), generator=g)).tolist()
-            x = to_tensor(images[idx.numpy(), oy:oy + 32, ox:ox + 32])
+            x = to_tensor(images[idx.numpy(), oy : oy + 32, ox : ox + 32])
         else:  # finish on whole images: GroupNorm statistics are per image
             idx = torch.randint(0, len(images), (max(1, batch_size // 4),), generator=g)
             x = to_tensor(images[idx.numpy()])
@@ -112,13 +120,15 @@ def train_vae(vae, images: np.ndarray, steps: int, batch_size: int, lr: float, g
 @torch.no_grad()
 def encode_latents(vae, images: np.ndarray, batch_size: int = 256) -> torch.Tensor:
     """Posterior means (deterministic; the KL is tiny so samples differ by little)."""
-    return torch.cat([vae.encode(to_tensor(images[i:i + batch_size])).latent_dist.mean
-                      for i in range(0, len(images), batch_size)])
+    return torch.cat(
+        [vae.encode(to_tensor(images[i : i + batch_size])).latent_dist.mean for i in range(0, len(images), batch_size)]
+    )
 
 
 def tokenize(tok, captions: list[str]) -> torch.Tensor:
-    return tok(captions, padding="max_length", max_length=MAX_SEQUENCE_LENGTH, truncation=True,
-               return_tensors="pt").input_ids
+    return tok(
+        captions, padding="max_length", max_length=MAX_SEQUENCE_LENGTH, truncation=True, return_tensors="pt"
+    ).input_ids
 
 
 def text_embeddings(pipe, clip_ids: torch.Tensor, t5_ids: torch.Tensor):
@@ -128,9 +138,19 @@ def text_embeddings(pipe, clip_ids: torch.Tensor, t5_ids: torch.Tensor):
     return states, pooled
 
 
-def train_flow(pipe, latents: torch.Tensor, clip_ids: torch.Tensor, t5_ids: torch.Tensor, steps: int,
-               batch_size: int, lr: float, g: torch.Generator, ema_decay: float = 0.995,
-               log_every: int = 100, grid_fraction: float = 0.5) -> list[dict]:
+def train_flow(
+    pipe,
+    latents: torch.Tensor,
+    clip_ids: torch.Tensor,
+    t5_ids: torch.Tensor,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    g: torch.Generator,
+    ema_decay: float = 0.995,
+    log_every: int = 100,
+    grid_fraction: float = 0.5,
+) -> list[dict]:
     """Rectified flow on packed, normalised latents [N, L, C]; text encoders trained jointly."""
     modules = torch.nn.ModuleList([pipe.transformer, pipe.text_encoder, pipe.text_encoder_2])
     modules.train()
@@ -150,9 +170,16 @@ def train_flow(pipe, latents: torch.Tensor, clip_ids: torch.Tensor, t5_ids: torc
         sigma = train_sigmas(batch_size, g, grid_fraction=grid_fraction)
         xt = (1 - sigma[:, None, None]) * x0 + sigma[:, None, None] * noise
         states, pooled = text_embeddings(pipe, clip_ids[idx], t5_ids[idx])
-        v = pipe.transformer(hidden_states=xt, timestep=sigma, guidance=None, pooled_projections=pooled,
-                             encoder_hidden_states=states, txt_ids=txt_ids, img_ids=img_ids,
-                             return_dict=False)[0]
+        v = pipe.transformer(
+            hidden_states=xt,
+            timestep=sigma,
+            guidance=None,
+            pooled_projections=pooled,
+            encoder_hidden_states=states,
+            txt_ids=txt_ids,
+            img_ids=img_ids,
+            return_dict=False,
+        )[0]
         loss = F.mse_loss(v, noise - x0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -175,11 +202,25 @@ def train_flow(pipe, latents: torch.Tensor, clip_ids: torch.Tensor, t5_ids: torc
     return hist
 
 
-def train_toy(out_dir: str | Path, seed: int = 0, n_images: int = 6000, steps: int = 3000, *,
-              vae_steps: int = 800, batch_size: int = 64, vae_batch_size: int = 32, lr: float = 1e-3,
-              vae_lr: float = 2e-3, annotator_steps: int = 800, annotator_images: int = 3000, threads: int | None = 1,
-              init_from: str | Path | None = None, grid_fraction: float = 0.5, two_object_fraction: float = 0.35,
-              **size_overrides) -> dict:
+def train_toy(
+    out_dir: str | Path,
+    seed: int = 0,
+    n_images: int = 6000,
+    steps: int = 3000,
+    *,
+    vae_steps: int = 800,
+    batch_size: int = 64,
+    vae_batch_size: int = 32,
+    lr: float = 1e-3,
+    vae_lr: float = 2e-3,
+    annotator_steps: int = 800,
+    annotator_images: int = 3000,
+    threads: int | None = 1,
+    init_from: str | Path | None = None,
+    grid_fraction: float = 0.5,
+    two_object_fraction: float = 0.35,
+    **size_overrides,
+) -> dict:
     """Train the toy pipeline (VAE, text encoders, transformer) and the annotator; save the
     diffusers folder (plus ``annotator/`` and ``training.json``) atomically at `out_dir`.
     Returns the training summary. Deterministic given `seed` (and the thread count).
@@ -237,8 +278,12 @@ def train_toy(out_dir: str | Path, seed: int = 0, n_images: int = 6000, steps: i
 
     @torch.no_grad()
     def reconstruct(imgs: np.ndarray) -> np.ndarray:
-        return np.concatenate([to_uint8(pipe.vae.decode(encode_latents(pipe.vae, imgs[i:i + 256])).sample)
-                               for i in range(0, len(imgs), 256)])
+        return np.concatenate(
+            [
+                to_uint8(pipe.vae.decode(encode_latents(pipe.vae, imgs[i : i + 256])).sample)
+                for i in range(0, len(imgs), 256)
+            ]
+        )
 
     # The annotator also learns from VAE reconstructions (the look of decoded images).
     if annotator_steps == 0:
@@ -250,15 +295,37 @@ def train_toy(out_dir: str | Path, seed: int = 0, n_images: int = 6000, steps: i
         ann_report = dict(previous.get("annotator", {}), copied_from=str(init_from))
     else:
         na = min(n_images, annotator_images)
-        annotator, ann_report = train_annotator(scenes[:na], images[:na], masks[:na], reconstruct(images[:na]),
-                                                seed=seed, steps=annotator_steps, eval_recon_fn=reconstruct)
+        annotator, ann_report = train_annotator(
+            scenes[:na],
+            images[:na],
+            masks[:na],
+            reconstruct(images[:na]),
+            seed=seed,
+            steps=annotator_steps,
+            eval_recon_fn=reconstruct,
+        )
     t_total = time.time() - t0
     summary = {
-        "seed": seed, "n_images": n_images, "steps": steps, "vae_steps": vae_steps, "batch_size": batch_size,
-        "lr": lr, "vae_lr": vae_lr, "annotator_steps": annotator_steps, "annotator_images": annotator_images, "size_overrides": size_overrides, "grid_fraction": grid_fraction, "two_object_fraction": two_object_fraction, "torch_threads": torch.get_num_threads(),
+        "seed": seed,
+        "n_images": n_images,
+        "steps": steps,
+        "vae_steps": vae_steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "vae_lr": vae_lr,
+        "annotator_steps": annotator_steps,
+        "annotator_images": annotator_images,
+        "size_overrides": size_overrides,
+        "grid_fraction": grid_fraction,
+        "two_object_fraction": two_object_fraction,
+        "torch_threads": torch.get_num_threads(),
         "seconds": {"vae": round(t_vae, 1), "flow": round(t_flow, 1), "total": round(t_total, 1)},
-        "latent_shift": shift, "latent_scale": scale, "annotator": ann_report, "history": hist,
-        "init_from": None if init_from is None else str(init_from), "previous": previous,
+        "latent_shift": shift,
+        "latent_scale": scale,
+        "annotator": ann_report,
+        "history": hist,
+        "init_from": None if init_from is None else str(init_from),
+        "previous": previous,
     }
     with atomic_path(out_dir, is_dir=True) as tmp:
         pipe.save_pretrained(tmp, safe_serialization=True)

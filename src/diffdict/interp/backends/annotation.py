@@ -28,7 +28,7 @@ arrays keyed by prompt id (`AnnotationBackend.from_arrays`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -42,8 +42,10 @@ class AnnotationBackend(Backend):
 
     def __init__(self, annotator=None, max_concepts: int = 1, soft: bool = False, criterion: str = "image"):
         if annotator is None:
-            raise ValueError("annotation backend needs an annotator (the shapes world's Annotator, or "
-                             "AnnotationBackend.from_arrays(...)); it is only available for the toy world")
+            raise ValueError(
+                "annotation backend needs an annotator (the shapes world's Annotator, or "
+                "AnnotationBackend.from_arrays(...)); it is only available for the toy world"
+            )
         self.annotator = annotator
         self.concepts = list(annotator.concepts)
         if criterion not in self.CRITERIA:
@@ -53,7 +55,7 @@ class AnnotationBackend(Backend):
         self._mask_memo: dict[tuple, dict[int, np.ndarray]] = {}
 
     @classmethod
-    def from_arrays(cls, concepts, prompt_ids, labels, token_masks=None, **kw) -> "AnnotationBackend":
+    def from_arrays(cls, concepts, prompt_ids, labels, token_masks=None, **kw) -> AnnotationBackend:
         return cls(ArrayAnnotator(concepts, prompt_ids, labels, token_masks), **kw)
 
     def _memo(self, memo: dict, examples: Sequence[Example], compute) -> np.ndarray:
@@ -71,6 +73,7 @@ class AnnotationBackend(Backend):
         def compute(exs):
             sets = a.annotate(np.stack([e.image for e in exs]))
             return np.array([[c in s for c in self.concepts] for s in sets], bool).reshape(len(exs), -1)
+
         return self._memo(self._label_memo, examples, compute)
 
     def _masks(self, examples: Sequence[Example], grid) -> np.ndarray | None:
@@ -80,8 +83,9 @@ class AnnotationBackend(Backend):
         if not hasattr(a, "token_masks"):
             return None
         memo = self._mask_memo.setdefault(tuple(grid), {})
-        return self._memo(memo, examples, lambda exs: np.asarray(a.token_masks(np.stack([e.image for e in exs]),
-                                                                               tuple(grid)), bool))
+        return self._memo(
+            memo, examples, lambda exs: np.asarray(a.token_masks(np.stack([e.image for e in exs]), tuple(grid)), bool)
+        )
 
     def explain(self, feature: int, top: Sequence[Example], negatives: Sequence[Example] = ()) -> Explanation:
         exs = [*top, *negatives]
@@ -93,13 +97,18 @@ class AnnotationBackend(Backend):
             # (the negatives carry no heat, so only the top images' masks are needed)
             mass = np.stack([e.heat for e in top]).astype(np.float64).reshape(len(top), -1)
             masks = self._masks(top, grid)
-            share = (np.einsum("nt,ntc->c", mass, masks.reshape(len(top), -1, X.shape[1])) / max(mass.sum(), 1e-12)
-                     if masks is not None else np.zeros(X.shape[1]))
+            share = (
+                np.einsum("nt,ntc->c", mass, masks.reshape(len(top), -1, X.shape[1])) / max(mass.sum(), 1e-12)
+                if masks is not None
+                else np.zeros(X.shape[1])
+            )
 
             def score(Z):
                 return _balanced_accuracy(y, Z) + 1e-3 * share  # share ∈ [0, 1]: only breaks ties
         else:
-            heat = np.stack([e.heat if e.heat is not None else np.zeros(grid, np.float32) for e in exs]).astype(np.float64)
+            heat = np.stack([e.heat if e.heat is not None else np.zeros(grid, np.float32) for e in exs]).astype(
+                np.float64
+            )
             masks = self._masks(exs, grid)
             if masks is not None:
                 y, X = heat.reshape(-1), masks.reshape(-1, len(self.concepts)).astype(np.float64)
@@ -108,6 +117,7 @@ class AnnotationBackend(Backend):
 
             def score(Z):
                 return _corr(y, Z)
+
         chosen: list[int] = []
         current, best = np.ones(len(X)), -np.inf
         for _ in range(self.max_concepts):
@@ -137,9 +147,9 @@ class AnnotationBackend(Backend):
             out.append(Judgement(float(have.mean()) if self.soft else float(have.all())))
         return out
 
-
-    def token_agreement(self, explanation: Explanation, examples: Sequence[Example],
-                        active: np.ndarray) -> tuple[int, int, int] | None:
+    def token_agreement(
+        self, explanation: Explanation, examples: Sequence[Example], active: np.ndarray
+    ) -> tuple[int, int, int] | None:
         """(|active ∩ explained|, |active|, |explained|) over the tokens of `examples`, where
         `active` is bool [n, gh, gw] (the feature's active tokens) and "explained" the AND of
         the explained concepts' token masks; None without token masks or concepts."""
@@ -164,7 +174,7 @@ def _balanced_accuracy(y: np.ndarray, X: np.ndarray) -> np.ndarray:
 def _corr(y: np.ndarray, X: np.ndarray) -> np.ndarray:
     """Pearson correlation of y [n] with each column of X [n, C]; 0 for constant columns."""
     yc, Xc = y - y.mean(), X - X.mean(0)
-    den = np.sqrt((yc ** 2).sum() * (Xc ** 2).sum(0))
+    den = np.sqrt((yc**2).sum() * (Xc**2).sum(0))
     return np.divide(yc @ Xc, den, out=np.zeros(X.shape[1]), where=den > 0)
 
 

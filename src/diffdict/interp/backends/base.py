@@ -8,10 +8,11 @@ against an explanation. Failures (malformed answers, exhausted retries) are *ret
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, ClassVar, Sequence, TypeVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 
@@ -26,7 +27,7 @@ class Usage:
     requests: int = 0  # HTTP/generation calls actually made (retries included)
     cached: int = 0  # answers served from the cache
 
-    def __add__(self, o: "Usage") -> "Usage":
+    def __add__(self, o: Usage) -> Usage:
         return Usage(*(a + b for a, b in zip(self.astuple(), o.astuple())))
 
     def astuple(self):

@@ -4,16 +4,16 @@ The key is the sha256 of the backend, the model, the request parameters and the 
 every image replaced by its own sha256 — never the endpoint's credentials — so a rerun (or a
 rerun on another host serving the same model) asks nothing twice. Files live in
 ``{dir}/{key[:2]}/{key}.json``; concurrent writers of one key race harmlessly (same content,
-``os.replace`` is atomic).
+`atomic_path` renames a finished file into place).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from ...atomic import atomic_path
 
 
 def sha256(data: bytes) -> str:
@@ -22,13 +22,18 @@ def sha256(data: bytes) -> str:
 
 def hashed_messages(messages: list[dict]) -> list[dict]:
     """Neutral messages with PNG bytes replaced by their sha256."""
-    return [{"role": m["role"], "parts": [{"png_sha256": sha256(p["png"])} if "png" in p else p for p in m["parts"]]}
-            for m in messages]
+    return [
+        {"role": m["role"], "parts": [{"png_sha256": sha256(p["png"])} if "png" in p else p for p in m["parts"]]}
+        for m in messages
+    ]
 
 
 def cache_key(backend: str, model: str, messages: list[dict], params: dict) -> str:
-    blob = json.dumps({"backend": backend, "model": model, "messages": hashed_messages(messages), "params": params},
-                      sort_keys=True, separators=(",", ":"))
+    blob = json.dumps(
+        {"backend": backend, "model": model, "messages": hashed_messages(messages), "params": params},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     return sha256(blob.encode())
 
 
@@ -50,13 +55,5 @@ class ResponseCache:
     def put(self, key: str, entry: dict) -> None:
         if self.dir is None:
             return
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(entry, f, sort_keys=True)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(self._path(key)) as tmp:
+            tmp.write_text(json.dumps(entry, sort_keys=True))

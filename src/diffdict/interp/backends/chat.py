@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from abc import abstractmethod
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .base import Backend, Example, Explanation, Judgement, Usage
 from .cache import ResponseCache, cache_key

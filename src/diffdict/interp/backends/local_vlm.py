@@ -21,8 +21,17 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 class TransformersBackend(ChatBackend):
     name = "transformers"
 
-    def __init__(self, model_path: str, device: str = "cpu", dtype: str = "auto", max_new_tokens: int = 64,
-                 judge_heatmap: bool = False, cache_dir=None, model=None, processor=None):
+    def __init__(
+        self,
+        model_path: str,
+        device: str = "cpu",
+        dtype: str = "auto",
+        max_new_tokens: int = 64,
+        judge_heatmap: bool = False,
+        cache_dir=None,
+        model=None,
+        processor=None,
+    ):
         super().__init__(cache_dir)
         if dtype not in DTYPES:
             raise ValueError(f"transformers backend: dtype '{dtype}' is not one of {list(DTYPES)}")
@@ -50,16 +59,23 @@ class TransformersBackend(ChatBackend):
 
             dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
             self._processor = AutoProcessor.from_pretrained(self.model_path, local_files_only=True)
-            self._model = AutoModelForImageTextToText.from_pretrained(
-                self.model_path, local_files_only=True, dtype=dtype).to(self.device).eval()
+            self._model = (
+                AutoModelForImageTextToText.from_pretrained(self.model_path, local_files_only=True, dtype=dtype)
+                .to(self.device)
+                .eval()
+            )
         return self._model, self._processor
 
     @staticmethod
     def _render(messages: list[dict]) -> list[dict]:
         out = []
         for m in messages:
-            content = [{"type": "image", "image": Image.open(io.BytesIO(p["png"])).convert("RGB")} if "png" in p
-                       else {"type": "text", "text": p["text"]} for p in m["parts"]]
+            content = [
+                {"type": "image", "image": Image.open(io.BytesIO(p["png"])).convert("RGB")}
+                if "png" in p
+                else {"type": "text", "text": p["text"]}
+                for p in m["parts"]
+            ]
             out.append({"role": m["role"], "content": content})
         return out
 
@@ -68,8 +84,9 @@ class TransformersBackend(ChatBackend):
 
         model, processor = self._load()
         try:
-            inputs = processor.apply_chat_template(self._render(messages), add_generation_prompt=True, tokenize=True,
-                                                   return_dict=True, return_tensors="pt")
+            inputs = processor.apply_chat_template(
+                self._render(messages), add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+            )
             inputs = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in inputs.items()}
             n_in = int(inputs["input_ids"].shape[1])
             with torch.no_grad():

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import random
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -31,18 +30,34 @@ RETRY_STATUS = {408, 409, 429}
 class OpenAIBackend(ChatBackend):
     name = "openai"
 
-    def __init__(self, base_url: str, model: str, api_key_env: str | None = "OPENAI_API_KEY",
-                 max_concurrency: int = 4, timeout_s: float = 60.0, max_retries: int = 5,
-                 backoff_s: float = 1.0, max_backoff_s: float = 60.0, temperature: float = 0.0,
-                 max_tokens: int = 200, price_prompt_per_1k: float = 0.0, price_completion_per_1k: float = 0.0,
-                 judge_heatmap: bool = False, extra_body: dict | None = None, cache_dir=None, seed: int = 0,
-                 max_response_bytes: int = 8 << 20):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        max_concurrency: int = 4,
+        timeout_s: float = 60.0,
+        max_retries: int = 5,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+        temperature: float = 0.0,
+        max_tokens: int = 200,
+        price_prompt_per_1k: float = 0.0,
+        price_completion_per_1k: float = 0.0,
+        judge_heatmap: bool = False,
+        extra_body: dict | None = None,
+        cache_dir=None,
+        seed: int = 0,
+        max_response_bytes: int = 8 << 20,
+    ):
         super().__init__(cache_dir)
         if not base_url or not model:
             raise ValueError("openai backend needs 'base_url' (e.g. http://localhost:8000/v1) and 'model'")
         if api_key_env and api_key_env not in os.environ:
-            raise ValueError(f"openai backend: environment variable {api_key_env!r} (api_key_env) is not set; "
-                             "set it, or set api_key_env: null for endpoints without authentication")
+            raise ValueError(
+                f"openai backend: environment variable {api_key_env!r} (api_key_env) is not set; "
+                "set it, or set api_key_env: null for endpoints without authentication"
+            )
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.api_key_env = api_key_env
@@ -50,7 +65,10 @@ class OpenAIBackend(ChatBackend):
         self.timeout_s, self.max_retries = float(timeout_s), int(max_retries)
         self.backoff_s, self.max_backoff_s = float(backoff_s), float(max_backoff_s)
         self.temperature, self.max_tokens = float(temperature), int(max_tokens)
-        self.price_prompt_per_1k, self.price_completion_per_1k = float(price_prompt_per_1k), float(price_completion_per_1k)
+        self.price_prompt_per_1k, self.price_completion_per_1k = (
+            float(price_prompt_per_1k),
+            float(price_completion_per_1k),
+        )
         self.judge_heatmap = bool(judge_heatmap)
         self.extra_body = dict(extra_body or {})
         # A chat answer is kilobytes; a server that streams megabytes (ignoring max_tokens, or a
@@ -101,10 +119,17 @@ class OpenAIBackend(ChatBackend):
                     # a plain read() with a Content-Length raises IncompleteRead on a cut body (retried)
                     declared = resp.length
                     too_big = declared is not None and declared > self.max_response_bytes
-                    raw = b"" if too_big else resp.read() if declared is not None else resp.read(self.max_response_bytes + 1)
+                    raw = (
+                        b""
+                        if too_big
+                        else resp.read()
+                        if declared is not None
+                        else resp.read(self.max_response_bytes + 1)
+                    )
                 if too_big or len(raw) > self.max_response_bytes:  # not retried: the same question, the same answer
-                    raise RequestFailed(f"response larger than max_response_bytes ({self.max_response_bytes})",
-                                        attempt + 1)
+                    raise RequestFailed(
+                        f"response larger than max_response_bytes ({self.max_response_bytes})", attempt + 1
+                    )
                 return (*self._read(raw, attempt + 1), attempt + 1)
             except urllib.error.HTTPError as e:
                 try:
@@ -115,11 +140,11 @@ class OpenAIBackend(ChatBackend):
                 if e.code not in RETRY_STATUS and e.code < 500:
                     raise RequestFailed(last, attempt + 1) from None
                 wait = _retry_after(e.headers.get("Retry-After") if e.headers else None)
-            except (TimeoutError, socket.timeout, urllib.error.URLError, ConnectionError, OSError,
-                    http.client.HTTPException) as e:  # IncompleteRead, BadStatusLine, RemoteDisconnected
+            # HTTPException: IncompleteRead, BadStatusLine, RemoteDisconnected
+            except (TimeoutError, urllib.error.URLError, ConnectionError, OSError, http.client.HTTPException) as e:
                 last = self._redact(f"{type(e).__name__}: {getattr(e, 'reason', e)}")
             if attempt < self.max_retries:
-                delay = min(self.max_backoff_s, self.backoff_s * 2 ** attempt) * (0.5 + self._rng.random())
+                delay = min(self.max_backoff_s, self.backoff_s * 2**attempt) * (0.5 + self._rng.random())
                 delay = min(self.max_backoff_s, max(delay, wait or 0.0))
                 log.info("openai: attempt %d failed (%s); retrying in %.2fs", attempt + 1, last, delay)
                 time.sleep(delay)

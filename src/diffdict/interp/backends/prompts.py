@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from .base import Example
 
@@ -62,7 +62,7 @@ def parse_explanation(text: str | None, max_chars: int = 300) -> str:
     """First non-empty line, without a leading label or quotes."""
     if not text or not text.strip():
         raise ParseError("empty explanation")
-    line = next(l for l in _FENCE.sub("", text.strip()).splitlines() if l.strip()).strip()
+    line = next(ln for ln in _FENCE.sub("", text.strip()).splitlines() if ln.strip()).strip()
     line = re.sub(r"^(explanation|answer|feature)\s*:\s*", "", line, flags=re.I).strip().strip("\"'`*").strip()
     if not line:
         raise ParseError(f"no explanation in {text[:80]!r}")

@@ -1,0 +1,32 @@
+"""The command line's own behaviour: version, readable option errors, user errors without tracebacks."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import pytest
+
+from diffdict.cli import main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"diffdict {version('diffdict')}"
+
+
+def test_bad_json_names_the_option_and_the_place(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["collect", "--stage", "metrics", "--kinds", '{"sae": topk}', "--out", "o", "x"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert "argument --kinds: not JSON (Expecting value at character 8): '{\"sae\": topk}'" in err
+
+
+def test_export_of_an_inexpressible_kind_is_a_message_not_a_traceback(tmp_path, capsys):
+    from diffdict.dictionaries import build
+    from diffdict.dictionaries.synthetic import planted
+
+    build("random", {"n_features": 8, "k": 2}, planted(16, 32, 2).factory(100), 16).save(tmp_path / "r.safetensors")
+    assert main(["export", str(tmp_path / "r.safetensors"), "--format", "sparsify", "--out", str(tmp_path / "o")]) == 2
+    assert "a 'random' dictionary cannot be written as sparsify" in capsys.readouterr().err
