@@ -27,7 +27,7 @@ def test_default_config_is_valid_and_gets_defaults(default):
     [
         (lambda c: c["sites"]["double1_img"].update(indx=1), ["unknown key 'indx'", "valid keys:", "index"]),
         (lambda c: c["sites"]["double1_img"].update(index=999), ["index 999 does not exist", "valid: 0.."]),
-        (lambda c: c["dictionaries"]["sae"].update(kind="foo"), ["'foo' is not a valid choice", "topk_sae", "itda"]),
+        (lambda c: c["dictionaries"]["sae"].update(kind="foo"), ["kind: 'foo' unknown; valid: topk_sae, itda"]),
         (lambda c: c["sites"]["double1_img"].update(steps=[0, 99]), ["steps [99]", "valid: 0.."]),
         (lambda c: c["model"].update(precision="int3"), ["'int3'", "nf4"]),
         (lambda c: c.update(sitez={}), ["unknown key 'sitez'", "sites"]),
@@ -38,6 +38,13 @@ def test_default_config_is_valid_and_gets_defaults(default):
         (lambda c: c["dictionaries"]["neurons"].update(replicates=2), ["kind 'neurons' has no seed", "must be 1"]),
         (lambda c: c["dictionaries"].update({"sae-r1": {"kind": "random"}}), ["would be named 'sae-r1'"]),
         (lambda c: c["dictionaries"]["sae"].update(replicates=0), ["replicates", "minimum"]),
+        # a kind's settings are typed by its settings class (the generated schema)
+        (
+            lambda c: c["dictionaries"]["sae"].update(k="eight"),
+            ["config.dictionaries.sae.k: 'eight' is not", "integer"],
+        ),
+        (lambda c: c["dictionaries"]["itda"].update(normalize="zscore"), ["dictionaries.itda.normalize", "robust"]),
+        (lambda c: c["dictionaries"]["sae"].update(lr="fast"), ["dictionaries.sae.lr: 'fast' is not", "number"]),
     ],
 )
 def test_bad_config_names_problem_and_choices(default, mutate, expected):

@@ -37,6 +37,21 @@ def cmd_check_config(a):
     print(f"{a.config}: valid")
 
 
+def cmd_config(a):
+    import yaml
+
+    from .config import DICTIONARIES_SCHEMA_PATH, dictionaries_schema_text, effective_config, load_yaml
+
+    if a.write_schema:
+        from .atomic import atomic_path
+
+        with atomic_path(DICTIONARIES_SCHEMA_PATH) as tmp:
+            tmp.write_text(dictionaries_schema_text())
+        print(DICTIONARIES_SCHEMA_PATH)
+    if a.show_defaults:
+        print(yaml.safe_dump(effective_config(load_yaml(a.configfile)), sort_keys=False), end="")
+
+
 def cmd_train_toy(a):
     from .world.train import train_toy
 
@@ -105,15 +120,16 @@ def cmd_merge(a):
 
 def cmd_train_dictionary(a):
     from .devices import resolve_device
-    from .dictionaries import HPARAMS, build
+    from .dictionaries import build
+    from .dictionaries.kinds import get_kind
     from .store import ActivationStore
 
     kind = a.dictionary["kind"]
     store = ActivationStore.open(a.train)
     hp = {k: v for k, v in a.dictionary.items() if k not in ("kind", "sites", "replicates")}
-    settings = {**HPARAMS[kind], **hp}
-    extra = {"site": a.site_name, **a.site}
-    if kind == "neurons":
+    settings = {**get_kind(kind).defaults, **hp}
+    extra = {}
+    if "w_out" in get_kind(kind).needs:  # the MLP's output weights: the neurons' steering directions
         from .model import load_pipeline, mlp_out_weight
         from .sites import Site
 
@@ -535,6 +551,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = add("check-config", cmd_check_config, "validate a config file")
     s.add_argument("config")
+
+    s = add("config", cmd_config, "the effective configuration, every default filled in; the generated schema")
+    s.add_argument("--configfile", default="config/config.yaml")
+    s.add_argument("--show-defaults", action="store_true", help="print the config with every default it leaves out")
+    s.add_argument(
+        "--write-schema",
+        action="store_true",
+        help="regenerate workflow/schemas/dictionaries.schema.yaml from the settings classes",
+    )
 
     s = add("train-toy", cmd_train_toy, "train the shapes-world pipeline")
     s.add_argument("--world", type=_json, required=True)

@@ -120,10 +120,75 @@ def model_config_info(model_cfg: dict, world_cfg: dict | None = None) -> dict:
 
 
 def dictionary_kinds() -> dict[str, dict]:
-    """kind -> {hyperparameter: default}; the dictionaries package is the source of truth."""
-    from .dictionaries import HPARAMS
+    """kind -> {hyperparameter: default}, from the kind registry (each kind's settings class)."""
+    from .dictionaries.kinds import kinds
 
-    return HPARAMS
+    return {name: k.defaults for name, k in kinds().items()}
+
+
+def _kind(name: str):
+    from .dictionaries.kinds import kinds
+
+    return kinds()[name]
+
+
+def kind_schema(name: str) -> dict:
+    """JSON schema of one kind's settings, generated from its settings class."""
+    from .settings import block_schema
+
+    k = _kind(name)
+    return block_schema(k.settings, k.doc)
+
+
+def dictionaries_schema() -> dict:
+    """JSON schema of a `dictionaries:` entry: the common keys, then each kind's own settings.
+    Generated from the kind registry; `workflow/schemas/dictionaries.schema.yaml` is this, written
+    by `diffdict config --write-schema` (a test fails when it is stale)."""
+    from .dictionaries.kinds import kinds
+
+    common = {
+        "kind": {"enum": list(kinds()), "description": "dictionary kind (diffdict.dictionaries.kinds)"},
+        "sites": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "sites to train on (default: every site whose place fits the kind)",
+        },
+        "replicates": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 1,
+            "description": "runs with seeds seed, seed+1, ...; interpretation pools their features",
+        },
+    }
+    branches = []
+    for name in kinds():
+        own = kind_schema(name)
+        branches.append(
+            {
+                "if": {"properties": {"kind": {"const": name}}},
+                "then": {
+                    "description": own["description"],
+                    "properties": {**copy.deepcopy(common), **own["properties"]},
+                    "additionalProperties": False,
+                },
+            }
+        )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "one entry of config.dictionaries",
+        "type": "object",
+        "required": ["kind"],
+        "properties": copy.deepcopy(common),
+        "allOf": branches,
+    }
+
+
+DICTIONARIES_SCHEMA_PATH = SCHEMA_PATH.with_name("dictionaries.schema.yaml")
+GENERATED = "# Generated from diffdict's settings classes by `diffdict config --write-schema`; do not edit.\n"
+
+
+def dictionaries_schema_text() -> str:
+    return GENERATED + yaml.safe_dump(dictionaries_schema(), sort_keys=False, width=110)
 
 
 def dictionary_sites(config: dict, dname: str) -> list[str]:
@@ -131,7 +196,7 @@ def dictionary_sites(config: dict, dname: str) -> list[str]:
     d = config["dictionaries"][dname]
     if "sites" in d:
         return list(d["sites"])
-    place = "mlp" if d["kind"] == "neurons" else "resid"
+    place = _kind(d["kind"]).places[0]
     return [s for s, sc in config["sites"].items() if sc.get("place", "resid") == place]
 
 
@@ -185,10 +250,10 @@ def _check_dictionaries(config: dict) -> list[str]:
             errors.append(f"config.dictionaries.{name}.kind: '{kind}' unknown; valid: {', '.join(kinds)}")
             continue
         n_rep = d.get("replicates", 1)
-        if n_rep > 1 and "seed" not in kinds[kind]:
+        if n_rep > 1 and not _kind(kind).seeded:
             errors.append(
-                f"config.dictionaries.{name}.replicates: kind '{kind}' has no seed (its features are "
-                f"the model's own weights), so replicates must be 1, not {n_rep}"
+                f"config.dictionaries.{name}.replicates: kind '{kind}' has no seed (nothing in how it is built is "
+                f"random), so replicates must be 1, not {n_rep}"
             )
         for r in range(1, n_rep):
             if replicate_name(name, r) in config["dictionaries"]:
@@ -202,6 +267,11 @@ def _check_dictionaries(config: dict) -> list[str]:
                 f"config.dictionaries.{name}: unknown key '{key}' for kind '{kind}'; "
                 f"valid keys: {', '.join(sorted(allowed))}"
             )
+        # types and choices of the kind's settings, from its settings class (the one definition)
+        known = {k: v for k, v in d.items() if k in kinds[kind]}
+        errors += [
+            m.replace("config", f"config.dictionaries.{name}", 1) for m in _schema_messages(known, kind_schema(kind))
+        ]
         for s in d.get("sites", []):
             if s not in config["sites"]:
                 errors.append(
@@ -209,8 +279,8 @@ def _check_dictionaries(config: dict) -> list[str]:
                 )
                 continue
             place = config["sites"][s].get("place", "resid")
-            if kind != "pretrained" and (kind == "neurons") != (place == "mlp"):
-                need = "mlp" if kind == "neurons" else "resid"
+            if place not in _kind(kind).places:
+                need = "' or '".join(_kind(kind).places)
                 errors.append(
                     f"config.dictionaries.{name}: kind '{kind}' needs a site with place '{need}', "
                     f"but site '{s}' has place '{place}'"
@@ -328,6 +398,31 @@ def check(config: dict, schema_path: str | Path | None = None, check_model: bool
     if errors:
         raise ConfigError(_format(errors))
     return config
+
+
+def effective_config(config: dict) -> dict:
+    """`check`ed config with every default filled in: the schema's, each dictionary's kind's and the
+    interp and steering stages' (what `diffdict config --show-defaults` prints)."""
+    from .interp.run import resolve_config as interp_options
+    from .steering.stage import resolve_config as steering_options
+
+    out = check(config)
+    out["dictionaries"] = {
+        name: {
+            "kind": d["kind"],
+            "replicates": d.get("replicates", 1),
+            **dictionary_kinds()[d["kind"]],
+            **{k: v for k, v in d.items() if k not in ("kind", "replicates")},
+        }
+        for name, d in out["dictionaries"].items()
+    }
+    explainers = out["interp"].get("explainers")
+    out["interp"] = {
+        **interp_options({k: v for k, v in out["interp"].items() if k != "explainers"}),
+        "explainers": explainers,
+    }
+    out["steering"] = steering_options(out["steering"])
+    return json.loads(json.dumps(out, default=list))  # tuples -> lists: plain YAML
 
 
 def _format(errors: list[str]) -> str:

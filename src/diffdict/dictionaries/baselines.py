@@ -15,13 +15,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from ..settings import setting
 from .base import Dictionary, SparseCodes
 from .data import BatchesFactory, sample
+from .kinds import FitInputs, Kind, register
 
 
 class NeuronBasis(Dictionary):
@@ -110,19 +112,15 @@ class RandomDirections(Dictionary):
 
 @dataclass
 class RandomConfig:
-    n_features: int = 65536
-    k: int = 64
-    seed: int = 0
-    init_tokens: int = 16384
+    n_features: int = setting(65536, "random unit directions")
+    k: int = setting(64, "largest positive projections kept per token")
+    seed: int = setting(0, "direction seed (replicate r uses seed + r)")
+    init_tokens: int = setting(16384, "sample for the mean and the least-squares scale")
 
 
 @dataclass
 class NeuronsConfig:
-    k: int = 64
-
-
-RANDOM_DEFAULTS = {f.name: f.default for f in fields(RandomConfig)}
-NEURONS_DEFAULTS = {f.name: f.default for f in fields(NeuronsConfig)}
+    k: int = setting(64, "largest neuron activations kept per token")
 
 
 def build_random(
@@ -130,3 +128,45 @@ def build_random(
 ) -> RandomDirections:
     x = sample(factory, cfg.init_tokens, site).x
     return RandomDirections(d_model, cfg.n_features, cfg.k, cfg.seed).fit(x).to(device)
+
+
+def _fit_random(cfg: RandomConfig, i: FitInputs) -> RandomDirections:
+    out = build_random(i.batches, i.d_model, cfg, i.site, i.device)
+    out.build_info = {}
+    return out
+
+
+def _fit_neurons(cfg: NeuronsConfig, i: FitInputs) -> NeuronBasis:
+    if i.w_out is None:
+        raise ValueError(f"site '{i.site}': kind 'neurons' needs w_out (ff.net[2].weight)")
+    w_out = torch.as_tensor(i.w_out)
+    if w_out.ndim != 2 or w_out.shape[1] != i.d_model:
+        raise ValueError(
+            f"site '{i.site}': neurons need w_out of shape [d_resid, {i.d_model}] (the MLP width of "
+            f"the site), got {tuple(w_out.shape)}; is the site's place 'mlp'?"
+        )
+    out = NeuronBasis.from_w_out(w_out, cfg.k).to(i.device)
+    out.build_info = {}
+    return out
+
+
+RANDOM = register(
+    Kind(
+        "random",
+        RandomConfig,
+        _fit_random,
+        trained=False,
+        doc="random unit directions around the data mean: the floor of every comparison",
+    )
+)
+NEURONS = register(
+    Kind(
+        "neurons",
+        NeuronsConfig,
+        _fit_neurons,
+        places=("mlp",),
+        needs=("w_out",),
+        trained=False,
+        doc="the MLP's own neurons at an mlp site, steering along their output weights",
+    )
+)

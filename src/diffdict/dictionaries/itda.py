@@ -35,15 +35,18 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..settings import setting
 from .base import Dictionary, SparseCodes
 from .data import BatchesFactory, rebatch, sample
+from .kinds import FitInputs, Kind, register
 from .pursuit import PURSUITS, pursuit, use_gram
 from .train_sae import NORMALIZE, normalisation_stats, write_log
 
@@ -113,17 +116,19 @@ class ITDA(Dictionary):
 
 @dataclass
 class ITDAConfig:
-    k: int = 32  # target L0 (the paper's code)
-    cos_threshold: float = 0.8  # add a token as an atom when cos(x, x_hat) < this
-    max_atoms: int = 50_000
-    batch_size: int = 256  # tokens per building batch
-    tokens: int | None = None  # None: one pass over the split
-    pursuit: str = "gradient"  # gradient | matching
-    normalize: str = "robust"  # robust | scalar | dim (paper) | none: see train_sae.normalisation_stats
-    dedupe: bool = True
-    init_tokens: int = 16384  # sample for the normalisation statistics
-    seed: int = 0
-    log_every: int = 10  # batches
+    k: int = setting(32, "target L0 of the pursuit (the paper's code)")
+    cos_threshold: float = setting(0.8, "add a token as an atom when cos(x, x_hat) is below this")
+    max_atoms: int = setting(50_000, "dictionary size limit")
+    batch_size: int = setting(256, "tokens per building batch")
+    tokens: int | None = setting(None, "tokens to read while building; null: one pass over the training split")
+    pursuit: Literal["gradient", "matching"] = setting("gradient", "sparse pursuit used to encode")
+    normalize: Literal["robust", "scalar", "dim", "none"] = setting(
+        "robust", "input normalisation (train_sae.normalisation_stats); dim: the paper's code"
+    )
+    dedupe: bool = setting(True, "skip a candidate atom that duplicates one already added")
+    init_tokens: int = setting(16384, "sample for the normalisation statistics")
+    seed: int = setting(0, "shuffling seed (replicate r uses seed + r)")
+    log_every: int = setting(10, "batches between train_log.csv rows (not a result)")
 
     def __post_init__(self):
         if self.pursuit not in PURSUITS:
@@ -132,9 +137,6 @@ class ITDAConfig:
             raise ValueError(f"normalize '{self.normalize}' is not one of {list(NORMALIZE)}")
         if not 0 < self.cos_threshold <= 1:  # non-negative codes can give x_hat = 0, cos = 0
             raise ValueError(f"cos_threshold {self.cos_threshold} must be in (0, 1]")
-
-
-ITDA_DEFAULTS = {f.name: f.default for f in fields(ITDAConfig)}
 
 
 @torch.no_grad()
@@ -240,3 +242,12 @@ def _grow_gram(gram, atoms, n, m):
     new[n:m] = block
     new[:n, n:m] = block[:, :n].T
     return new
+
+
+def _fit(cfg: ITDAConfig, i: FitInputs) -> ITDA:
+    return build_itda(i.batches, i.d_model, cfg, i.log_path, i.device, i.site, i.progress)
+
+
+KIND = register(
+    Kind("itda", ITDAConfig, _fit, doc="inference-time decomposition of activations: atoms are real tokens")
+)

@@ -9,30 +9,46 @@ config (format, files, d_model against the site) run at config-check time as wel
 
 from __future__ import annotations
 
-import torch
+from dataclasses import asdict, dataclass
+from typing import Literal
 
+from ..settings import setting
 from .base import Dictionary
-
-PRETRAINED_DEFAULTS = {
-    "path": None,  # file (diffdict) or folder (saelens, sparsify)
-    "format": "diffdict",
-    "k": None,  # override a TopK SAE's k; None: the k it was saved with
-}
+from .kinds import FitInputs, Kind, register
 
 
-def build_pretrained(hp: dict, d_model: int, site_name: str, device: torch.device) -> Dictionary:
+@dataclass
+class PretrainedConfig:
+    path: str | None = setting(None, "a dictionary.safetensors (diffdict) or a peer's folder holding cfg.json")
+    format: Literal["diffdict", "saelens", "sparsify"] = setting("diffdict", "what `path` holds")
+    k: int | None = setting(None, "override a TopK SAE's k; null: the k it was saved with")
+
+
+def build_pretrained(cfg: PretrainedConfig, inputs: FitInputs) -> Dictionary:
     from ..interop import load_pretrained
 
-    if not hp.get("path"):
+    if not cfg.path:
         raise ValueError(
-            f"site '{site_name}': kind 'pretrained' needs path: (a file or folder of format "
-            f"'{hp.get('format', 'diffdict')}')"
+            f"site '{inputs.site}': kind 'pretrained' needs path: (a file or folder of format '{cfg.format}')"
         )
-    out = load_pretrained(hp["path"], hp.get("format", "diffdict"), hp.get("k"))
-    if out.d_model != d_model:
+    out = load_pretrained(cfg.path, cfg.format, cfg.k)
+    if out.d_model != inputs.d_model:
         raise ValueError(
-            f"site '{site_name}': the pretrained dictionary at {hp['path']} reads d_model {out.d_model}, "
-            f"but the site's activations have d_model {d_model}"
+            f"site '{inputs.site}': the pretrained dictionary at {cfg.path} reads d_model "
+            f"{out.d_model}, but the site's activations have d_model {inputs.d_model}"
         )
-    out.build_info = {"source": str(hp["path"]), "format": hp.get("format", "diffdict"), "source_kind": out.kind}
-    return out.to(device)
+    out.build_info = {"source": str(cfg.path), "format": cfg.format, "source_kind": out.kind}
+    return out.to(inputs.device)
+
+
+PRETRAINED_DEFAULTS = asdict(PretrainedConfig())
+KIND = register(
+    Kind(
+        "pretrained",
+        PretrainedConfig,
+        build_pretrained,
+        places=("resid", "mlp"),
+        trained=False,
+        doc="an SAE trained elsewhere, read from diffdict, SAELens or sparsify files",
+    )
+)

@@ -28,15 +28,18 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
+from ..settings import setting
 from .data import BatchesFactory, rebatch, sample
 from .kernels import SparsePattern
+from .kinds import FitInputs, Kind, register
 from .sae import TopKSAE
 
 log = logging.getLogger(__name__)
@@ -48,25 +51,31 @@ ROBUST_LIMIT = 10.0  # `robust`: the largest std a dimension keeps, in units of 
 
 @dataclass
 class SAEConfig:
-    n_features: int = 65536  # the paper's code: 65,536 latents for d = 3072
-    k: int = 64
-    batch_size: int = 1024  # tokens per step
-    tokens: int = 30_000_000  # training budget; epochs of the training split repeat as needed
-    lr: float | None = None  # None: 2e-4 / sqrt(n_features / 2**14)
-    lr_warmup_steps: int = 50
-    lr_decay_frac: float = 0.2  # linear decay to 0 over this final fraction of steps
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 6.25e-10
-    grad_clip: float = 1.0
-    auxk_coef: float = 1 / 32
-    k_aux: int = 64
-    dead_tokens: int | None = None  # None: min(10M, tokens // 10) tokens without firing = dead
-    normalize: str = "robust"  # robust | scalar | dim (paper's code) | none; see normalisation_stats
-    batch_topk: bool = False
-    init_tokens: int = 16384  # sample for normalisation statistics and the geometric median
-    seed: int = 0
-    checkpoint_every: int = 500  # steps
-    log_every: int = 50  # steps
+    n_features: int = setting(65536, "latents (the paper's code: 65,536 for d = 3072)")
+    k: int = setting(64, "latents kept per token (TopK)")
+    batch_size: int = setting(1024, "tokens per optimiser step")
+    tokens: int = setting(30_000_000, "training budget in tokens; epochs of the training split repeat as needed")
+    lr: float | None = setting(None, "learning rate; null: 2e-4 / sqrt(n_features / 2**14)")
+    lr_warmup_steps: int = setting(50, "linear warm-up steps")
+    lr_decay_frac: float = setting(0.2, "linear decay to 0 over this final fraction of steps")
+    betas: tuple[float, float] = setting((0.9, 0.999), "Adam betas")
+    eps: float = setting(6.25e-10, "Adam epsilon")
+    grad_clip: float = setting(1.0, "gradient-norm clip")
+    auxk_coef: float = setting(1 / 32, "weight of the AuxK loss (dead latents predict the residual)")
+    k_aux: int = setting(64, "dead latents used by the AuxK loss")
+    dead_tokens: int | None = setting(
+        None, "tokens without firing after which a latent is dead; null: min(10M, tokens // 10)"
+    )
+    normalize: Literal["robust", "scalar", "dim", "none"] = setting(
+        "robust", "input normalisation (train_sae.normalisation_stats); dim: the paper's code"
+    )
+    batch_topk: bool = setting(
+        False, "BatchTopK training: keep the k*B largest of a batch (inference keeps k per token)"
+    )
+    init_tokens: int = setting(16384, "sample for the normalisation statistics and the geometric-median b_dec")
+    seed: int = setting(0, "initialisation and shuffling seed (replicate r uses seed + r)")
+    checkpoint_every: int = setting(500, "steps between checkpoints (not a result: changing it retrains nothing)")
+    log_every: int = setting(50, "steps between train_log.csv rows (not a result)")
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
@@ -93,9 +102,6 @@ class SAEConfig:
         left = self.total_steps - step
         decay = min(1.0, left / decay_steps) if decay_steps > 0 else 1.0
         return self.lr_value * warm * decay
-
-
-SAE_DEFAULTS = {f.name: f.default for f in fields(SAEConfig)}
 
 
 class TrainingInterrupted(RuntimeError):
@@ -339,3 +345,21 @@ def _load_checkpoint(path, signature, device):
         log.warning("%s was written for other settings; starting afresh", path)
         return None
     return st
+
+
+def _fit(cfg: SAEConfig, i: FitInputs) -> TopKSAE:
+    return train_sae(
+        i.batches,
+        i.d_model,
+        cfg,
+        i.checkpoint_dir,
+        i.log_path,
+        i.device,
+        i.site,
+        stop_after=i.stop_after,
+        callback=i.callback,
+        progress=i.progress,
+    )
+
+
+KIND = register(Kind("topk_sae", SAEConfig, _fit, doc="TopK sparse autoencoder (Gao et al. 2024), trained here"))

@@ -1,0 +1,83 @@
+"""The registry of dictionary kinds: everything the rest of the project knows about a kind.
+
+A kind is one module that defines its settings dataclass (every hyperparameter with its default
+and doc, see `diffdict.settings`) and a `fit(settings, inputs) -> Dictionary` function, and
+registers a `Kind` at import. The config checker, the generated schema, the CLI and the workflow
+read this registry; adding a kind touches its module, its test and `BUILTIN` below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+BUILTIN = ("train_sae", "itda", "baselines", "pretrained")  # modules that register, in KINDS order
+
+
+@dataclass
+class FitInputs:
+    """What a kind's `fit` gets besides its settings (typed; the kind says which it `needs`)."""
+
+    batches: Callable[[int], Iterable]  # epoch -> batches of the site's training activations
+    d_model: int
+    site: str = "?"
+    device: torch.device = torch.device("cpu")
+    checkpoint_dir: Path | None = None
+    log_path: Path | None = None
+    w_out: torch.Tensor | None = None  # `needs` "w_out": the MLP's ff.net[2].weight [d_resid, mlp_hidden]
+    progress: bool = True
+    stop_after: int | None = None  # SAE training hooks for tests and tools
+    callback: Callable[[int, dict], None] | None = None
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    settings: type  # a dataclass of `settings.setting` fields
+    fit: Callable[[Any, FitInputs], Any]
+    doc: str
+    places: tuple[str, ...] = ("resid",)  # site places it applies to; the first is the default
+    needs: tuple[str, ...] = ()  # FitInputs fields beyond the activations (loaded by the CLI)
+    trained: bool = True  # False: nothing is learned (a log row records the build)
+
+    @property
+    def defaults(self) -> dict:
+        return {f.name: f.default for f in dataclasses.fields(self.settings)}
+
+    @property
+    def seeded(self) -> bool:
+        """Has a seed, so replicates differ."""
+        return "seed" in self.defaults
+
+
+REGISTRY: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    if kind.name in REGISTRY and REGISTRY[kind.name] != kind:
+        raise ValueError(f"dictionary kind '{kind.name}' is registered twice")
+    REGISTRY[kind.name] = kind
+    return kind
+
+
+def kinds() -> dict[str, Kind]:
+    """Every registered kind (the built-in modules imported first)."""
+    import importlib
+
+    for name in BUILTIN:
+        importlib.import_module(f"{__package__}.{name}")
+    rank = {f"{__package__}.{m}": i for i, m in enumerate(BUILTIN)}  # built-ins first, in BUILTIN order
+    order = sorted(enumerate(REGISTRY.values()), key=lambda ik: (rank.get(ik[1].fit.__module__, len(rank)), ik[0]))
+    return {k.name: k for _, k in order}
+
+
+def get_kind(name: str) -> Kind:
+    ks = kinds()
+    if name not in ks:
+        raise ValueError(f"unknown dictionary kind '{name}'; valid kinds: {list(ks)}")
+    return ks[name]

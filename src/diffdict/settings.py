@@ -1,0 +1,71 @@
+"""Typed settings: a dataclass per settings block, each field with its default and a one-line doc
+(`setting`). The JSON schema of a block is generated from the class (`block_schema`), so the
+schema, the checker and the code that reads the settings cannot drift apart."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal
+
+_JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
+
+
+def setting(default: Any, doc: str) -> Any:
+    """A dataclass field with its default and a one-line description (shown in the schema)."""
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
+def defaults(cls) -> dict:
+    return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
+def _type_schema(tp) -> dict:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return {"enum": list(args)}
+    if origin in (typing.Union, types.UnionType):
+        parts = [_type_schema(a) for a in args if a is not type(None)]
+        schema = parts[0] if len(parts) == 1 else {"anyOf": parts}
+        if type(None) in args:
+            if "type" in schema:
+                schema = {**schema, "type": [schema["type"], "null"]}
+            elif "enum" in schema:
+                schema = {**schema, "enum": [*schema["enum"], None]}
+            else:
+                schema = {"anyOf": [*schema["anyOf"], {"type": "null"}]}
+        return schema
+    if origin in (tuple, list):
+        item = args[0] if args else Any
+        out = {"type": "array"}
+        if item is not Any and item is not Ellipsis:
+            out["items"] = _type_schema(item)
+        if origin is tuple and args and Ellipsis not in args:
+            out["minItems"] = out["maxItems"] = len(args)
+        return out
+    if tp is float:  # YAML writes 1 for 1.0
+        return {"type": "number"}
+    if tp in _JSON_TYPES:
+        return {"type": _JSON_TYPES[tp]}
+    raise TypeError(f"no JSON schema for settings type {tp!r}")
+
+
+def _json_default(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+def block_schema(cls, description: str = "") -> dict:
+    """The JSON schema of a settings dataclass: one property per field (type, default, doc)."""
+    hints = typing.get_type_hints(cls)
+    props = {}
+    for f in dataclasses.fields(cls):
+        if "doc" not in f.metadata:
+            raise TypeError(f"{cls.__name__}.{f.name} has no doc: declare it with settings.setting(default, doc)")
+        props[f.name] = {
+            **_type_schema(hints[f.name]),
+            "default": _json_default(f.default),
+            "description": f.metadata["doc"],
+        }
+    out = {"type": "object", "properties": props, "additionalProperties": False}
+    return {"description": description, **out} if description else out

@@ -1,0 +1,114 @@
+"""Typed settings and the kind registry: the generated schema is the committed one, schemas follow
+the settings classes' types, `diffdict config --show-defaults` prints every default, and a new
+kind registered in one module is usable everywhere (config check, build, defaults)."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from typing import Literal
+
+import pytest
+import yaml
+
+from diffdict import config as dcfg
+from diffdict.dictionaries import build
+from diffdict.dictionaries.baselines import RandomDirections
+from diffdict.dictionaries.kinds import REGISTRY, FitInputs, Kind, kinds, register
+from diffdict.dictionaries.synthetic import planted
+from diffdict.settings import block_schema, setting
+
+from workflow_utils import REPO, minimal_config
+
+
+def test_committed_dictionaries_schema_is_generated_from_the_settings_classes():
+    committed = dcfg.DICTIONARIES_SCHEMA_PATH.read_text()
+    assert committed == dcfg.dictionaries_schema_text(), (
+        "workflow/schemas/dictionaries.schema.yaml is stale: run `diffdict config --write-schema` and commit it"
+    )
+
+
+@dataclasses.dataclass
+class _Demo:
+    n: int = setting(3, "a count")
+    lr: float | None = setting(None, "a rate; null: derived")
+    mode: Literal["a", "b"] = setting("a", "a choice")
+    betas: tuple[float, float] = setting((0.9, 0.99), "a pair")
+
+
+def test_block_schema_types_defaults_and_docs():
+    props = block_schema(_Demo)["properties"]
+    assert props["n"] == {"type": "integer", "default": 3, "description": "a count"}
+    assert props["lr"]["type"] == ["number", "null"] and props["mode"]["enum"] == ["a", "b"]
+    assert props["betas"] == {
+        "type": "array",
+        "items": {"type": "number"},
+        "minItems": 2,
+        "maxItems": 2,
+        "default": [0.9, 0.99],
+        "description": "a pair",
+    }
+
+    @dataclasses.dataclass
+    class Undocumented:
+        x: int = 1
+
+    with pytest.raises(TypeError, match=r"Undocumented.x has no doc"):
+        block_schema(Undocumented)
+
+
+def test_every_kind_documents_every_setting():
+    for kind in kinds().values():
+        block_schema(kind.settings)  # raises on a field without a doc
+
+
+def test_show_defaults_prints_every_default_once(cli_env):
+    r = subprocess.run(
+        [sys.executable, "-m", "diffdict.cli", "config", "--show-defaults"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        check=True,
+    )
+    shown = yaml.safe_load(r.stdout)
+    sae = shown["dictionaries"]["sae"]
+    assert sae["kind"] == "topk_sae" and sae["lr_warmup_steps"] == 50 and sae["n_features"] == 128  # default, set
+    assert shown["steering"]["strengths"] and "n_pos" in shown["interp"]
+    assert dcfg.check(shown)  # the effective config is itself a valid config
+
+
+@dataclasses.dataclass
+class _ConstantConfig:
+    n_features: int = setting(4, "directions")
+    k: int = setting(2, "kept per token")
+    seed: int = setting(0, "direction seed")
+
+
+def _fit_constant(cfg: _ConstantConfig, i: FitInputs):
+    from diffdict.dictionaries.data import sample
+
+    return RandomDirections(i.d_model, cfg.n_features, cfg.k, cfg.seed).fit(sample(i.batches, 100, i.site).x)
+
+
+def test_a_kind_registered_in_one_module_works_everywhere():
+    register(Kind("constant_demo", _ConstantConfig, _fit_constant, doc="a test kind", trained=False))
+    try:
+        p = planted(d=16, n_atoms=32, k=2, seed=0)
+        d = build("constant_demo", {"n_features": 6}, p.factory(200, batch=100), 16)
+        assert d.n_features == 6 and d.build_info["kind"] == "constant_demo"
+        cfg = minimal_config()
+        cfg["dictionaries"]["demo"] = {"kind": "constant_demo", "k": "two"}
+        with pytest.raises(dcfg.ConfigError, match=r"config.dictionaries.demo.k: 'two' is not of type 'integer'"):
+            dcfg.check(cfg)
+        cfg["dictionaries"]["demo"]["k"] = 2
+        assert dcfg.effective_dictionary(dcfg.check(cfg), "demo") == {
+            "kind": "constant_demo",
+            "n_features": 4,
+            "k": 2,
+            "seed": 0,
+        }
+    finally:
+        REGISTRY.pop("constant_demo")
+    assert "constant_demo" not in kinds()
