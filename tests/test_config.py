@@ -45,6 +45,8 @@ def test_default_config_is_valid_and_gets_defaults(default):
         ),
         (lambda c: c["dictionaries"]["itda"].update(normalize="zscore"), ["dictionaries.itda.normalize", "robust"]),
         (lambda c: c["dictionaries"]["sae"].update(lr="fast"), ["dictionaries.sae.lr: 'fast' is not", "number"]),
+        (lambda c: c["steering"].update(strengths=0.8), ["config.steering.strengths: 0.8 is not of type 'array'"]),
+        (lambda c: c["interp"].update(n_pos="five"), ["config.interp.n_pos: 'five' is not of type 'integer'"]),
     ],
 )
 def test_bad_config_names_problem_and_choices(default, mutate, expected):

@@ -22,10 +22,11 @@ from diffdict.settings import block_schema, setting
 from workflow_utils import REPO, minimal_config
 
 
-def test_committed_dictionaries_schema_is_generated_from_the_settings_classes():
-    committed = dcfg.DICTIONARIES_SCHEMA_PATH.read_text()
-    assert committed == dcfg.dictionaries_schema_text(), (
-        "workflow/schemas/dictionaries.schema.yaml is stale: run `diffdict config --write-schema` and commit it"
+@pytest.mark.parametrize("name", list(dcfg.section_schemas()))
+def test_committed_schemas_are_generated_from_the_settings_classes(name):
+    committed = dcfg.SCHEMA_PATH.with_name(name).read_text()
+    assert committed == dcfg.schema_text(dcfg.section_schemas()[name]), (
+        f"workflow/schemas/{name} is stale: run `diffdict config --write-schema` and commit it"
     )
 
 

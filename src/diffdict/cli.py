@@ -40,14 +40,10 @@ def cmd_check_config(a):
 def cmd_config(a):
     import yaml
 
-    from .config import DICTIONARIES_SCHEMA_PATH, dictionaries_schema_text, effective_config, load_yaml
+    from .config import effective_config, load_yaml, write_schemas
 
     if a.write_schema:
-        from .atomic import atomic_path
-
-        with atomic_path(DICTIONARIES_SCHEMA_PATH) as tmp:
-            tmp.write_text(dictionaries_schema_text())
-        print(DICTIONARIES_SCHEMA_PATH)
+        print("\n".join(map(str, write_schemas())))
     if a.show_defaults:
         print(yaml.safe_dump(effective_config(load_yaml(a.configfile)), sort_keys=False), end="")
 
@@ -558,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--write-schema",
         action="store_true",
-        help="regenerate workflow/schemas/dictionaries.schema.yaml from the settings classes",
+        help="regenerate workflow/schemas/{dictionaries,interp,steering}.schema.yaml from the settings classes",
     )
 
     s = add("train-toy", cmd_train_toy, "train the shapes-world pipeline")

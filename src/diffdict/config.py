@@ -10,6 +10,7 @@ kind's hyperparameter names, and which sites a dictionary can be trained on.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -183,12 +184,41 @@ def dictionaries_schema() -> dict:
     }
 
 
-DICTIONARIES_SCHEMA_PATH = SCHEMA_PATH.with_name("dictionaries.schema.yaml")
+def section_schemas() -> dict[str, dict]:
+    """Generated schemas, by file name under workflow/schemas/: the dictionary kinds and the
+    `interp` (less `explainers`) and `steering` sections, each from its settings classes."""
+    from .interp.run import InterpSettings
+    from .settings import block_schema
+    from .steering.stage import SteeringSettings
+
+    head = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
+    return {
+        "dictionaries.schema.yaml": dictionaries_schema(),
+        "interp.schema.yaml": {
+            **head,
+            "title": "config.interp, less explainers",
+            **block_schema(InterpSettings, "the interpretation protocol and stage"),
+        },
+        "steering.schema.yaml": {**head, "title": "config.steering", **block_schema(SteeringSettings, "steering")},
+    }
+
+
 GENERATED = "# Generated from diffdict's settings classes by `diffdict config --write-schema`; do not edit.\n"
 
 
-def dictionaries_schema_text() -> str:
-    return GENERATED + yaml.safe_dump(dictionaries_schema(), sort_keys=False, width=110)
+def schema_text(schema: dict) -> str:
+    return GENERATED + yaml.safe_dump(schema, sort_keys=False, width=110)
+
+
+def write_schemas() -> list[Path]:
+    from .atomic import atomic_path
+
+    out = []
+    for name, schema in section_schemas().items():
+        with atomic_path(SCHEMA_PATH.with_name(name)) as tmp:
+            tmp.write_text(schema_text(schema))
+        out.append(SCHEMA_PATH.with_name(name))
+    return out
 
 
 def dictionary_sites(config: dict, dname: str) -> list[str]:
@@ -328,10 +358,16 @@ def _check_pretrained(config: dict) -> list[str]:
 
 def _check_stage_options(config: dict) -> list[str]:
     """interp / steering keys against the stages' own defaults (their single source of truth)."""
+    from .interp.run import InterpSettings
     from .interp.run import resolve_config as interp_options
+    from .settings import block_schema
+    from .steering.stage import SteeringSettings
     from .steering.stage import resolve_config as steering_options
 
     errors = []
+    for section, cls in (("interp", InterpSettings), ("steering", SteeringSettings)):
+        known = {k: v for k, v in config[section].items() if k in {f.name for f in dataclasses.fields(cls)}}
+        errors += [m.replace("config", f"config.{section}", 1) for m in _schema_messages(known, block_schema(cls))]
     explainers = config["interp"].get("explainers") or {}
     if not explainers:
         errors.append(

@@ -4,6 +4,7 @@ schema, the checker and the code that reads the settings cannot drift apart."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -13,12 +14,19 @@ _JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
 
 def setting(default: Any, doc: str) -> Any:
-    """A dataclass field with its default and a one-line description (shown in the schema)."""
+    """A dataclass field with its default and a one-line description (shown in the schema).
+    A list or dict default is copied for each instance."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata={"doc": doc})
     return dataclasses.field(default=default, metadata={"doc": doc})
 
 
+def field_default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
 def defaults(cls) -> dict:
-    return {f.name: f.default for f in dataclasses.fields(cls)}
+    return {f.name: field_default(f) for f in dataclasses.fields(cls)}
 
 
 def _type_schema(tp) -> dict:
@@ -46,6 +54,8 @@ def _type_schema(tp) -> dict:
         return out
     if tp is float:  # YAML writes 1 for 1.0
         return {"type": "number"}
+    if tp is dict or origin is dict:
+        return {"type": "object"}
     if tp in _JSON_TYPES:
         return {"type": _JSON_TYPES[tp]}
     raise TypeError(f"no JSON schema for settings type {tp!r}")
@@ -64,7 +74,7 @@ def block_schema(cls, description: str = "") -> dict:
             raise TypeError(f"{cls.__name__}.{f.name} has no doc: declare it with settings.setting(default, doc)")
         props[f.name] = {
             **_type_schema(hints[f.name]),
-            "default": _json_default(f.default),
+            "default": _json_default(field_default(f)),
             "description": f.metadata["doc"],
         }
     out = {"type": "object", "properties": props, "additionalProperties": False}

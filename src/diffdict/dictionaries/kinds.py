@@ -8,7 +8,6 @@ read this registry; adding a kind touches its module, its test and `BUILTIN` bel
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,9 @@ class Kind:
 
     @property
     def defaults(self) -> dict:
-        return {f.name: f.default for f in dataclasses.fields(self.settings)}
+        from ..settings import defaults
+
+        return defaults(self.settings)
 
     @property
     def seeded(self) -> bool:

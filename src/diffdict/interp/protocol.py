@@ -27,26 +27,39 @@ One procedure for every method (SAE, ITDA, neurons, random):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from ..settings import defaults, setting
+
 CHOICES = {"positives": ("top", "quantiles"), "negatives": ("random", "other", "mixed")}
 
-DEFAULTS = {
-    "seed": 0,
-    "n_features": 50,
-    "explain_fraction": 0.5,
-    "min_active_tokens": 6,
-    "min_active_per_image": 1,
-    "n_explain": 5,
-    "n_explain_neg": 10,
-    "n_mid": 3,
-    "n_pos": 5,
-    "n_neg": 5,
-    "positives": "top",
-    "negatives": "random",
-}
+
+@dataclass
+class ProtocolSettings:
+    """The sampling protocol: which features are explained and which images each party sees."""
+
+    seed: int = setting(0, "seed of the image split, the feature sample and the negatives")
+    n_features: int = setting(50, "features sampled (seeded) among the eligible ones")
+    explain_fraction: float = setting(0.5, "share of the interp images the explainer may see; the rest are held out")
+    min_active_tokens: int = setting(6, "eligible: fires on at least this many tokens")
+    min_active_per_image: int = setting(1, "an image is a positive when this many of its tokens fire")
+    n_explain: int = setting(5, "top explanation-subset images shown to the explainer (and needed to be eligible)")
+    n_explain_neg: int = setting(10, "non-activating explanation-subset images shown to the explainer")
+    n_mid: int = setting(3, "mid-quantile images on the feature's card")
+    n_pos: int = setting(5, "held-out positives the judge scores (and needed to be eligible)")
+    n_neg: int = setting(5, "held-out negatives the judge scores (and needed to be eligible)")
+    positives: Literal["top", "quantiles"] = setting(
+        "top", "top: the top held-out images (the paper); quantiles: one per stratum"
+    )
+    negatives: Literal["random", "other", "mixed"] = setting(
+        "random", "random non-activating images, other features' top images (the paper's), or half of each"
+    )
+
+
+DEFAULTS = defaults(ProtocolSettings)
 
 
 class LeakError(AssertionError):

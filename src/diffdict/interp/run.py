@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -20,35 +22,44 @@ import pandas as pd
 from ..atomic import atomic_path, write_json, write_parquet
 from ..devices import resolve_device
 from ..filenames import feature_file
+from ..settings import defaults, setting
 from . import render
 from .backends import Example, make_backend
 from .cards import card_pairs, make_card
 from .codes import CodeTable, encode_batches, store_batches
 from .images import ShardImages
-from .protocol import CHOICES, build_tasks, check_choices, tasks_from_json, tasks_to_json
-from .protocol import DEFAULTS as PROTOCOL_DEFAULTS
+from .protocol import CHOICES, ProtocolSettings, build_tasks, check_choices, tasks_from_json, tasks_to_json
 from .scoring import FAILURE_POLICIES, feature_scores, summarise
 from .stats import feature_statistics, heatmaps
 
 log = logging.getLogger("diffdict.interp")
 
-DEFAULTS = {
-    **PROTOCOL_DEFAULTS,
-    "batch_size": 4096,  # tokens per encode batch
-    "device": "cpu",  # where the dictionary encodes (cpu | cuda | cuda:N | auto)
-    "codes_dtype": "float32",
-    "quantiles": [0.5, 0.9, 0.99],
-    "active_quantile": 0.5,  # token active when >= this quantile of the feature's nonzero activations
-    "negative_quantile": 0.0,  # image negative when its max < this quantile (0: feature exactly zero on it)
-    "image_size": 256,  # side of images sent to explainer/judge
-    "card_size": 160,  # side of card panels
-    "failure_policy": "exclude",
-    "n_boot": 1000,
-    "ci": 0.95,
-    "explainer": {"backend": "annotation"},
-    "judge": None,  # None: same backend settings as the explainer
-    "cache_dir": None,  # None: {out_dir}/cache (put it outside Snakemake outputs to survive reruns)
-}
+
+@dataclass
+class InterpSettings(ProtocolSettings):
+    """The `interp` config section less `explainers`: the protocol and how the stage runs it."""
+
+    batch_size: int = setting(4096, "tokens per encode batch")
+    device: str = setting("cpu", "where the dictionary encodes: cpu | cuda | cuda:N | auto")
+    codes_dtype: Literal["float32", "float16"] = setting("float32", "stored code values")
+    quantiles: list[float] = setting([0.5, 0.9, 0.99], "activation quantiles recorded per feature")
+    active_quantile: float = setting(0.5, "a token is active at >= this quantile of the feature's nonzero values")
+    negative_quantile: float = setting(0.0, "an image is negative when its max < this quantile (0: exactly zero)")
+    image_size: int = setting(256, "side of the images sent to the explainer and the judge")
+    card_size: int = setting(160, "side of a card panel")
+    failure_policy: Literal["exclude", "wrong"] = setting(
+        "exclude", "a failed explanation or judgement: left out, or scored as wrong"
+    )
+    n_boot: int = setting(1000, "bootstrap resamples of the confidence intervals")
+    ci: float = setting(0.95, "confidence level")
+    explainer: dict = setting(
+        {"backend": "annotation"}, "the explainer backend's settings (the workflow: one of `explainers`)"
+    )
+    judge: dict | None = setting(None, "the judge's settings; null: the explainer's")
+    cache_dir: str | None = setting(None, "response cache; null: {out_dir}/cache")
+
+
+DEFAULTS = defaults(InterpSettings)
 
 CODES, STATS, IMAGE_STATS, TASKS = "codes.safetensors", "stats.parquet", "image_stats.parquet", "tasks.json"
 

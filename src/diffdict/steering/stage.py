@@ -12,33 +12,41 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..atomic import write_table
+from ..settings import defaults, setting
 from ..sites import Site
 from .grid import SteeringRun, empty_run, steering_grid
 from .metrics import Judge, annotator_metrics, judge_metrics
 from .scale import site_token_norm
 from .select import select_features
 
-DEFAULTS = {
-    "split": "test",  # prompts split to steer (read by the workflow)
-    "explainer": None,  # whose explanations pick the features; None: the first configured (workflow)
-    "features": 4,  # int: the top-n explained features by `score`; list: these features
-    "score": "balanced_accuracy",
-    "match": None,  # regex on explanations: steer only matching features (e.g. "^color=")
-    "strengths": [-0.8, 0.0, 0.4, 0.8, 1.6],  # x the site's mean token norm (paper: 0.8)
-    "prompts": 4,  # prompts per feature, sampled (seeded) from the prompts table
-    "steps": None,  # denoising steps to steer; None: all (paper)
-    "streams": None,  # img and/or txt tokens; None: the site's own stream
-    "border": 0,  # image-token border left unsteered (paper: 4 at 256 px)
-    "batch_size": 8,
-    "seed": 0,
-    "norm_tokens": 65536,  # tokens read from the store to measure the mean token norm
-}
+
+@dataclass
+class SteeringSettings:
+    """The `steering` config section."""
+
+    split: str = setting("test", "prompts split to steer")
+    explainer: str | None = setting(None, "whose explanations pick the features; null: the first configured")
+    features: int | list[int] = setting(4, "a number: the top-n explained features by `score`; a list: these")
+    score: str = setting("balanced_accuracy", "the interp score that ranks features")
+    match: str | None = setting(None, "regex on explanations: steer only matching features (e.g. ^color=)")
+    strengths: list[float] = setting([-0.8, 0.0, 0.4, 0.8, 1.6], "x the site's mean token norm (paper: 0.8)")
+    prompts: int = setting(4, "prompts per feature, sampled (seeded) from the split")
+    steps: list[int] | None = setting(None, "denoising steps to steer; null: all (the paper)")
+    streams: list[str] | None = setting(None, "img and/or txt tokens; null: the site's own stream")
+    border: int = setting(0, "image-token border left unsteered (paper: 4 at 256 px)")
+    batch_size: int = setting(8, "images per generation batch")
+    seed: int = setting(0, "prompt sample seed")
+    norm_tokens: int = setting(65536, "tokens read from the store to measure the mean token norm")
+
+
+DEFAULTS = defaults(SteeringSettings)
 log = logging.getLogger("diffdict.steering")
 GRID, ROWS, IMAGES, TABLE, METRICS = "grid.png", "rows", "images.safetensors", "table.parquet", "metrics.parquet"
 
