@@ -191,3 +191,10 @@ def test_config_check_refuses_a_pretrained_sae_of_another_width(trained, tmp_pat
     cfg["dictionaries"]["theirs"] = {"kind": "pretrained", "format": "saelens"}
     with pytest.raises(ConfigError, match=r"theirs.path: required for kind 'pretrained'"):
         check(cfg)
+    rand = build("random", {"n_features": 8, "k": 2}, planted(d=64, n_atoms=32, k=2).factory(100), 64)
+    rand.save(tmp_path / "r.safetensors")  # right width, but a k override fits TopK SAEs only
+    cfg["dictionaries"]["theirs"] = {"kind": "pretrained", "path": str(tmp_path / "r.safetensors"), "k": 4}
+    with pytest.raises(
+        ConfigError, match=r"theirs: .*r.safetensors: k can be overridden for TopK SAEs only, not 'random'"
+    ):
+        check(cfg)

@@ -321,7 +321,7 @@ def _check_dictionaries(config: dict) -> list[str]:
 def _check_pretrained(config: dict) -> list[str]:
     """`pretrained` dictionaries: the file or folder is readable as its format and its d_model is
     the width of every site it is used at (read from the configs alone, before any job runs)."""
-    from .interop import FORMATS, load_pretrained, pretrained_shape
+    from .interop import FORMATS, pretrained_shape
 
     errors = []
     widths = None
@@ -337,9 +337,7 @@ def _check_pretrained(config: dict) -> list[str]:
             errors.append(f"{where}.path: required for kind 'pretrained' (a file or folder of format '{fmt}')")
             continue
         try:
-            d_in, width, _ = pretrained_shape(path, fmt)
-            if fmt == "diffdict" and d.get("k") is not None:
-                load_pretrained(path, fmt, d["k"])  # only TopK SAEs take a k override
+            d_in, width, _ = pretrained_shape(path, fmt, d.get("k"))
         except (OSError, ValueError, KeyError) as e:
             errors.append(f"{where}: {e}")
             continue

@@ -9,7 +9,7 @@ config (format, files, d_model against the site) run at config-check time as wel
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 from ..settings import setting
@@ -41,7 +41,6 @@ def build_pretrained(cfg: PretrainedConfig, inputs: FitInputs) -> Dictionary:
     return out.to(inputs.device)
 
 
-PRETRAINED_DEFAULTS = asdict(PretrainedConfig())
 KIND = register(
     Kind(
         "pretrained",

@@ -102,13 +102,21 @@ def _require_files(path: Path, fmt: str) -> None:
         )
 
 
-def pretrained_shape(path: str | os.PathLike, fmt: str) -> tuple[int, int, int]:
-    """(d_in, n_features, k) read from the configuration only (no weights): for config checks."""
+def _check_k_override(kind: str, path: Path, k: int | None) -> None:
+    if k is not None and kind != "topk_sae":
+        raise PretrainedFormatError(f"{path}: k can be overridden for TopK SAEs only, not '{kind}'")
+
+
+def pretrained_shape(path: str | os.PathLike, fmt: str, k: int | None = None) -> tuple[int, int, int]:
+    """(d_in, n_features, k) read from the configuration only (no weights): for config checks.
+    `k`: a requested override, refused (as `load_pretrained` would) for a kind without one."""
     _check_format(fmt)
     p = Path(path)
     _require_files(p, fmt)
     if fmt == "diffdict":
-        hp = read_metadata(p)["hparams"]
+        meta = read_metadata(p)
+        _check_k_override(meta["kind"], p, k)
+        hp = meta["hparams"]
         return int(hp["d_model"]), int(hp["n_features"]), int(hp.get("k", 0))
     try:
         cfg = json.loads((p / "cfg.json").read_text())
@@ -131,8 +139,7 @@ def load_pretrained(path: str | os.PathLike, fmt: str, k: int | None = None) -> 
             if isinstance(e, PretrainedFormatError):
                 raise
             raise PretrainedFormatError(f"{p}: not a readable {fmt} SAE ({type(e).__name__}: {e})") from e
+    _check_k_override(out.kind, p, k)
     if k is not None:
-        if not isinstance(out, TopKSAE):
-            raise ValueError(f"{p}: k can be overridden for TopK SAEs only, not '{out.kind}'")
         out.k = int(k)
     return out
