@@ -6,8 +6,6 @@ test is skipped with that reason.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -17,6 +15,8 @@ import pytest
 from PIL import Image
 
 from diffdict.plots.browser import feature_table, index_images, provenance_table, write_browser
+
+from headless import NEEDS_CHROMIUM, chromium, dump_dom
 
 FEATURES = pd.DataFrame(
     {
@@ -125,32 +125,12 @@ class _Dom(HTMLParser):
             self._cur = None
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-@pytest.mark.skipif(_chromium() is None, reason="headless browser test needs Chromium: apt-get install -y chromium")
+@pytest.mark.skipif(chromium() is None, reason=NEEDS_CHROMIUM)
 def test_browser_search_shows_matching_card_in_chromium(browser, tmp_path):
     url = browser.resolve().as_uri() + "#q=" + "RED%20circle"  # case-insensitive, every word
-    cmd = [
-        _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=5000",
-        "--dump-dom",
-        url,
-    ]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
-    assert res.returncode == 0, res.stderr[-2000:]
+    html = dump_dom(url, tmp_path / "profile")
     dom = _Dom()
-    dom.feed(res.stdout)
+    dom.feed(html)
     assert dom.body.get("data-ready") == "1", "page scripts did not finish"
     assert dom.body.get("data-query") == "RED circle" and dom.body.get("data-matches") == "1"
     assert set(dom.articles) == {3, 17, 42}

@@ -8,7 +8,6 @@ it is skipped with that reason, like the feature browser's.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
@@ -29,6 +28,8 @@ from diffdict.plots.report_index import (
     render_index,
     write_index,
 )
+
+from headless import NEEDS_CHROMIUM, chromium, dump_dom
 
 
 class _Page(HTMLParser):
@@ -190,32 +191,11 @@ def results(tmp_path) -> Path:
     return root
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
 def _dump_dom(url: str, profile: Path) -> _Page:
-    cmd = [
-        _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=5000",
-        "--dump-dom",
-        url,
-    ]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
-    assert res.returncode == 0, res.stderr[-2000:]
-    return _Page(res.stdout)
+    return _Page(dump_dom(url, profile))
 
 
-@pytest.mark.skipif(_chromium() is None, reason="headless browser test needs Chromium: apt-get install -y chromium")
+@pytest.mark.skipif(chromium() is None, reason=NEEDS_CHROMIUM)
 def test_index_opens_from_file_and_leads_to_the_browsers_in_chromium(results, tmp_path):
     url = (results / "report/index.html").resolve().as_uri()
     page = _dump_dom(url, tmp_path / "profile")
