@@ -550,8 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = add("config", cmd_config, "the effective configuration, every default filled in; the generated schema")
     s.add_argument("--configfile", default="config/config.yaml")
-    s.add_argument("--show-defaults", action="store_true", help="print the config with every default it leaves out")
-    s.add_argument(
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--show-defaults", action="store_true", help="print the config with every default it leaves out")
+    what.add_argument(
         "--write-schema",
         action="store_true",
         help="regenerate workflow/schemas/{dictionaries,interp,steering}.schema.yaml from the settings classes",

@@ -5,6 +5,7 @@ that kind, with its default; `validate_hparams` rejects unknown names, listing t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -15,6 +16,15 @@ from .base import Dictionary
 from .kinds import FitInputs, get_kind, kinds
 from .train_sae import write_log
 
+# `FitInputs` fields that `build` takes through `extra` (the rest are its own arguments)
+EXTRA_INPUTS = {f.name for f in dataclasses.fields(FitInputs)} - {
+    "batches",
+    "d_model",
+    "site",
+    "device",
+    "checkpoint_dir",
+    "log_path",
+}
 KINDS = tuple(kinds())  # the built-in kinds; `kinds()` also has any registered later
 HPARAMS: dict[str, dict] = {name: k.defaults for name, k in kinds().items()}
 
@@ -51,9 +61,9 @@ def build(
         raise ValueError("; ".join(errors))
     k = get_kind(kind)
     extra = dict(extra or {})
-    unknown = sorted(set(extra) - {"w_out", "stop_after", "callback", "progress"})
+    unknown = sorted(set(extra) - EXTRA_INPUTS)
     if unknown:
-        raise ValueError(f"build: unknown extra input(s) {unknown}")
+        raise ValueError(f"build: unknown extra input(s) {unknown}; valid: {sorted(EXTRA_INPUTS)}")
     inputs = FitInputs(
         batches_factory,
         d_model,
