@@ -22,6 +22,17 @@ def test_default_config_is_valid_and_gets_defaults(default):
     assert cfg["model"]["batch_size"] >= 1  # filled from the schema
 
 
+def test_world_defaults_are_the_committed_toy_models_recipe(default):
+    """config.yaml leaves `world` out: the recipe's defaults must be what trained resources/toy-shapes
+    (its training.json), or the train_toy_model rule would describe another model."""
+    import json
+
+    world = dcfg.check(default)["world"]
+    trained = json.loads((dcfg.SCHEMA_PATH.parents[2] / "resources/toy-shapes/training.json").read_text())
+    renamed = {"train_images": "n_images", "train_steps": "steps", "size": "size_overrides", "threads": "torch_threads"}
+    assert {k: trained[renamed.get(k, k)] for k in world} == world
+
+
 @pytest.mark.parametrize(
     "mutate, expected",
     [
@@ -47,6 +58,9 @@ def test_default_config_is_valid_and_gets_defaults(default):
         (lambda c: c["dictionaries"]["sae"].update(lr="fast"), ["dictionaries.sae.lr: 'fast' is not", "number"]),
         (lambda c: c["steering"].update(strengths=0.8), ["config.steering.strengths: 0.8 is not of type 'array'"]),
         (lambda c: c["interp"].update(n_pos="five"), ["config.interp.n_pos: 'five' is not of type 'integer'"]),
+        (lambda c: c.update(world={"train_step": 5}), ["config.world: unknown key 'train_step'", "train_steps"]),
+        (lambda c: c.update(world={"size": {"width": 96}}), ["config.world.size: unknown key 'width'", "num_layers"]),
+        (lambda c: c.update(world={"lr": 0}), ["config.world.lr: 0 is less than or equal to the minimum of 0"]),
     ],
 )
 def test_bad_config_names_problem_and_choices(default, mutate, expected):
@@ -61,7 +75,7 @@ def test_bad_config_names_problem_and_choices(default, mutate, expected):
 def test_replicates_are_instances_with_consecutive_seeds(default):
     cfg = copy.deepcopy(default)
     cfg["dictionaries"]["sae"].update(replicates=3, seed=5)
-    cfg["dictionaries"]["random"].pop("seed")
+    cfg["dictionaries"]["random"].pop("seed", None)  # the kind's default seed, 0
     cfg["dictionaries"]["random"]["replicates"] = 2
     inst = dcfg.dictionary_instances(cfg)
     assert inst["sae"] == ("sae", 0) and inst["sae-r2"] == ("sae", 2) and inst["random-r1"] == ("random", 1)

@@ -108,7 +108,6 @@ def test_annotation_end_to_end(world, tmp_path, source):
         "explanations.parquet",
         "judgements.parquet",
         "scores.parquet",
-        "scores.csv",
         "summary.json",
     ):
         assert (out / f).is_file(), f

@@ -183,3 +183,22 @@ def test_bf16_shard_replays_exactly(tmp_path):
     store = ActivationStore.open(tmp_path / "b.zarr")
     assert store.attrs["dtype"] == "bfloat16"
     assert torch.equal(store.read(slice(None)).reshape(2, 64, 16), rec[0][1].float())
+
+
+def test_steering_site_of_neurons_is_their_blocks_output_with_its_replayed_norm(pipe, generated):
+    """An mlp site steers its block's output (resid), in units of that output's mean token norm,
+    measured by replaying the first rows of a shard: equal to the norms recorded in generation."""
+    import dataclasses
+
+    from diffdict.model import mean_token_norm
+    from diffdict.steering.scale import steering_site
+
+    path, recs = generated
+    resid_site = SITES[0]  # double block 1, img, resid at steps 0 and 2
+    assert steering_site(pipe, resid_site, path) == (resid_site, None)  # its own store gives the unit
+    site, unit = steering_site(pipe, dataclasses.replace(resid_site, place="mlp"), path)
+    assert site == resid_site
+    # all 5 rows (fewer than the 8 replayed), recorded in generation batches of 2
+    per_step = {s: torch.cat([x for st, x in recs[resid_site.name] if st == s]) for s in resid_site.steps}
+    expected = sum(mean_token_norm(x) for x in per_step.values()) / len(per_step)
+    assert unit == pytest.approx(expected, rel=1e-5)

@@ -59,6 +59,60 @@ def test_block_schema_types_defaults_and_docs():
         block_schema(Undocumented)
 
 
+def test_required_and_optional_settings():
+    from diffdict.settings import OPTIONAL, REQUIRED, defaults
+
+    @dataclasses.dataclass
+    class Section:
+        name: str = setting(REQUIRED, "must be given", pattern="^[a-z]+$")
+        path: str = setting(OPTIONAL, "may be left out; no default")
+        size: int = setting(2, "has a default", minimum=1)
+
+    schema = block_schema(Section)
+    assert schema["required"] == ["name"] and schema["properties"]["name"]["pattern"] == "^[a-z]+$"
+    assert "default" not in schema["properties"]["name"] and "default" not in schema["properties"]["path"]
+    assert schema["properties"]["size"] == {
+        "type": "integer",
+        "minimum": 1,
+        "default": 2,
+        "description": "has a default",
+    }
+    assert defaults(Section) == {"size": 2}  # filling defaults adds neither the required nor the optional key
+    assert Section(name="a").path is None
+
+
+def test_default_config_sets_only_what_differs_from_the_defaults():
+    """config/config.yaml restates no default: each default is written once, in its settings class."""
+    from diffdict.interp.run import InterpSettings
+    from diffdict.model.settings import ModelSettings
+    from diffdict.prompts import PromptSettings
+    from diffdict.settings import defaults
+    from diffdict.sites import SiteSettings
+    from diffdict.steering.stage import SteeringSettings
+    from diffdict.world.recipe import ToyRecipe
+
+    raw = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    restated = []
+
+    def same(where, values, defaults_):
+        restated.extend(f"{where}.{k}" for k, v in values.items() if k in defaults_ and defaults_[k] == v)
+
+    for section, cls in [("model", ModelSettings), ("prompts", PromptSettings), ("world", ToyRecipe)]:
+        same(section, raw.get(section) or {}, defaults(cls))
+    for section, cls in [("interp", InterpSettings), ("steering", SteeringSettings)]:
+        same(section, raw[section], defaults(cls))
+    for name, site in raw["sites"].items():
+        same(f"sites.{name}", site, defaults(SiteSettings))
+    for name, d in raw["dictionaries"].items():
+        same(f"dictionaries.{name}", d, {**kinds()[d["kind"]].defaults, "replicates": 1})
+    schema = dcfg.load_schema()["properties"]
+    for section in ("activations", "metrics"):
+        props = schema[section]["properties"]
+        same(section, raw.get(section) or {}, {k: p["default"] for k, p in props.items() if "default" in p})
+    same("config", raw, {"results": schema["results"]["default"]})
+    assert not restated, f"config/config.yaml restates defaults: {restated}"
+
+
 def test_every_kind_documents_every_setting():
     for kind in kinds().values():
         block_schema(kind.settings)  # raises on a field without a doc

@@ -174,14 +174,20 @@ def test_text_stream_steering(pipe):
     assert not np.array_equal(both.images[1], run.images[1])
 
 
-def test_site_token_norm_reads_store(tmp_path):
-    zarr = pytest.importorskip("zarr")
-    x = np.random.default_rng(0).normal(size=(500, 16)).astype(np.float16) * 4
-    g = zarr.open_group(str(tmp_path / "a.zarr"), mode="w")
-    g.create_array("x", data=x)
-    expected = np.linalg.norm(x.astype(np.float32), axis=1).mean()
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_site_token_norm_reads_store(tmp_path, dtype):
+    from diffdict.store import ActivationWriter, StoreError
+
+    x = np.random.default_rng(0).normal(size=(500, 16)).astype(np.float32) * 4
+    with ActivationWriter(tmp_path / "a.zarr", 16, dtype=dtype, chunk_rows=64) as w:
+        w.append(x, prompt_id=np.arange(500) // 50, step=np.zeros(500), token=np.arange(500) % 50)
+    stored = torch.from_numpy(x).to(torch.float16 if dtype == "float16" else torch.bfloat16).float()
+    expected = float(stored.norm(dim=1).mean())
     assert site_token_norm(tmp_path / "a.zarr") == pytest.approx(expected, rel=1e-5)
-    assert site_token_norm(tmp_path / "a.zarr", max_tokens=100) == pytest.approx(expected, rel=0.15)
+    strided = float(stored[::5][:100].norm(dim=1).mean())  # 100 rows, evenly strided
+    assert site_token_norm(tmp_path / "a.zarr", max_tokens=100) == pytest.approx(strided, rel=1e-5)
+    with pytest.raises(StoreError, match="not an activation store"):
+        site_token_norm(tmp_path / "missing.zarr")
 
 
 def test_run_steering_rejects_bad_arguments(pipe):
@@ -191,14 +197,15 @@ def test_run_steering_rejects_bad_arguments(pipe):
         run_steering(pipe, SITE, _Dict(2), [0], [1.0], PROMPTS[:1], SEEDS[:1], MODEL_CFG, mean_norm=1.0, steps=[7])
 
 
-def test_stages_from_files(pipe, tmp_path):
+def test_stages_from_files(pipe, tmp_path, monkeypatch):
     """steer_stage -> files -> steering_metrics_stage, as the workflow runs them."""
-    import zarr
-
     from diffdict.steering.stage import steer_stage, steering_metrics_stage
+    from diffdict.store import ActivationWriter
 
-    g = zarr.open_group(str(tmp_path / "train.zarr"), mode="w")
-    g.create_array("x", data=np.full((64, D_MODEL), 0.5, np.float16))  # every token has norm 2
+    with ActivationWriter(tmp_path / "train.zarr", D_MODEL) as w:  # every token has norm 2
+        w.append(
+            np.full((64, D_MODEL), 0.5, np.float32), prompt_id=np.zeros(64), step=np.zeros(64), token=np.arange(64)
+        )
     expl = pd.DataFrame(
         {"feature": [0, 1, 2], "explanation": ["red", "blue", "big"], "concepts": [["color=red"], [], None]}
     )
@@ -233,6 +240,30 @@ def test_stages_from_files(pipe, tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "metrics.parquet"), m)
     with pytest.raises(ValueError, match="exactly one grader"):
         steering_metrics_stage(out, expl, tmp_path / "m2.parquet")
+
+    # the workflow's grader: the annotator when there is one, else the explainer's own judge
+    from types import SimpleNamespace
+
+    from diffdict.interp import backends
+    from diffdict.interp.backends.base import Judgement
+    from diffdict.steering.stage import grade_steering
+
+    by_annotator = grade_steering(out, expl, tmp_path / "m3.parquet", annotator=SimpleNamespace(annotate=red))
+    assert {"color=red", "color=blue"} <= set(by_annotator.target)
+    built = []
+
+    def fake_backend(cfg, cache_dir=None):
+        built.append((cfg, cache_dir))
+        redness = lambda e, x: Judgement(score=float(x.image[..., 0].mean() / 255), ok=True)  # noqa: E731
+        return SimpleNamespace(judge=redness)
+
+    monkeypatch.setattr(backends, "make_backend", fake_backend)
+    explainer = {"backend": "openai", "model": "vlm", "judge": {"backend": "openai", "model": "judge"}}
+    by_judge = grade_steering(out, expl, tmp_path / "m4.parquet", explainer=explainer, cache_dir="c")
+    assert built == [({"backend": "openai", "model": "judge"}, "c")]
+    assert set(by_judge.target) == {"red", "blue"} and by_judge["shift"].notna().all()
+    with pytest.raises(ValueError, match="annotator or an explainer"):
+        grade_steering(out, expl, tmp_path / "m5.parquet")
 
 
 def test_nothing_to_steer_is_a_run_that_says_so(pipe, tmp_path):

@@ -65,24 +65,24 @@ def test_flow_training_steps_are_deterministic():
         p = build_pipeline(seed=5)
         g = torch.Generator().manual_seed(0)
         lat = torch.randn(8, 64, 16, generator=torch.Generator().manual_seed(1))
-        h = T.train_flow(
-            p, lat, T.tokenize(p.tokenizer, caps), T.tokenize(p.tokenizer_2, caps), 2, 4, 1e-3, g, log_every=1
-        )
+        ids = T.tokenize(p.tokenizer, caps), T.tokenize(p.tokenizer_2, caps)
+        h = T.train_flow(p, lat, *ids, 2, 4, 1e-3, g, grid_fraction=0.5, log_every=1)
         out.append((h[-1]["loss"], p.transformer.proj_out.weight.detach().clone()))
     assert out[0][0] == out[1][0] and torch.equal(out[0][1], out[1][1])
-    s = T.train_sigmas(4000, torch.Generator().manual_seed(0))
-    assert 0 < s.min() and s.max() <= 1 and ((s == 0.25) | (s == 0.5) | (s == 0.75) | (s == 1)).float().mean() > 0.4
+    s = T.train_sigmas(4000, torch.Generator().manual_seed(0), grid_fraction=0.5)
+    on_grid = ((s == 0.25) | (s == 0.5) | (s == 0.75) | (s == 1)).float().mean()
+    assert 0 < s.min() and s.max() <= 1 and 0.45 < on_grid < 0.55
 
 
 def test_train_toy_cli_writes_a_loadable_pipeline_from_the_world_config(tmp_path):
-    """The `train_toy_model` rule's command, on a tiny world config with schema defaults filled."""
+    """The `train_toy_model` rule's command, on a tiny world config (the rest: the recipe's defaults)."""
     import json
 
     from diffusers import FluxPipeline
 
     from diffdict.cli import main
-    from diffdict.config import apply_defaults, load_schema
     from diffdict.world.annotate import Annotator
+    from diffdict.world.recipe import ToyRecipe
 
     world = {
         "seed": 3,
@@ -93,8 +93,6 @@ def test_train_toy_cli_writes_a_loadable_pipeline_from_the_world_config(tmp_path
         "batch_size": 4,
         "size": {"attention_head_dim": 8, "num_attention_heads": 2, "num_layers": 2, "num_single_layers": 2},
     }
-    world = apply_defaults({"world": world}, load_schema())["world"]
-    assert world["lr"] > 0 and 0 <= world["grid_fraction"] <= 1  # defaults came from the schema
     out = tmp_path / "toy"
     assert (
         main(["train-toy", "--world", json.dumps(world), "--model", json.dumps({"kind": "toy"}), "--out", str(out)])
@@ -109,3 +107,4 @@ def test_train_toy_cli_writes_a_loadable_pipeline_from_the_world_config(tmp_path
     assert Annotator.load(out).concepts
     summary = json.loads((out / "training.json").read_text())
     assert summary["seed"] == 3 and summary["steps"] == 2 and summary["size_overrides"]["num_attention_heads"] == 2
+    assert summary["grid_fraction"] == ToyRecipe().grid_fraction  # a default, from the recipe

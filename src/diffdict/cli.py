@@ -49,23 +49,10 @@ def cmd_config(a):
 
 
 def cmd_train_toy(a):
+    from .world.recipe import ToyRecipe
     from .world.train import train_toy
 
-    world = a.world
-    train_toy(
-        a.out,
-        seed=world["seed"],
-        n_images=world["train_images"],
-        steps=world["train_steps"],
-        vae_steps=world["vae_steps"],
-        annotator_steps=world["annotator_steps"],
-        lr=world["lr"],
-        batch_size=world["batch_size"],
-        grid_fraction=world["grid_fraction"],
-        two_object_fraction=world["two_object_fraction"],
-        threads=world["threads"],
-        **world.get("size", {}),
-    )
+    train_toy(a.out, ToyRecipe.from_config(a.world))
 
 
 def cmd_prompts(a):
@@ -81,9 +68,9 @@ def cmd_generate(a):
     from .model import generate_shard, load_pipeline
 
     prompts = pd.read_parquet(a.prompts)
-    prompts = prompts[prompts["shard"] == int(a.shard)]
+    prompts = prompts[prompts["shard"] == a.shard_index]
     if prompts.empty:
-        raise SystemExit(f"shard {a.shard} of {a.prompts} is empty")
+        raise SystemExit(f"shard {a.shard_index} of {a.prompts} is empty")
     pipe = load_pipeline(a.model)
     generate_shard(pipe, prompts, a.model, a.out)
 
@@ -95,7 +82,7 @@ def cmd_capture(a):
     site = Site.from_config(a.site_name, a.site)
     pipe = load_pipeline(a.model)
     keep = site.tokens_per_image if a.split == "train" else None
-    capture(pipe, a.shard_file, site, a.out, tokens_per_image=keep, seed=_shard_seed(a.shard_file), split=a.split)
+    capture(pipe, a.shard, site, a.out, tokens_per_image=keep, seed=_shard_seed(a.shard), split=a.split)
 
 
 def _shard_seed(path: str) -> int:
@@ -171,8 +158,6 @@ def cmd_reconstruction(a):
 
 
 def cmd_splice(a):
-    import torch
-
     from .atomic import write_json
     from .dictionaries import load_dictionary
     from .metrics.splice import spliced_generation
@@ -180,18 +165,14 @@ def cmd_splice(a):
     from .sites import Site
     from .store import ActivationStore
 
-    store = ActivationStore.open(a.test)
-    total, count = torch.zeros(store.d_model, dtype=torch.float64), 0
-    for x in store.batches(4096, shuffle=False):
-        total += x.double().sum(0)
-        count += len(x)
+    mean = ActivationStore.open(a.test).mean()  # the mean-ablation baseline
     pipe = load_pipeline(a.model)
     m = spliced_generation(
         pipe,
         load_dictionary(a.dictionary),
         Site.from_config(a.site_name, a.site),
         a.shard,
-        (total / count).float(),
+        mean,
         a.model,
         n_prompts=a.n_prompts,
         annotate=_annotator(a.annotator).annotate if a.annotator else None,
@@ -242,32 +223,23 @@ def cmd_features(a):
 
 
 def cmd_explain(a):
-    from .interp.run import explain_and_score
+    from .interp.run import explain_and_score, with_explainer
 
-    explainer = dict(a.explainer)
-    judge = explainer.pop("judge", None)
-    cfg = {**a.interp, "explainer": explainer, "judge": judge, "cache_dir": a.cache}
-    explain_and_score(Path(a.features).parent, a.shards, Path(a.out).parent, cfg, annotator=_annotator(a.annotator))
+    cfg = with_explainer(a.interp, a.explainer, cache_dir=a.cache)
+    explain_and_score(a.features_dir, a.shards, a.out_dir, cfg, annotator=_annotator(a.annotator))
 
 
 def cmd_steer(a):
-    import dataclasses
-
     import pandas as pd
 
     from .dictionaries import load_dictionary
     from .model import load_pipeline
     from .sites import Site
+    from .steering.scale import steering_site
     from .steering.stage import steer_stage
 
     pipe = load_pipeline(a.model)
-    site = Site.from_config(a.site_name, a.site)
-    mean_norm = None
-    if site.place == "mlp":
-        # Neurons steer along their output weights, i.e. in the residual stream of their block:
-        # steer the block's output and measure the strength unit there.
-        site = dataclasses.replace(site, place="resid")
-        mean_norm = _replayed_token_norm(pipe, site, a.shard)
+    site, mean_norm = steering_site(pipe, Site.from_config(a.site_name, a.site), a.shard)
     steer_stage(
         pipe,
         site,
@@ -278,58 +250,24 @@ def cmd_steer(a):
         a.store,
         a.model,
         a.out_dir,
-        {k: v for k, v in a.steering.items() if k not in ("split", "explainer")},
+        a.steering,
         mean_norm=mean_norm,
     )
-
-
-def _replayed_token_norm(pipe, site, shard_path, rows: int = 8) -> float:
-    """Mean token norm at `site`, replaying the first rows of a generation shard."""
-    from .model import mean_token_norm, read_shard, replay_inputs, run_to_site
-    from .model.capture import execution_device
-    from .model.loading import model_info
-
-    shard, meta = read_shard(shard_path)
-    has_guidance = model_info(pipe.transformer)["guidance_embeds"]
-    xs = [
-        run_to_site(
-            pipe.transformer,
-            site,
-            replay_inputs(
-                shard,
-                step,
-                slice(0, rows),
-                meta["grid"],
-                execution_device(pipe),
-                shard["prompt_embeds"].dtype,
-                has_guidance,
-            ),
-        )
-        for step in site.steps
-    ]
-    return sum(mean_token_norm(x) for x in xs) / len(xs)
 
 
 def cmd_steering_metrics(a):
     import pandas as pd
 
-    from .steering.stage import steering_metrics_stage
+    from .steering.stage import grade_steering
 
-    explanations = pd.read_parquet(a.explanations)
-    run = Path(a.table).parent
-    if a.annotator:
-        from .world import CONCEPTS
-
-        steering_metrics_stage(
-            run, explanations, a.out, annotate=_annotator(a.annotator).annotate, vocabulary=list(CONCEPTS)
-        )
-    else:
-        from .interp.backends import make_backend
-        from .steering.metrics import judge_from_backend
-
-        cfg = dict(a.judge)
-        cfg = cfg.pop("judge", None) or cfg
-        steering_metrics_stage(run, explanations, a.out, judge=judge_from_backend(make_backend(cfg, cache_dir=a.cache)))
+    grade_steering(
+        Path(a.table).parent,
+        pd.read_parquet(a.explanations),
+        a.out,
+        annotator=_annotator(a.annotator),
+        explainer=a.explainer,
+        cache_dir=a.cache,
+    )
 
 
 def cmd_steering_summary(a):
@@ -379,64 +317,49 @@ def cmd_report_index(a):
 
 
 def cmd_annotate(a):
-    import numpy as np
+    from .metrics.annotations import annotate_shards, write_annotations
 
-    from .atomic import atomic_path
-    from .model import read_shard
-
-    ann = _annotator(a.annotator)
-    pids, masks = [], []
-    for shard in a.shards:
-        t, meta = read_shard(shard, names=("prompt_id", "images"))
-        pids.append(t["prompt_id"].numpy())
-        masks.append(ann.token_masks(t["images"].numpy(), grid=tuple(meta["grid"])))
-    with atomic_path(a.out) as tmp:
-        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to the name
-            np.savez_compressed(
-                f, prompt_id=np.concatenate(pids), token_masks=np.concatenate(masks), concepts=np.array(ann.concepts)
-            )
+    write_annotations(annotate_shards(_annotator(a.annotator), a.shards), a.out)
 
 
 def cmd_concept_recovery(a):
-    import numpy as np
-
     from .atomic import write_table
     from .dictionaries import SparseCodes
     from .interp.codes import CodeTable
+    from .metrics.annotations import read_annotations
     from .metrics.concepts import concept_recovery
 
     codes = CodeTable.load(a.codes)
-    ann = np.load(a.annotations)
+    ann = read_annotations(a.annotations)
     table = concept_recovery(
         SparseCodes(codes.indices.long(), codes.values.float()),
         codes.prompt_id,
         codes.token,
-        ann["token_masks"],
-        [str(c) for c in ann["concepts"]],
+        ann.masks,
+        ann.concepts,
         codes.n_features,
-        mask_prompt_ids=ann["prompt_id"],
+        mask_prompt_ids=ann.prompt_id,
         seed=a.seed,
     )
     write_table(a.out, table)
 
 
 def cmd_concept_probe(a):
-    import numpy as np
-
     from .atomic import write_table
+    from .metrics.annotations import read_annotations
     from .metrics.concepts import probe_recovery
     from .store import ActivationStore
 
     store = ActivationStore.open(a.store)
     meta = store.meta()
-    ann = np.load(a.annotations)
+    ann = read_annotations(a.annotations)
     table = probe_recovery(
         store.read(slice(None)).numpy(),
         meta["prompt_id"],
         meta["token"],
-        ann["token_masks"],
-        [str(c) for c in ann["concepts"]],
-        mask_prompt_ids=ann["prompt_id"],
+        ann.masks,
+        ann.concepts,
+        mask_prompt_ids=ann.prompt_id,
         seed=a.seed,
     )
     write_table(a.out, table)
@@ -446,12 +369,10 @@ def cmd_concept_summary(a):
     import pandas as pd
 
     from .atomic import write_table
-    from .metrics.concept_summary import summarize_concepts
+    from .metrics.concept_summary import summarize_concepts, with_probe_columns
 
-    table = pd.read_csv(a.table)
-    probes = pd.concat([pd.read_csv(p).assign(site=Path(p).parent.name) for p in a.probes], ignore_index=True)
-    table = table.drop(columns=[c for c in probes.columns if c.startswith("probe_")], errors="ignore")
-    table = table.merge(probes, on=["site", "concept"], how="left")
+    probes = {Path(p).parent.name: pd.read_csv(p) for p in a.probes}  # metrics/{site}/concept_probe.csv
+    table = with_probe_columns(pd.read_csv(a.table), probes)
     write_table(a.table, table)
     write_table(a.out, summarize_concepts(table, seed=a.seed))
 
@@ -555,7 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument(
         "--write-schema",
         action="store_true",
-        help="regenerate workflow/schemas/{dictionaries,interp,steering}.schema.yaml from the settings classes",
+        help="regenerate workflow/schemas/{dictionaries,model,prompts,sites,interp,steering,world}.schema.yaml "
+        "from the settings classes",
     )
 
     s = add("train-toy", cmd_train_toy, "train the shapes-world pipeline")
@@ -571,13 +493,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("generate", cmd_generate, "generate one shard (images, trajectory, embeddings)")
     model_arg(s)
     s.add_argument("--prompts", required=True)
-    s.add_argument("--shard", required=True)
+    s.add_argument("--shard-index", type=int, required=True, help="the prompts' shard to generate (0, 1, ...)")
     s.add_argument("--out", required=True)
 
     s = add("capture", cmd_capture, "capture a site's activations from one shard by replay")
     model_and_site(s)
     s.add_argument("--split", required=True)
-    s.add_argument("--shard-file", required=True)
+    s.add_argument("--shard", required=True, help="a generation shard (.safetensors)")
     s.add_argument("--out", required=True)
 
     s = add("merge", cmd_merge, "merge shard activation stores")
@@ -609,8 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_and_site(s)
     s.add_argument("--dictionary", required=True)
     s.add_argument("--dict-name", required=True)
-    s.add_argument("--shard", required=True)
-    s.add_argument("--test", required=True)
+    s.add_argument("--shard", required=True, help="a generation shard of the test split (.safetensors)")
+    s.add_argument("--test", required=True, help="the site's test activation store (its mean: the ablation)")
     s.add_argument("--n-prompts", type=int, default=None)
     s.add_argument("--annotator", default="", help="shapes world: also compare what the images show")
     s.add_argument("--out", required=True)
@@ -656,12 +578,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("shards", nargs="+")
 
     s = add("explain", cmd_explain, "explain sampled features and score the explanations")
-    s.add_argument("--features", required=True, help="the features stage's tasks.json")
+    s.add_argument("--features-dir", required=True, help="the features stage's --out-dir (tasks, codes, stats)")
     s.add_argument("--interp", type=_json, default={})
-    s.add_argument("--explainer", type=_json, required=True)
+    s.add_argument("--explainer", type=_json, required=True, help="one explainer's settings (its judge: inside)")
     s.add_argument("--annotator", default="", help="shapes-world annotator (toy model folder)")
     s.add_argument("--cache", required=True)
-    s.add_argument("--out", required=True, help="summary.json; the tables are written beside it")
+    s.add_argument(
+        "--out-dir", required=True, help="writes explanations, judgements, scores (.parquet) and summary.json"
+    )
     s.add_argument("shards", nargs="+")
 
     s = add("steer", cmd_steer, "steering grids for the best-explained features")
@@ -678,8 +602,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("steering-metrics", cmd_steering_metrics, "grade a steering run")
     s.add_argument("--table", required=True, help="the steering run's table.parquet (images beside it)")
     s.add_argument("--explanations", required=True)
-    s.add_argument("--annotator", default="")
-    s.add_argument("--judge", type=_json, default={})
+    s.add_argument("--annotator", default="", help="shapes world: grade with its annotator")
+    s.add_argument(
+        "--explainer",
+        type=_json,
+        default={},
+        help="real models: the steering explainer's settings; its judge (or itself) grades",
+    )
     s.add_argument("--cache", default=None)
     s.add_argument("--out", required=True)
 

@@ -185,14 +185,26 @@ def dictionaries_schema() -> dict:
 
 
 def section_schemas() -> dict[str, dict]:
-    """Generated schemas, by file name under workflow/schemas/: the dictionary kinds and the
-    `interp` (less `explainers`) and `steering` sections, each from its settings classes."""
+    """Generated schemas, by file name under workflow/schemas/: the dictionary kinds, and the
+    `model`, `prompts`, `sites`, `interp` (less `explainers`), `steering` and `world` sections,
+    each from its settings classes."""
     from .interp.run import InterpSettings
+    from .model.settings import ModelSettings
+    from .prompts import PromptSettings
     from .settings import block_schema
+    from .sites import SiteSettings
     from .steering.stage import SteeringSettings
+    from .world.recipe import ToyRecipe
 
     head = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
     return {
+        "model.schema.yaml": {**head, "title": "config.model", **block_schema(ModelSettings, "the model section")},
+        "prompts.schema.yaml": {**head, "title": "config.prompts", **block_schema(PromptSettings, "the prompts")},
+        "sites.schema.yaml": {
+            **head,
+            "title": "one entry of config.sites",
+            **block_schema(SiteSettings, "where activations are read, steered and spliced"),
+        },
         "dictionaries.schema.yaml": dictionaries_schema(),
         "interp.schema.yaml": {
             **head,
@@ -200,6 +212,11 @@ def section_schemas() -> dict[str, dict]:
             **block_schema(InterpSettings, "the interpretation protocol and stage"),
         },
         "steering.schema.yaml": {**head, "title": "config.steering", **block_schema(SteeringSettings, "steering")},
+        "world.schema.yaml": {
+            **head,
+            "title": "config.world",
+            **block_schema(ToyRecipe, "the toy model's training recipe (diffdict.world.recipe)"),
+        },
     }
 
 
@@ -398,6 +415,19 @@ def _check_stage_options(config: dict) -> list[str]:
     return errors
 
 
+def _typed_section(config: dict, section: str, cls, where: str | None = None) -> list[str]:
+    """Check `config[section]` against the schema generated from its settings class and fill in
+    the class's defaults (rule params carry the whole section, so leaving a default out of the
+    config file reruns nothing)."""
+    from .settings import block_schema, defaults
+
+    value = config.get(section) or {}
+    where = where or f"config.{section}"
+    errors = [m.replace("config", where, 1) for m in _schema_messages(value, block_schema(cls))]
+    config[section] = {**defaults(cls), **value}
+    return errors
+
+
 def check(config: dict, schema_path: str | Path | None = None, check_model: bool = True) -> dict:
     """Validate `config`; return it with defaults filled. Raises ConfigError listing every problem."""
     schema = load_schema(schema_path)
@@ -405,6 +435,19 @@ def check(config: dict, schema_path: str | Path | None = None, check_model: bool
     if errors:
         raise ConfigError(_format(errors))
     config = apply_defaults(config, schema)
+    from .model.settings import ModelSettings
+    from .prompts import PromptSettings
+    from .sites import SiteSettings
+    from .world.recipe import ToyRecipe
+
+    errors += _typed_section(config, "model", ModelSettings)
+    errors += _typed_section(config, "prompts", PromptSettings)
+    for name in config["sites"]:
+        errors += _typed_section(config["sites"], name, SiteSettings, where=f"config.sites.{name}")
+    if config["model"]["kind"] == "toy" or config.get("world"):  # the world is the toy's recipe
+        errors += _typed_section(config, "world", ToyRecipe)
+    if errors:  # the checks below read these sections
+        raise ConfigError(_format(errors))
     errors += _check_dictionaries(config)
     errors += _check_stage_options(config)
     m = config["model"]

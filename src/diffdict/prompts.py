@@ -7,10 +7,14 @@ train, interp, test, so no prompt is shared between training and evaluation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+
+from .settings import OPTIONAL, REQUIRED, defaults, setting
 
 SPLIT_ORDER = ("train", "interp", "test")
 
@@ -42,18 +46,40 @@ def read_prompt_file(path: str | Path, column: str = "prompt") -> list[str]:
     return df[column].dropna().astype(str).tolist()
 
 
+@dataclass(frozen=True)
+class PromptSettings:
+    """The `prompts` config section."""
+
+    source: Literal["world", "file"] = setting(
+        REQUIRED, "world: sampled from the shapes grammar, with concept labels (toy); file: a prompt file"
+    )
+    splits: dict = setting(
+        REQUIRED,
+        "split -> number of prompts (train: dictionary training; interp: features; test: held-out metrics)",
+        required=list(SPLIT_ORDER),
+        properties={s: {"type": "integer", "minimum": 1} for s in SPLIT_ORDER},
+        additionalProperties=False,
+    )
+    path: str = setting(OPTIONAL, "source: file: txt (one prompt a line), csv or parquet")
+    column: str = setting("prompt", "the prompt column of a csv or parquet file")
+    seed: int = setting(0, "seeds the grammar (world) and the noise seeds")
+    shard_size: int = setting(64, "prompts per generation job (on SLURM: one GPU job per shard)", minimum=1)
+
+
 def prompt_table(cfg: dict, split: str) -> pd.DataFrame:
-    """The prompt table of `split` (columns: prompt_id, prompt, seed, shard, [concepts, scene])."""
+    """The prompt table of `split` (columns: prompt_id, prompt, seed, shard, [concepts, scene]);
+    `cfg`: the `prompts` section (`PromptSettings`)."""
+    cfg = {**defaults(PromptSettings), **cfg}
     start, stop = _split_range(cfg["splits"], split)
     n = stop - start
-    seed = int(cfg.get("seed", 0))
+    seed = int(cfg["seed"])
     if cfg["source"] == "world":
         from .world import prompts_table
 
         # A different grammar seed per split, so splits are independent draws, not one stream cut.
         df = prompts_table(n, seed=seed * 1000 + SPLIT_ORDER.index(split), start_id=start)
     elif cfg["source"] == "file":
-        prompts = read_prompt_file(cfg["path"], cfg.get("column", "prompt"))
+        prompts = read_prompt_file(cfg["path"], cfg["column"])
         if len(prompts) < stop:
             raise ValueError(
                 f"{cfg['path']}: {len(prompts)} prompts, but the splits need {sum(cfg['splits'].values())}"

@@ -13,20 +13,39 @@ from typing import Any, Literal
 _JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
 
-def setting(default: Any, doc: str) -> Any:
+REQUIRED = dataclasses.MISSING  # `setting(REQUIRED, doc)`: a key the config must give
+OPTIONAL = object()  # `setting(OPTIONAL, doc)`: a key that may be left out, with no default (None)
+
+
+def setting(default: Any, doc: str, **schema: Any) -> Any:
     """A dataclass field with its default and a one-line description (shown in the schema).
-    A list or dict default is copied for each instance."""
+    ``schema``: JSON-schema keywords beyond the type (``minimum=1``, ``properties=...``).
+    A list or dict default is copied for each instance; `REQUIRED` makes the key required."""
+    meta = {"doc": doc, "schema": schema}
+    if default is REQUIRED:
+        return dataclasses.field(metadata=meta)
+    if default is OPTIONAL:
+        return dataclasses.field(default=None, metadata={**meta, "optional": True})
     if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata={"doc": doc})
-    return dataclasses.field(default=default, metadata={"doc": doc})
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 def field_default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
+def is_required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def has_default(f: dataclasses.Field) -> bool:
+    return not is_required(f) and not f.metadata.get("optional")
+
+
 def defaults(cls) -> dict:
-    return {f.name: field_default(f) for f in dataclasses.fields(cls)}
+    """Every field's default (required and optional fields have none and are left out)."""
+    return {f.name: field_default(f) for f in dataclasses.fields(cls) if has_default(f)}
 
 
 def _type_schema(tp) -> dict:
@@ -72,10 +91,11 @@ def block_schema(cls, description: str = "") -> dict:
     for f in dataclasses.fields(cls):
         if "doc" not in f.metadata:
             raise TypeError(f"{cls.__name__}.{f.name} has no doc: declare it with settings.setting(default, doc)")
-        props[f.name] = {
-            **_type_schema(hints[f.name]),
-            "default": _json_default(field_default(f)),
-            "description": f.metadata["doc"],
-        }
-    out = {"type": "object", "properties": props, "additionalProperties": False}
+        props[f.name] = {**_type_schema(hints[f.name]), **f.metadata.get("schema", {})}
+        if has_default(f):
+            props[f.name]["default"] = _json_default(field_default(f))
+        props[f.name]["description"] = f.metadata["doc"]
+    required = [f.name for f in dataclasses.fields(cls) if is_required(f)]
+    out = {"type": "object", **({"required": required} if required else {})}
+    out.update({"properties": props, "additionalProperties": False})
     return {"description": description, **out} if description else out

@@ -9,6 +9,9 @@ baseline) and the denoising steps to read.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from .settings import REQUIRED, defaults, setting
 
 BLOCK_KINDS = ("double", "single")
 STREAMS = ("img", "txt")
@@ -16,27 +19,49 @@ PLACES = ("resid", "mlp")
 
 
 @dataclass(frozen=True)
+class SiteSettings:
+    """One entry of the `sites` config section (its name is the key)."""
+
+    block: Literal["double", "single"] = setting(REQUIRED, "double-stream or single-stream block")
+    index: int = setting(REQUIRED, "the block's index (0-based)", minimum=0)
+    stream: Literal["img", "txt"] = setting("img", "image or text tokens")
+    place: Literal["resid", "mlp"] = setting(
+        "resid", "resid: the block's output; mlp: the feed-forward hidden activation after GELU (neurons)"
+    )
+    steps: list[int] = setting(
+        [0], "denoising steps read (0-based)", minItems=1, items={"type": "integer", "minimum": 0}
+    )
+    tokens_per_image: int | None = setting(
+        None, "tokens kept per image and step in the train split (seeded); null: all", minimum=1
+    )
+
+
+SITE_DEFAULTS = defaults(SiteSettings)
+
+
+@dataclass(frozen=True)
 class Site:
     name: str
     block: str  # "double" | "single"
     index: int
-    stream: str = "img"
-    place: str = "resid"
-    steps: tuple[int, ...] = (0,)
-    tokens_per_image: int | None = None  # training-split subsample; None keeps all tokens
+    stream: str = SITE_DEFAULTS["stream"]
+    place: str = SITE_DEFAULTS["place"]
+    steps: tuple[int, ...] = tuple(SITE_DEFAULTS["steps"])
+    tokens_per_image: int | None = SITE_DEFAULTS["tokens_per_image"]
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def from_config(cls, name: str, cfg: dict) -> Site:
-        known = {"block", "index", "stream", "place", "steps", "tokens_per_image"}
+        cfg = {**SITE_DEFAULTS, **cfg}
+        known = set(SITE_DEFAULTS) | {"block", "index"}
         return cls(
             name=name,
             block=cfg["block"],
             index=int(cfg["index"]),
-            stream=cfg.get("stream", "img"),
-            place=cfg.get("place", "resid"),
-            steps=tuple(int(s) for s in cfg.get("steps", [0])),
-            tokens_per_image=cfg.get("tokens_per_image"),
+            stream=cfg["stream"],
+            place=cfg["place"],
+            steps=tuple(int(s) for s in cfg["steps"]),
+            tokens_per_image=cfg["tokens_per_image"],
             extra={k: v for k, v in cfg.items() if k not in known},
         )
 

@@ -227,6 +227,24 @@ class ActivationStore:
         out[order] = self._read_x(idx[order]) if len(idx) else out[:0]
         return self._to_torch(out)
 
+    def mean(self, batch_size: int = 4096) -> torch.Tensor:
+        """Per-dimension mean of every row (accumulated in float64), float32 [d]: the mean
+        ablation of spliced generation and the centre of FVU."""
+        total = torch.zeros(self.d_model, dtype=torch.float64)
+        for x in self.batches(batch_size, shuffle=False):
+            total += x.double().sum(0)
+        return (total / max(len(self), 1)).float()
+
+    def mean_token_norm(self, max_tokens: int = 65_536) -> float:
+        """Mean L2 norm of the rows (the steering unit), over at most ``max_tokens`` rows evenly
+        strided over the store, so that every shard and step contributes."""
+        n = len(self)
+        if n == 0:
+            raise StoreError(f"{self.path}: activation store is empty; cannot measure the mean token norm")
+        stride = max(1, n // max_tokens)
+        rows = self.read(slice(0, min(n, stride * max_tokens), stride)).numpy()
+        return float(np.linalg.norm(rows, axis=-1).mean())
+
     def meta(self, rows=slice(None)):
         """prompt_id, step, token of `rows` as a pandas DataFrame."""
         import pandas as pd

@@ -11,7 +11,7 @@ rule capture:
     """One site x shard: replay the stored trajectory up to the site's block only."""
     input:
         shard=f"{R}/generations/{{split}}/{{shard}}.safetensors",
-        model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
+        model=TOY_MODEL,
     output:
         directory(SHARD_STORE) if config["activations"]["keep_shards"] else temp(directory(SHARD_STORE)),
     params:
@@ -25,7 +25,7 @@ rule capture:
         **MODEL_RESOURCES,
     shell:
         "diffdict capture --model {params.model:q} --exec {resources.model_exec:q} --site-name {wildcards.site} --site {params.site:q} "
-        "--split {wildcards.split} --shard-file {input.shard:q} --out {output:q} > {log:q} 2>&1"
+        "--split {wildcards.split} --shard {input.shard:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule merge_activations:

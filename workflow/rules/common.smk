@@ -6,6 +6,8 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from diffdict import config as dcfg
+from diffdict.model.settings import EXEC_KEYS  # how model jobs run: resources, not params
+from diffdict.interp.run import resolve_config as interp_options
 from diffdict.steering.stage import resolve_config as steering_options
 
 # Friendly checks first (they name the valid choices and check indices against the model),
@@ -40,6 +42,9 @@ STEER_EXPLAINER = config["steering"].get("explainer") or EXPLAINERS[0]
 STEER_SPLIT = steering_options(config["steering"])["split"]
 
 
+# The toy model folder is an input of the jobs that load it (the train_toy_model rule makes it);
+# a real model's folder is outside the workflow.
+TOY_MODEL = [config["model"]["path"]] if config["model"]["kind"] == "toy" else []
 # The shapes world's annotator lives in the toy model folder; real models have none.
 ANNOTATOR_ARG = f"--annotator '{config['model']['path']}'" if config["model"]["kind"] == "toy" else ""
 KINDS = dcfg.as_json({d: v["kind"] for d, v in config["dictionaries"].items()})
@@ -65,11 +70,6 @@ def expand_pairs(pattern, replicates=False, **fields):
 # ---- params: canonical JSON of exactly the settings a job depends on ---------------------
 
 
-# How a model job runs, not what it computes: kept out of params (a rerun trigger), so raising
-# `runtime` for SLURM or moving to another GPU reruns nothing. They travel as resources.
-EXEC_KEYS = ("gpu", "mem_mb", "runtime", "device", "cpu_offload")
-
-
 def model_json(wildcards=None):
     return dcfg.as_json({k: v for k, v in config["model"].items() if k not in EXEC_KEYS})
 
@@ -89,17 +89,29 @@ def dict_json(wildcards):
 
 def pretrained_files(wildcards):
     """A `pretrained` dictionary's files: inputs of its job, so replacing them rebuilds it."""
-    d = dcfg.instance_config(config, wildcards.dict)
+    d = dcfg.effective_dictionary(config, wildcards.dict)
     if d["kind"] != "pretrained":
         return []
     from diffdict.interop import pretrained_files as files
 
-    return [str(f) for f in files(d["path"], d.get("format", "diffdict"))]
+    return [str(f) for f in files(d["path"], d["format"])]
+
+
+# The interp protocol's settings with their defaults filled in (a changed default reruns); not
+# the explainers, so changing one does not re-encode or redraw cards.
+INTERP = {
+    k: v
+    for k, v in interp_options({k: v for k, v in config["interp"].items() if k != "explainers"}).items()
+    if k not in ("explainer", "judge", "cache_dir")
+}
 
 
 def interp_json(wildcards=None):
-    """Protocol settings only: changing an explainer does not re-encode or redraw cards."""
-    return dcfg.as_json({k: v for k, v in config["interp"].items() if k != "explainers"})
+    return dcfg.as_json(INTERP)
+
+
+def steering_json(wildcards=None):
+    return dcfg.as_json(steering_options(config["steering"]))
 
 
 def explainer_json(wildcards):
@@ -117,3 +129,27 @@ MODEL_RESOURCES = dict(
     # device / cpu_offload for the CLI's --exec (a string resource: not a rerun trigger)
     model_exec=dcfg.as_json({k: config["model"][k] for k in ("device", "cpu_offload") if k in config["model"]}),
 )
+
+
+# ---- what the figures and the report collect ----------------------------------------------
+
+PLOTS = f"{RESULTS}/plots/{config['model']['name']}"
+
+# figure name -> (tidy table it draws, report category)
+FIGURE_TABLES = {
+    "reconstruction": (f"{R}/tables/reconstruction.csv", "Reconstruction"),
+    "splice_recovery": (f"{R}/tables/splice.csv", "Reconstruction"),
+    "interp_scores": (f"{R}/tables/interp_scores.csv", "Interpretability"),
+    "steering_success": (f"{R}/tables/steering.csv", "Steering"),
+}
+if config["model"]["kind"] == "toy":
+    FIGURE_TABLES["concept_recovery"] = (f"{R}/tables/concepts.csv", "Shapes world")
+FIGURES = [f"{PLOTS}/{name}.png" for name in FIGURE_TABLES] + [f"{PLOTS}/steering_grid.png"]
+if config["model"]["kind"] == "toy":
+    FIGURES.append(f"{PLOTS}/samples.png")
+BROWSER_DIR = f"{RESULTS}/report/{config['model']['name']}"
+BROWSERS = expand_pairs("{browsers}/{site}/{dict}", browsers=BROWSER_DIR)
+REPORT_INDEX = f"{RESULTS}/report/index.html"
+# the dictionary whose steering grid is shown as a figure: the first SAE's first site
+_sae = [d for d, v in config["dictionaries"].items() if v["kind"] == "topk_sae"] or list(config["dictionaries"])
+STEER_SAMPLE = (dcfg.dictionary_sites(config, _sae[0])[0], _sae[0])

@@ -25,7 +25,7 @@ rule concept_recovery:
     output:
         f"{R}/metrics/{{site}}/{{dict}}/concepts.csv",
     params:
-        seed=config["interp"].get("seed", 0),
+        seed=INTERP["seed"],
     log:
         f"{LOGS}/concept_recovery/{{site}}/{{dict}}.log",
     conda:
@@ -44,7 +44,7 @@ rule concept_probe:
     output:
         f"{R}/metrics/{{site}}/concept_probe.csv",
     params:
-        seed=config["interp"].get("seed", 0),
+        seed=INTERP["seed"],
     log:
         f"{LOGS}/concept_probe/{{site}}.log",
     conda:
@@ -66,7 +66,7 @@ rule collect_concepts:
     params:
         kinds=KINDS,
         replicas=REPLICAS,
-        seed=config["interp"].get("seed", 0),
+        seed=INTERP["seed"],
     log:
         f"{LOGS}/collect_concepts.log",
     conda:

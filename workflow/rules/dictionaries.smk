@@ -7,7 +7,7 @@ rule train_dictionary:
     Resumable: checkpoints live outside the output, so a killed job's rerun continues."""
     input:
         train=f"{R}/activations/{{site}}/train.zarr",
-        model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
+        model=TOY_MODEL,
         pretrained=pretrained_files,
     output:
         weights=f"{R}/dictionaries/{{site}}/{{dict}}/dictionary.safetensors",

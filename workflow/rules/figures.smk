@@ -1,21 +1,5 @@
 # Figures: one rule per figure (so only stale figures redraw), collected into results/figures/.
 
-PLOTS = f"{RESULTS}/plots/{config['model']['name']}"
-
-# figure name -> (tidy table it draws, report category)
-FIGURE_TABLES = {
-    "reconstruction": (f"{R}/tables/reconstruction.csv", "Reconstruction"),
-    "splice_recovery": (f"{R}/tables/splice.csv", "Reconstruction"),
-    "interp_scores": (f"{R}/tables/interp_scores.csv", "Interpretability"),
-    "steering_success": (f"{R}/tables/steering.csv", "Steering"),
-}
-if config["model"]["kind"] == "toy":
-    FIGURE_TABLES["concept_recovery"] = (f"{R}/tables/concepts.csv", "Shapes world")
-FIGURES = [f"{PLOTS}/{name}.png" for name in FIGURE_TABLES] + [f"{PLOTS}/steering_grid.png"]
-if config["model"]["kind"] == "toy":
-    FIGURES.append(f"{PLOTS}/samples.png")
-
-
 rule collect_splice:
     """Effect recovered by splicing, one row per site x dictionary x measure."""
     input:

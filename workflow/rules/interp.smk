@@ -30,8 +30,9 @@ rule explain:
     input:
         tasks=f"{R}/features/{{site}}/{{dict}}/tasks.json",
         codes=f"{R}/features/{{site}}/{{dict}}/codes.safetensors",
+        stats=f"{R}/features/{{site}}/{{dict}}/stats.parquet",
         shards=expand(f"{R}/generations/interp/{{shard}}.safetensors", shard=shards("interp")),
-        model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
+        model=TOY_MODEL,
     output:
         explanations=f"{R}/interp/{{site}}/{{dict}}/{{explainer}}/explanations.parquet",
         judgements=f"{R}/interp/{{site}}/{{dict}}/{{explainer}}/judgements.parquet",
@@ -42,6 +43,8 @@ rule explain:
         explainer=explainer_json,
         annotator=ANNOTATOR_ARG,
         cache=f"{R}/cache/interp",  # outside every output, so reruns find their answers
+        features_dir=lambda wildcards, input: Path(input.tasks).parent,
+        out_dir=lambda wildcards, output: Path(output.summary).parent,
     log:
         f"{LOGS}/explain/{{site}}/{{dict}}/{{explainer}}.log",
     conda:
@@ -49,8 +52,9 @@ rule explain:
     resources:
         api_calls=1,  # `--resources api_calls=N` bounds concurrent jobs talking to one endpoint
     shell:
-        "diffdict explain --features {input.tasks:q} --interp {params.interp:q} --explainer {params.explainer:q} "
-        "{params.annotator} --cache {params.cache:q} --out {output.summary:q} {input.shards:q} "
+        "diffdict explain --features-dir {params.features_dir:q} --interp {params.interp:q} "
+        "--explainer {params.explainer:q} {params.annotator} --cache {params.cache:q} --out-dir {params.out_dir:q} "
+        "{input.shards:q} "
         "> {log:q} 2>&1"
 
 
@@ -67,7 +71,7 @@ rule collect_interp:
     params:
         kinds=KINDS,
         replicas=REPLICAS,
-        seed=config["interp"].get("seed", 0),
+        seed=INTERP["seed"],
     log:
         f"{LOGS}/collect_interp.log",
     conda:

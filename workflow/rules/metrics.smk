@@ -39,7 +39,7 @@ rule spliced_generation:
         dictionary=f"{R}/dictionaries/{{site}}/{{dict}}/dictionary.safetensors",
         test=f"{R}/activations/{{site}}/test.zarr",
         shard=f"{R}/generations/test/000.safetensors",
-        model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
+        model=TOY_MODEL,
     output:
         f"{R}/metrics/{{site}}/{{dict}}/splice.json",
     params:

@@ -8,11 +8,11 @@ if config["model"]["kind"] == "toy":
         output:
             directory(config["model"]["path"]),
         params:
-            world=dcfg.as_json(config.get("world", {})),
+            world=dcfg.as_json(config["world"]),
             model=model_json(),
         log:
             f"{LOGS}/train_toy_model.log",
-        threads: config.get("world", {}).get("threads") or 1  # torch threads; the result depends on them
+        threads: config["world"]["threads"]  # torch threads; the result depends on them
         conda:
             "../../envs/diffdict.yaml"
         resources:
@@ -39,7 +39,7 @@ rule generate:
     """Generate one shard: images, latent trajectory and text embeddings."""
     input:
         prompts=f"{R}/prompts/{{split}}.parquet",
-        model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
+        model=TOY_MODEL,
     output:
         f"{R}/generations/{{split}}/{{shard}}.safetensors",
     params:
@@ -52,4 +52,4 @@ rule generate:
         **MODEL_RESOURCES,
     shell:
         "diffdict generate --model {params.model:q} --exec {resources.model_exec:q} --prompts {input.prompts:q} "
-        "--shard {wildcards.shard} --out {output:q} > {log:q} 2>&1"
+        "--shard-index {wildcards.shard} --out {output:q} > {log:q} 2>&1"

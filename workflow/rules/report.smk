@@ -1,13 +1,6 @@
 # The static HTML feature browser, one per site x dictionary (opens from disk, no server), and
 # the entry page, results/report/index.html, that links them and the figures.
 
-BROWSER_DIR = f"{RESULTS}/report/{config['model']['name']}"
-BROWSERS = expand_pairs("{browsers}/{site}/{dict}", browsers=BROWSER_DIR)
-# the dictionary whose steering grid is shown as a figure: the first SAE's first site
-_sae = [d for d, v in config["dictionaries"].items() if v["kind"] == "topk_sae"] or list(config["dictionaries"])
-STEER_SAMPLE = (dcfg.dictionary_sites(config, _sae[0])[0], _sae[0])
-
-
 rule browser:
     """Each feature's card, explanation, scores, steering row and (ITDA) atom provenance."""
     input:
@@ -35,9 +28,6 @@ rule browser:
         "--steering-rows {input.rows:q} --dictionary {input.dictionary:q} --prompts {input.prompts:q} "
         "--site-name {wildcards.site} --dict-name {wildcards.dict} --explainer-name {params.explainer} "
         "--title '{wildcards.site} / {wildcards.dict}' --out-dir {output:q} > {log:q} 2>&1"
-
-
-REPORT_INDEX = f"{RESULTS}/report/index.html"
 
 
 rule report_index:

@@ -12,7 +12,7 @@ rule steer:
         prompts=f"{R}/prompts/{STEER_SPLIT}.parquet",
         store=f"{R}/activations/{{site}}/train.zarr",
         shard=f"{R}/generations/{STEER_SPLIT}/000.safetensors",
-        model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
+        model=TOY_MODEL,
     output:
         grid=f"{R}/steering/{{site}}/{{dict}}/grid.png",
         images=f"{R}/steering/{{site}}/{{dict}}/images.safetensors",
@@ -21,7 +21,7 @@ rule steer:
     params:
         model=model_json(),
         site=site_json,
-        steering=dcfg.as_json(config["steering"]),
+        steering=steering_json,
         out_dir=f"{R}/steering/{{site}}/{{dict}}",
     log:
         f"{LOGS}/steer/{{site}}/{{dict}}.log",
@@ -42,12 +42,12 @@ rule steering_metrics:
         images=f"{R}/steering/{{site}}/{{dict}}/images.safetensors",
         table=f"{R}/steering/{{site}}/{{dict}}/table.parquet",
         explanations=f"{STEER_X}/explanations.parquet",
-        model=config["model"]["path"] if config["model"]["kind"] == "toy" else [],
+        model=TOY_MODEL,
     output:
         f"{R}/steering/{{site}}/{{dict}}/metrics.parquet",
     params:
         annotator=ANNOTATOR_ARG,
-        judge=dcfg.as_json(config["interp"]["explainers"][STEER_EXPLAINER]),
+        explainer=dcfg.as_json(config["interp"]["explainers"][STEER_EXPLAINER]),
         cache=f"{R}/cache/interp",
     log:
         f"{LOGS}/steering_metrics/{{site}}/{{dict}}.log",
@@ -55,7 +55,7 @@ rule steering_metrics:
         "../../envs/diffdict.yaml"
     shell:
         "diffdict steering-metrics --table {input.table:q} --explanations {input.explanations:q} "
-        "{params.annotator} --judge {params.judge:q} --cache {params.cache:q} --out {output:q} "
+        "{params.annotator} --explainer {params.explainer:q} --cache {params.cache:q} --out {output:q} "
         "> {log:q} 2>&1"
 
 

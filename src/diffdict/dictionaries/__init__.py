@@ -7,10 +7,19 @@ directions for steering, save/load. Kinds register themselves in `base.REGISTRY`
 from .base import REGISTRY, Dictionary, SparseCodes, load_dictionary
 from .baselines import NeuronBasis, RandomDirections
 from .data import NonFiniteActivationError
-from .factory import HPARAMS, KINDS, build, validate_hparams
+from .factory import build, validate_hparams
 from .itda import ITDA
 from .sae import TopKSAE
 from .train_sae import TrainingInterrupted
+
+
+def __getattr__(name: str):  # KINDS, HPARAMS: from the kind registry (`factory`), when asked for
+    if name in ("KINDS", "HPARAMS"):
+        from . import factory
+
+        return getattr(factory, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "HPARAMS",

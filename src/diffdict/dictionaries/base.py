@@ -93,17 +93,6 @@ class Dictionary(ABC, torch.nn.Module):
             save_file(tensors, str(tmp), metadata={"diffdict": json.dumps(meta)})
 
 
-BUILTIN_MODULES = ("sae", "itda", "baselines")
-
-
-def register_builtin() -> None:
-    """Import the built-in kinds so that they register themselves."""
-    import importlib
-
-    for name in BUILTIN_MODULES:
-        importlib.import_module(f"{__package__}.{name}")
-
-
 def read_metadata(path: str | Path) -> dict:
     from safetensors import safe_open
 
@@ -112,9 +101,11 @@ def read_metadata(path: str | Path) -> dict:
 
 
 def load_dictionary(path: str | Path, device: str | torch.device = "cpu") -> Dictionary:
+    from .kinds import import_kind_modules
+
     meta = read_metadata(path)
     kind = meta["kind"]
-    register_builtin()
+    import_kind_modules()  # every Dictionary class of this package registers (`__init_subclass__`)
     if kind not in REGISTRY:
         raise ValueError(f"{path}: unknown dictionary kind '{kind}'; known: {sorted(REGISTRY)}")
     module = REGISTRY[kind](**meta["hparams"])

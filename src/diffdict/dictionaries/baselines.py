@@ -156,6 +156,7 @@ RANDOM = register(
         RandomConfig,
         _fit_random,
         trained=False,
+        order=2,
         doc="random unit directions around the data mean: the floor of every comparison",
     )
 )
@@ -164,6 +165,7 @@ NEURONS = register(
         "neurons",
         NeuronsConfig,
         _fit_neurons,
+        order=3,
         places=("mlp",),
         needs=("w_out",),
         trained=False,

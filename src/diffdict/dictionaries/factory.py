@@ -25,8 +25,16 @@ EXTRA_INPUTS = {f.name for f in dataclasses.fields(FitInputs)} - {
     "checkpoint_dir",
     "log_path",
 }
-KINDS = tuple(kinds())  # the built-in kinds; `kinds()` also has any registered later
-HPARAMS: dict[str, dict] = {name: k.defaults for name, k in kinds().items()}
+
+
+def __getattr__(name: str):
+    """``KINDS`` (kind names) and ``HPARAMS`` (kind -> {hyperparameter: default}), read from the
+    registry when asked for, so a module importing this one while kinds register sees them all."""
+    if name == "KINDS":
+        return tuple(kinds())
+    if name == "HPARAMS":
+        return {n: k.defaults for n, k in kinds().items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def validate_hparams(kind: str, hparams: dict) -> list[str]:

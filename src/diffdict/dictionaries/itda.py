@@ -249,5 +249,5 @@ def _fit(cfg: ITDAConfig, i: FitInputs) -> ITDA:
 
 
 KIND = register(
-    Kind("itda", ITDAConfig, _fit, doc="inference-time decomposition of activations: atoms are real tokens")
+    Kind("itda", ITDAConfig, _fit, order=1, doc="inference-time decomposition of activations: atoms are real tokens")
 )

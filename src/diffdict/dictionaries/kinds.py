@@ -3,7 +3,8 @@
 A kind is one module that defines its settings dataclass (every hyperparameter with its default
 and doc, see `diffdict.settings`) and a `fit(settings, inputs) -> Dictionary` function, and
 registers a `Kind` at import. The config checker, the generated schema, the CLI and the workflow
-read this registry; adding a kind touches its module, its test and `BUILTIN` below.
+read this registry, which imports every module of this package once (`kinds`), so adding a kind
+is adding its module (and its test); a kind defined elsewhere calls `register` at import.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-BUILTIN = ("train_sae", "itda", "baselines", "pretrained")  # modules that register, in KINDS order
 
 
 @dataclass
@@ -43,6 +42,7 @@ class Kind:
     places: tuple[str, ...] = ("resid",)  # site places it applies to; the first is the default
     needs: tuple[str, ...] = ()  # FitInputs fields beyond the activations (loaded by the CLI)
     trained: bool = True  # False: nothing is learned (a log row records the build)
+    order: int = 100  # position in listings (schema, error messages); ties by name
 
     @property
     def defaults(self) -> dict:
@@ -66,15 +66,21 @@ def register(kind: Kind) -> Kind:
     return kind
 
 
-def kinds() -> dict[str, Kind]:
-    """Every registered kind (the built-in modules imported first)."""
+def import_kind_modules() -> None:
+    """Import every module of this package, so that each kind module registers its kind (and its
+    `Dictionary` class, `base.REGISTRY`, which `load_dictionary` reads)."""
     import importlib
+    import pkgutil
 
-    for name in BUILTIN:
-        importlib.import_module(f"{__package__}.{name}")
-    rank = {f"{__package__}.{m}": i for i, m in enumerate(BUILTIN)}  # built-ins first, in BUILTIN order
-    order = sorted(enumerate(REGISTRY.values()), key=lambda ik: (rank.get(ik[1].fit.__module__, len(rank)), ik[0]))
-    return {k.name: k for _, k in order}
+    package = importlib.import_module(__package__)
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{__package__}.{module.name}")
+
+
+def kinds() -> dict[str, Kind]:
+    """Every registered kind, by `Kind.order` then name."""
+    import_kind_modules()
+    return {k.name: k for k in sorted(REGISTRY.values(), key=lambda k: (k.order, k.name))}
 
 
 def get_kind(name: str) -> Kind:

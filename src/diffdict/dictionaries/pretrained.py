@@ -46,6 +46,7 @@ KIND = register(
         "pretrained",
         PretrainedConfig,
         build_pretrained,
+        order=4,
         places=("resid", "mlp"),
         trained=False,
         doc="an SAE trained elsewhere, read from diffdict, SAELens or sparsify files",

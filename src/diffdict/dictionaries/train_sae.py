@@ -362,4 +362,6 @@ def _fit(cfg: SAEConfig, i: FitInputs) -> TopKSAE:
     )
 
 
-KIND = register(Kind("topk_sae", SAEConfig, _fit, doc="TopK sparse autoencoder (Gao et al. 2024), trained here"))
+KIND = register(
+    Kind("topk_sae", SAEConfig, _fit, order=0, doc="TopK sparse autoencoder (Gao et al. 2024), trained here")
+)

@@ -24,7 +24,7 @@ from ..devices import resolve_device
 from ..filenames import feature_file
 from ..settings import defaults, setting
 from . import render
-from .backends import Example, make_backend
+from .backends import Example, make_backend, split_judge
 from .cards import card_pairs, make_card
 from .codes import CodeTable, encode_batches, store_batches
 from .images import ShardImages
@@ -62,6 +62,13 @@ class InterpSettings(ProtocolSettings):
 DEFAULTS = defaults(InterpSettings)
 
 CODES, STATS, IMAGE_STATS, TASKS = "codes.safetensors", "stats.parquet", "image_stats.parquet", "tasks.json"
+
+
+def with_explainer(interp: dict, explainer: dict, cache_dir: str | None = None) -> dict:
+    """The interp settings of one configured explainer (`interp.explainers.{name}`, whose
+    ``judge:`` names the judge's backend; without one the explainer judges)."""
+    explainer, judge = split_judge(explainer)
+    return {**interp, "explainer": explainer, "judge": judge, "cache_dir": cache_dir}
 
 
 def resolve_config(cfg: dict | None) -> dict:
@@ -274,8 +281,6 @@ def explain_and_score(features_dir, shard_paths, out_dir, cfg: dict | None = Non
     write_parquet(out / "explanations.parquet", et)
     write_parquet(out / "judgements.parquet", jt)
     write_parquet(out / "scores.parquet", scores)
-    with atomic_path(out / "scores.csv") as tmp:
-        scores.to_csv(tmp, index=False)
     write_json(out / "summary.json", summary)
     log.info(
         "interp: balanced accuracy %.3f [%.3f, %.3f] over %d features; %d failures; %d requests, %d cached",

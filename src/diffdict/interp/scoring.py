@@ -62,15 +62,13 @@ def detection_score(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def bootstrap_ci(values, n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high): percentile bootstrap of the mean over the finite `values`."""
+    """(mean, low, high): percentile bootstrap of the mean over the finite `values` (one run of
+    `hierarchical_ci`, whose unit level this is)."""
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
     if len(v) == 0:
         return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(1)
-    a = (1 - ci) / 2
-    return float(v.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+    return hierarchical_ci([v], n_boot=n_boot, ci=ci, seed=seed)
 
 
 def feature_scores(judgements: pd.DataFrame, explanations: pd.DataFrame, policy: str = "exclude") -> pd.DataFrame:

@@ -28,6 +28,14 @@ def _runs(g: pd.DataFrame, metric: str, concepts: list[str]) -> list[np.ndarray]
     return [h.set_index("concept")[metric].reindex(concepts).to_numpy(float) for _, h in g.groupby(rep, sort=True)]
 
 
+def with_probe_columns(table: pd.DataFrame, probes: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The concept table with each site's probe ceiling (``probe_*`` columns of `probes[site]`,
+    one row per concept) beside every dictionary's rows; earlier probe columns are replaced."""
+    probe = pd.concat([p.assign(site=site) for site, p in probes.items()], ignore_index=True)
+    table = table.drop(columns=[c for c in probe.columns if c.startswith("probe_")], errors="ignore")
+    return table.merge(probe, on=["site", "concept"], how="left")
+
+
 METRICS = ("token_auroc", "kind_token_auroc", "token_f1", "image_auroc")
 
 

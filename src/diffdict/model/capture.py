@@ -72,6 +72,27 @@ def run_to_site(transformer, site: Site, inputs: dict) -> torch.Tensor:
     return got["x"]
 
 
+def replayed_token_norm(pipe, site: Site, shard_path: str | os.PathLike, rows: int = 8) -> float:
+    """Mean token norm at `site` (mean over its steps), replaying the first `rows` images of a
+    generation shard: the steering unit of a site that has no activation store of its own."""
+    from .intervene import mean_token_norm
+
+    shard, meta = read_shard(shard_path)
+    has_guidance = model_info(pipe.transformer)["guidance_embeds"]
+    device, dtype = execution_device(pipe), shard["prompt_embeds"].dtype
+    norms = [
+        mean_token_norm(
+            run_to_site(
+                pipe.transformer,
+                site,
+                replay_inputs(shard, step, slice(0, rows), meta["grid"], device, dtype, has_guidance),
+            )
+        )
+        for step in site.steps
+    ]
+    return sum(norms) / len(norms)
+
+
 def select_tokens(n: int, keep: int | None, seed: int, prompt_id: int, step: int) -> np.ndarray:
     """Token positions kept for one image and step: all, or `keep` sampled without replacement
     from a generator seeded by (seed, prompt_id, step) — independent of batching."""

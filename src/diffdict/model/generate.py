@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from ..atomic import atomic_path
 from .loading import model_info
+from .settings import model_settings
 
 SHARD_TENSORS = (
     "prompt_id",
@@ -56,8 +57,9 @@ def generate_shard(
     """Run the pipeline on a prompts table (columns prompt_id, prompt, seed) and write one
     safetensors shard in the format of docs/architecture.md ("Generation shard").
 
-    model_cfg keys: height, width, num_inference_steps, guidance_scale, max_sequence_length,
-    name, and optionally batch_size (default 8; `batch_size` argument wins)."""
+    model_cfg keys (`model.settings.ModelSettings`, defaults filled in): height, width,
+    num_inference_steps, guidance_scale, max_sequence_length, name, batch_size (the `batch_size`
+    argument wins)."""
     from tqdm.auto import tqdm
 
     missing = {"prompt_id", "prompt", "seed"} - set(prompts.columns)
@@ -65,14 +67,12 @@ def generate_shard(
         raise ValueError(f"prompts table lacks columns {sorted(missing)}; has {list(prompts.columns)}")
     if len(prompts) == 0:
         raise ValueError("empty prompt shard")
-    need = [k for k in ("height", "width", "num_inference_steps") if k not in model_cfg]
-    if need:
-        raise ValueError(f"model config lacks {need}")
+    model_cfg = model_settings(model_cfg)
     height, width = int(model_cfg["height"]), int(model_cfg["width"])
     steps = int(model_cfg["num_inference_steps"])
-    max_len = int(model_cfg.get("max_sequence_length", 512))
-    guidance_scale = float(model_cfg.get("guidance_scale", 0.0))
-    batch_size = int(batch_size or model_cfg.get("batch_size", 8))
+    max_len = int(model_cfg["max_sequence_length"])
+    guidance_scale = float(model_cfg["guidance_scale"])
+    batch_size = int(batch_size or model_cfg["batch_size"])
     transformer = pipe.transformer
     has_guidance = bool(transformer.config.guidance_embeds)
 
@@ -105,7 +105,7 @@ def generate_shard(
         "height": height,
         "width": width,
         "steps": steps,
-        "model": model_cfg.get("name", "flux"),
+        "model": model_cfg.get("name", "unnamed"),
         "grid": grid,
         "vae_scale_factor": vsf,
         "guidance_scale": guidance_scale,
@@ -187,16 +187,17 @@ def generate_images(
 
     One CPU ``torch.Generator`` per image (CPU so the noise is the same on any device); the
     remaining sampling settings come from the model config (height, width,
-    num_inference_steps, guidance_scale, max_sequence_length).
+    num_inference_steps, guidance_scale, max_sequence_length; defaults: `ModelSettings`).
     """
     if len(prompts) != len(seeds):
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+    model_cfg = model_settings(model_cfg)
     kwargs = {
         "height": int(model_cfg["height"]),
         "width": int(model_cfg["width"]),
         "num_inference_steps": int(model_cfg["num_inference_steps"]),
-        "guidance_scale": float(model_cfg.get("guidance_scale", 0.0)),
-        "max_sequence_length": int(model_cfg.get("max_sequence_length", 512)),
+        "guidance_scale": float(model_cfg["guidance_scale"]),
+        "max_sequence_length": int(model_cfg["max_sequence_length"]),
     }
     out = []
     for i in range(0, len(prompts), batch_size):

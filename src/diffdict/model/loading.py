@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..devices import resolve_device
+from .settings import model_settings
 
 log = logging.getLogger(__name__)
 
@@ -174,27 +175,27 @@ def _dtype(name: str, key: str) -> torch.dtype:
 
 
 def load_pipeline(model_cfg: dict):
-    """Load the configured pipeline offline. See config/config.yaml ``model:`` for the keys:
-    kind (toy|flux), path, precision (fp32|bf16|nf4), device (auto|cpu|cuda|cuda:N),
-    cpu_offload, and for nf4 ``nf4_compute_dtype`` (default bf16)."""
+    """Load the configured pipeline offline. Keys: `model.settings.ModelSettings` (kind, path,
+    precision, device, cpu_offload, nf4_compute_dtype); ``progress: true`` shows progress bars."""
     from diffusers import FluxPipeline, FluxTransformer2DModel
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    precision = model_cfg.get("precision", "fp32")
+    model_cfg = model_settings(model_cfg)
+    precision = model_cfg["precision"]
     if precision not in PRECISIONS:
         raise ValueError(f"model.precision '{precision}' is not one of {list(PRECISIONS)}")
-    kind = model_cfg.get("kind", "flux")
+    kind = model_cfg.get("kind", "flux")  # the workflow's config always names it
     if kind not in ("toy", "flux"):
         raise ValueError(f"model.kind '{kind}' is not one of ['toy', 'flux']")
     root = require_model_folder(model_cfg["path"])
-    device = resolve_device(model_cfg.get("device", "auto"))
-    offload = bool(model_cfg.get("cpu_offload", False))
+    device = resolve_device(model_cfg["device"])
+    offload = bool(model_cfg["cpu_offload"])
     if offload and device.type != "cuda":
         log.warning("cpu_offload ignored: device is %s", device)
         offload = False
 
     if precision == "nf4":
-        compute = _dtype(model_cfg.get("nf4_compute_dtype", "bf16"), "model.nf4_compute_dtype")
+        compute = _dtype(model_cfg["nf4_compute_dtype"], "model.nf4_compute_dtype")
         from .nf4 import quantize_nf4
 
         transformer = FluxTransformer2DModel.from_pretrained(

@@ -5,6 +5,8 @@ and prompts, write the grid and the steering metrics.
                           -> grid.png, rows/feature_XXXXX.png, images.safetensors, table.parquet
     steering_metrics_stage images.safetensors + table.parquet + explanations
                           -> metrics.parquet (annotator on the shapes world, judge on real models)
+    grade_steering        the same, with the workflow's grader: the annotator, else the judge
+                          of the steering explainer's settings
 """
 
 from __future__ import annotations
@@ -164,3 +166,31 @@ def steering_metrics_stage(
         table = judge_metrics(run, judge, text)
     write_table(out, table)
     return table
+
+
+def grade_steering(
+    run_dir: str | os.PathLike,
+    explanations: pd.DataFrame,
+    out: str | os.PathLike,
+    *,
+    annotator=None,
+    explainer: Mapping | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> pd.DataFrame:
+    """`steering_metrics_stage` graded as the workflow does: by the shapes world's `annotator`
+    when there is one, else by the judge of the steering `explainer`'s settings (its ``judge:``,
+    or the explainer itself), whose answers are cached in `cache_dir`."""
+    if annotator is not None:
+        from ..world import CONCEPTS
+
+        return steering_metrics_stage(
+            run_dir, explanations, out, annotate=annotator.annotate, vocabulary=list(CONCEPTS)
+        )
+    if not explainer:
+        raise ValueError("grade_steering: give the shapes world's annotator or an explainer's settings")
+    from ..interp.backends import make_backend, split_judge
+    from .metrics import judge_from_backend
+
+    explainer, judge = split_judge(explainer)
+    backend = make_backend(judge or explainer, cache_dir=cache_dir)
+    return steering_metrics_stage(run_dir, explanations, out, judge=judge_from_backend(backend))

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from . import TRAIN_DOMAIN, sample_scenes
 from .pipeline import IMAGE_SIZE, MAX_SEQUENCE_LENGTH, build_pipeline
+from .recipe import ToyRecipe
 from .render import render_batch
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,8 @@ def image_ids(gh: int, gw: int) -> torch.Tensor:
     return ids.reshape(gh * gw, 3)
 
 
-def train_sigmas(n: int, g: torch.Generator, steps: int = INFERENCE_STEPS, grid_fraction: float = 0.5) -> torch.Tensor:
-    """Logit-normal(0, 1), except a `grid_fraction` share (half by default) drawn from the sigmas of
+def train_sigmas(n: int, g: torch.Generator, grid_fraction: float, steps: int = INFERENCE_STEPS) -> torch.Tensor:
+    """Logit-normal(0, 1), except a `grid_fraction` share drawn from the sigmas of
     the `steps`-step Euler schedule (1, .75, .5, .25)."""
     ln = torch.sigmoid(torch.randn(n, generator=g))
     grid = torch.linspace(1.0, 1.0 / steps, steps)[torch.randint(0, steps, (n,), generator=g)]
@@ -147,9 +148,10 @@ def train_flow(
     batch_size: int,
     lr: float,
     g: torch.Generator,
+    *,
+    grid_fraction: float,
     ema_decay: float = 0.995,
     log_every: int = 100,
-    grid_fraction: float = 0.5,
 ) -> list[dict]:
     """Rectified flow on packed, normalised latents [N, L, C]; text encoders trained jointly."""
     modules = torch.nn.ModuleList([pipe.transformer, pipe.text_encoder, pipe.text_encoder_2])
@@ -204,47 +206,36 @@ def train_flow(
 
 def train_toy(
     out_dir: str | Path,
-    seed: int = 0,
-    n_images: int = 6000,
-    steps: int = 3000,
+    recipe: ToyRecipe | None = None,
     *,
-    vae_steps: int = 800,
-    batch_size: int = 64,
-    vae_batch_size: int = 32,
-    lr: float = 1e-3,
-    vae_lr: float = 2e-3,
-    annotator_steps: int = 800,
-    annotator_images: int = 3000,
-    threads: int | None = 1,
     init_from: str | Path | None = None,
-    grid_fraction: float = 0.5,
-    two_object_fraction: float = 0.35,
-    **size_overrides,
+    vae_batch_size: int = 32,
+    vae_lr: float = 2e-3,
+    annotator_images: int = 3000,
 ) -> dict:
     """Train the toy pipeline (VAE, text encoders, transformer) and the annotator; save the
     diffusers folder (plus ``annotator/`` and ``training.json``) atomically at `out_dir`.
-    Returns the training summary. Deterministic given `seed` (and the thread count).
+    Returns the training summary. Deterministic given the recipe (its seed and thread count);
+    `recipe` defaults to the one of the committed ``resources/toy-shapes`` (`ToyRecipe`).
 
     ``init_from``: continue from a folder this function wrote (same scenes; a fresh batch/noise
     stream; the VAE is kept and not retrained when ``vae_steps=0``). The summary records the
     whole chain, so a continued model is reproduced by replaying the same calls.
-
-    ``grid_fraction``: share of training sigmas drawn from the 4 inference sigmas (rest logit-normal).
-    ``two_object_fraction``: share of two-object training scenes (binding two objects is the
-    hard part, so it pays to over-sample them relative to prompt tables).
     ``annotator_steps=0`` with ``init_from`` and ``vae_steps=0``: the VAE is unchanged, so the
     annotator of ``init_from`` is copied instead of retrained (training it again is deterministic
     and gives the same one)."""
+    r = recipe or ToyRecipe()
+    seed, n_images, steps, batch_size, lr = r.seed, r.train_images, r.train_steps, r.batch_size, r.lr
+    vae_steps, annotator_steps, size_overrides = r.vae_steps, r.annotator_steps, dict(r.size)
     from ..atomic import atomic_path
     from .annotate import train_annotator
 
-    if threads:  # 1 by default: on a shared 2-core CPU, one thread is ~10x faster than oversubscribed two
-        torch.set_num_threads(threads)
+    torch.set_num_threads(r.threads)  # the result depends on the thread count: the recipe fixes it
     t0 = time.time()
     torch.manual_seed(seed)
     previous = None
     g = torch.Generator().manual_seed(seed if init_from is None else seed + 7919)  # continuation: new batches
-    scenes, captions, _ = sample_scenes(n_images, seed, TRAIN_DOMAIN, p_two=two_object_fraction)
+    scenes, captions, _ = sample_scenes(n_images, seed, TRAIN_DOMAIN, p_two=r.two_object_fraction)
     images, masks = render_batch(scenes, IMAGE_SIZE)
     log.info("rendered %d training scenes in %.1fs", n_images, time.time() - t0)
 
@@ -273,7 +264,7 @@ def train_toy(
     log.info("latent shift %.4f scale %.4f", shift, scale)
 
     clip_ids, t5_ids = tokenize(pipe.tokenizer, captions), tokenize(pipe.tokenizer_2, captions)
-    hist += train_flow(pipe, latents, clip_ids, t5_ids, steps, batch_size, lr, g, grid_fraction=grid_fraction)
+    hist += train_flow(pipe, latents, clip_ids, t5_ids, steps, batch_size, lr, g, grid_fraction=r.grid_fraction)
     t_flow = time.time() - t0 - t_vae
 
     @torch.no_grad()
@@ -316,8 +307,8 @@ def train_toy(
         "annotator_steps": annotator_steps,
         "annotator_images": annotator_images,
         "size_overrides": size_overrides,
-        "grid_fraction": grid_fraction,
-        "two_object_fraction": two_object_fraction,
+        "grid_fraction": r.grid_fraction,
+        "two_object_fraction": r.two_object_fraction,
         "torch_threads": torch.get_num_threads(),
         "seconds": {"vae": round(t_vae, 1), "flow": round(t_flow, 1), "total": round(t_total, 1)},
         "latent_shift": shift,

@@ -37,4 +37,20 @@ def make_backend(cfg: dict, *, annotator=None, cache_dir=None) -> Backend:
         raise ValueError(f"interp backend '{name}': bad options {sorted(cfg)}: {e}") from None
 
 
-__all__ = ["BACKENDS", "Backend", "Example", "Explanation", "Judgement", "Usage", "backend_class", "make_backend"]
+def split_judge(explainer: dict) -> tuple[dict, dict | None]:
+    """A configured explainer's backend settings, and its ``judge:`` (None: it judges itself)."""
+    explainer = dict(explainer)
+    return explainer, explainer.pop("judge", None)
+
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Example",
+    "Explanation",
+    "Judgement",
+    "Usage",
+    "backend_class",
+    "make_backend",
+    "split_judge",
+]
