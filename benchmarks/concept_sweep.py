@@ -126,7 +126,7 @@ def run_site(results: Path, site: str, variants: list[str], seeds: list[int]) ->
                 hp,
                 batches_of(xt[keep_t], hp.get("batch_size", 4096), seed),
                 d_model=xt.shape[1],
-                extra={"progress": False},
+                progress=False,
             )
             secs = time.time() - t0
             codes = d.encode(xi[keep_i])
@@ -233,7 +233,7 @@ def synthetic(seeds: list[int], tokens: int) -> list[dict]:
                         {**hp, "normalize": norm, "seed": seed},
                         batches_of(train, 256, seed),
                         d_model=64,
-                        extra={"progress": False},
+                        progress=False,
                     )
                     cos = true @ torch.nn.functional.normalize(d.directions[:, keep], dim=1).T
                     rows.append(

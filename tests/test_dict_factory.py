@@ -32,8 +32,10 @@ def test_unknown_kind_and_key_name_the_valid_ones():
         build("topk_sae", {"n_feature": 8}, P.factory(100), 16)
     with pytest.raises(ValueError, match="w_out"):
         build("neurons", {"k": 2}, P.factory(100), 16)
+    with pytest.raises(ValueError, match=r"unknown input\(s\) \['w_outt'\]; valid: .*'w_out'"):
+        build("random", {}, P.factory(100), 16, w_outt=torch.zeros(16, 7))
     with pytest.raises(ValueError, match="place 'mlp'"):
-        build("neurons", {"k": 2}, P.factory(100), 16, extra={"w_out": torch.zeros(16, 7)})
+        build("neurons", {"k": 2}, P.factory(100), 16, w_out=torch.zeros(16, 7))
 
 
 @pytest.mark.parametrize("kind", BUILT)
@@ -48,7 +50,8 @@ def test_build_save_load_round_trip(kind, tmp_path):
         log_path=tmp_path / "log.csv",
         device="cpu",
         site_name="s1",
-        extra={"w_out": w_out, "progress": False},
+        w_out=w_out,
+        progress=False,
     )
     assert d.kind == kind and d.build_info["site"] == "s1" and (tmp_path / "log.csv").exists()
     d.save(tmp_path / "dictionary.safetensors", extra={"site": "s1", **d.build_info})
@@ -71,7 +74,7 @@ def test_itda_provenance_survives_save(tmp_path):
             r = torch.arange(a, a + 100)
             yield {"x": x[a : a + 100], "row": r + 7, "prompt_id": r // 10, "step": r % 2, "token": r % 16}
 
-    d = build("itda", SMALL["itda"], factory, 16, extra={"progress": False})
+    d = build("itda", SMALL["itda"], factory, 16, progress=False)
     d.save(tmp_path / "d.safetensors")
     back = load_dictionary(tmp_path / "d.safetensors")
     prov = back.provenance()
@@ -87,3 +90,33 @@ def test_store_style_tuple_items_carry_metadata():
     assert b.meta["prompt_id"].tolist() == [5, 5, 6] and b.meta["row"].tolist() == [10, 11, 12] and not b.positional
     b = as_batch((x, {"step": torch.tensor([0, 1, 0])}), position=100)
     assert b.meta["row"].tolist() == [100, 101, 102] and b.positional
+
+
+@pytest.mark.parametrize("kind", ["topk_sae", "random"])
+def test_train_on_store_is_the_train_dictionary_job(kind, tmp_path):
+    """Store in, dictionary file out, with the site recorded as its config entry (what the
+    interop exporters read) and the training log written for trained and built kinds alike."""
+    import numpy as np
+
+    from diffdict.dictionaries.factory import train_on_store
+    from diffdict.sites import Site
+    from diffdict.store import ActivationWriter
+
+    x = P.sample(640, seed=1).numpy()
+    with ActivationWriter(tmp_path / "train.zarr", 16, chunk_rows=128) as w:
+        w.append(x, prompt_id=np.arange(640) // 10, step=np.zeros(640), token=np.arange(640) % 10)
+    site = Site.from_config("d1", {"block": "double", "index": 1, "steps": [0]})
+    out = tmp_path / "dictionary.safetensors"
+    d = train_on_store(
+        {"kind": kind, "replicates": 2, **SMALL[kind]},
+        tmp_path / "train.zarr",
+        site,
+        out,
+        log_path=tmp_path / "log.csv",
+    )
+    meta = read_metadata(out)
+    assert meta["kind"] == kind and meta["extra"]["site"] == "d1"
+    assert meta["extra"]["site_config"] == site.to_config() and "name" not in meta["extra"]["site_config"]
+    loaded = load_dictionary(out).state_dict()
+    assert all(torch.equal(v, loaded[k]) for k, v in d.state_dict().items())
+    assert (tmp_path / "log.csv").is_file()

@@ -32,7 +32,7 @@ def trained(tmp_path_factory):
         P.factory(2000, batch=250),
         16,
         device="cpu",
-        extra={"progress": False},
+        progress=False,
     )
     d.save(path, extra={**d.build_info, "site": "double1_img", "site_config": SITE})
     return path

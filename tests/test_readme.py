@@ -137,7 +137,7 @@ def _trained_sae(path: Path) -> None:
         {"n_features": 128, "k": 8, "batch_size": 64, "tokens": 640},
         planted(64, 128, 4).factory(640, batch=64),
         64,
-        extra={"progress": False},
+        progress=False,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     d.save(path, extra={**d.build_info, "site": path.parent.parent.name, "site_config": site})

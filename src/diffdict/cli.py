@@ -102,41 +102,18 @@ def cmd_merge(a):
 
 
 def cmd_train_dictionary(a):
-    from .devices import resolve_device
-    from .dictionaries import build
-    from .dictionaries.kinds import get_kind
-    from .store import ActivationStore
+    from .dictionaries.factory import train_on_store
+    from .sites import Site
 
-    kind = a.dictionary["kind"]
-    store = ActivationStore.open(a.train)
-    hp = {k: v for k, v in a.dictionary.items() if k not in ("kind", "sites", "replicates")}
-    settings = {**get_kind(kind).defaults, **hp}
-    extra = {}
-    if "w_out" in get_kind(kind).needs:  # the MLP's output weights: the neurons' steering directions
-        from .model import load_pipeline, mlp_out_weight
-        from .sites import Site
-
-        pipe = load_pipeline(a.model)
-        extra["w_out"] = mlp_out_weight(pipe.transformer, Site.from_config(a.site_name, a.site))
-
-    def batches(epoch: int):  # a fresh shuffle per epoch; rows come along for error messages
-        return store.batches(
-            settings.get("batch_size", 4096), shuffle=True, seed=settings.get("seed", 0) + epoch, with_meta=True
-        )
-
-    device = resolve_device(a.model.get("device", "auto"))
-    dictionary = build(
-        kind,
-        hp,
-        batches_factory=batches,
-        d_model=store.d_model,
-        checkpoint_dir=Path(a.checkpoints),
-        log_path=Path(a.log_csv),
-        device=device,
-        site_name=a.site_name,
-        extra=extra,
+    train_on_store(
+        a.dictionary,
+        a.train,
+        Site.from_config(a.site_name, a.site),
+        a.out,
+        model_cfg=a.model,
+        checkpoint_dir=a.checkpoints,
+        log_path=a.log_csv,
     )
-    dictionary.save(a.out, extra={"site": a.site_name, "site_config": a.site, **dictionary.build_info})
 
 
 def cmd_export(a):
@@ -182,15 +159,10 @@ def cmd_splice(a):
 
 def cmd_collect(a):
     from .atomic import write_table
-    from .plots.collect import collect_tables
+    from .plots.collect import collect_tables, melt_prefix
 
     table = collect_tables(a.inputs, a.stage, levels=tuple(a.levels or ()), kinds=a.kinds, replicas=a.replicas)
-    if a.melt:  # wide metric columns sharing a prefix -> one row per metric
-        cols = [c for c in table.columns if c.startswith(a.melt)]
-        keep = [c for c in table.columns if c not in cols]
-        table = table.melt(id_vars=keep, value_vars=cols, var_name="metric", value_name=a.value_name)
-        table["metric"] = table["metric"].str.removeprefix(a.melt)
-    write_table(a.out, table)
+    write_table(a.out, melt_prefix(table, a.melt, a.value_name) if a.melt else table)
 
 
 # ---- interpretation and steering ----------------------------------------------------------
@@ -381,41 +353,21 @@ def cmd_samples(a):
     """Shapes world: generated test images beside their prompts, marked by adherence."""
     import pandas as pd
 
-    from .model import read_shard
-    from .world.evaluate import adherence_table, sample_grid_figure
-    from .world.scene import Scene
+    from .world.evaluate import shard_samples_figure
 
-    t, _ = read_shard(a.shard, names=("prompt_id", "images"))
-    prompts = pd.read_parquet(a.prompts).set_index("prompt_id").loc[t["prompt_id"].numpy()[: a.n]]
-    images = t["images"].numpy()[: a.n]
-    adheres = adherence_table(_annotator(a.annotator), images, [Scene.from_json(s) for s in prompts["scene"]])
-    rate = float(adheres["adheres"].mean())
-    sample_grid_figure(
-        images,
-        prompts["prompt"].tolist(),
-        a.out,
-        marks=adheres["adheres"].tolist(),
-        title=f"Toy model samples (test prompts): colour and shape right in {rate:.0%}",
-    )
+    shard_samples_figure(_annotator(a.annotator), a.shard, pd.read_parquet(a.prompts), a.out, n=a.n)
 
 
 # ---- figures ------------------------------------------------------------------------------
 
 
 def cmd_figure(a):
-    import pandas as pd
+    from .plots import draw
 
-    from . import plots
-
-    if a.name == "steering_grid":
-        plots.copy_grid(a.table, a.out)
-        return
-    table = pd.read_parquet(a.table) if a.table.endswith(".parquet") else pd.read_csv(a.table)
-    fn = getattr(plots, f"plot_{a.name}", None)
-    if fn is None:
-        valid = sorted(n.removeprefix("plot_") for n in dir(plots) if n.startswith("plot_"))
-        raise SystemExit(f"unknown figure '{a.name}'; valid: {', '.join(valid + ['steering_grid'])}")
-    fn(table, a.out)
+    try:
+        draw(a.name, a.table, a.out)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
 
 
 def cmd_collect_figures(a):

@@ -92,6 +92,12 @@ class Site:
         d["steps"] = list(self.steps)
         return d
 
+    def to_config(self) -> dict:
+        """The site's `sites:` entry (`SiteSettings` keys; the name is the entry's key)."""
+        d = self.to_dict()
+        d.pop("name")
+        return d
+
 
 def validate_site(site: Site, n_double: int, n_single: int, n_steps: int) -> list[str]:
     """Semantic checks the JSON schema cannot express; returns error messages (empty: valid)."""

@@ -16,7 +16,7 @@ from .base import Dictionary
 from .kinds import FitInputs, get_kind, kinds
 from .train_sae import write_log
 
-# `FitInputs` fields that `build` takes through `extra` (the rest are its own arguments)
+# `FitInputs` fields that `build` takes as keyword inputs (the rest are its own arguments)
 EXTRA_INPUTS = {f.name for f in dataclasses.fields(FitInputs)} - {
     "batches",
     "d_model",
@@ -57,21 +57,20 @@ def build(
     log_path: Path | None = None,
     device: str | torch.device | None = "cpu",
     site_name: str = "?",
-    extra: dict | None = None,
+    **inputs,
 ) -> Dictionary:
     """Train or build a dictionary of ``kind`` on the batches of ``batches_factory(epoch)``.
 
-    ``extra``: the `FitInputs` fields beyond these arguments (``w_out`` for neurons; ``stop_after``,
-    ``callback``, ``progress`` for tools and tests). The result carries ``build_info`` (a dict
-    worth saving as metadata)."""
+    ``inputs``: the `FitInputs` fields beyond these arguments (``w_out`` for neurons;
+    ``stop_after``, ``callback``, ``progress`` for tools and tests). The result carries
+    ``build_info`` (a dict worth saving as metadata)."""
     errors = validate_hparams(kind, hparams)
     if errors:
         raise ValueError("; ".join(errors))
     k = get_kind(kind)
-    extra = dict(extra or {})
-    unknown = sorted(set(extra) - EXTRA_INPUTS)
+    unknown = sorted(set(inputs) - EXTRA_INPUTS)
     if unknown:
-        raise ValueError(f"build: unknown extra input(s) {unknown}; valid: {sorted(EXTRA_INPUTS)}")
+        raise ValueError(f"build: unknown input(s) {unknown}; valid: {sorted(EXTRA_INPUTS)}")
     inputs = FitInputs(
         batches_factory,
         d_model,
@@ -79,10 +78,57 @@ def build(
         device=resolve_device(device),
         checkpoint_dir=checkpoint_dir,
         log_path=log_path,
-        **extra,
+        **inputs,
     )
     out = k.fit(k.settings(**{n: v for n, v in hparams.items() if n != "kind"}), inputs)
     out.build_info = {"kind": kind, "site": site_name, **getattr(out, "build_info", {})}
     if log_path is not None and not k.trained:  # nothing is learned; keep outputs uniform
         write_log(log_path, [{"kind": kind, "n_features": out.n_features, "k": out.k}], ("kind", "n_features", "k"))
     return out
+
+
+def train_on_store(
+    settings: dict,
+    store,
+    site,
+    out: str | Path,
+    *,
+    model_cfg: dict | None = None,
+    checkpoint_dir: str | Path | None = None,
+    log_path: str | Path | None = None,
+) -> Dictionary:
+    """The `train_dictionary` job: fit one configured dictionary (`settings`: its config entry,
+    ``kind`` included) on a site's training store (an `ActivationStore` or its path) and save it
+    to `out` with the site recorded. Inputs a kind `needs` are loaded here: ``w_out``, the MLP's
+    output weights (the neurons' steering directions), from the model of `model_cfg`."""
+    from ..store import ActivationStore
+
+    kind = get_kind(settings["kind"])
+    if not hasattr(store, "batches"):
+        store = ActivationStore.open(store)
+    hp = {k: v for k, v in settings.items() if k not in ("kind", "sites", "replicates")}
+    resolved = {**kind.defaults, **hp}
+    needs = {}
+    if "w_out" in kind.needs:
+        from ..model import load_pipeline, mlp_out_weight
+
+        needs["w_out"] = mlp_out_weight(load_pipeline(model_cfg or {}).transformer, site)
+
+    def batches(epoch: int):  # a fresh shuffle per epoch; rows come along for error messages
+        return store.batches(
+            resolved.get("batch_size", 4096), shuffle=True, seed=resolved.get("seed", 0) + epoch, with_meta=True
+        )
+
+    dictionary = build(
+        kind.name,
+        hp,
+        batches_factory=batches,
+        d_model=store.d_model,
+        checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
+        log_path=Path(log_path) if log_path else None,
+        device=(model_cfg or {}).get("device", "auto"),
+        site_name=site.name,
+        **needs,
+    )
+    dictionary.save(out, extra={"site": site.name, "site_config": site.to_config(), **dictionary.build_info})
+    return dictionary

@@ -94,3 +94,15 @@ def collect_metrics(paths: Iterable[str | os.PathLike], kinds: Mapping[str, str]
     if missing:
         raise ValueError(f"reconstruction files lack {missing}; see docs/architecture.md (Metrics)")
     return df[list(RECONSTRUCTION_COLUMNS) + [c for c in df.columns if c not in RECONSTRUCTION_COLUMNS]]
+
+
+def melt_prefix(table: pd.DataFrame, prefix: str, value_name: str = "value") -> pd.DataFrame:
+    """Wide metric columns sharing `prefix` (``effect_recovered_denoiser``, ...) -> one row per
+    metric: a ``metric`` column (the names less the prefix) and a `value_name` column."""
+    cols = [c for c in table.columns if c.startswith(prefix)]
+    if not cols:
+        raise ValueError(f"no column starts with {prefix!r}; columns: {list(table.columns)}")
+    keep = [c for c in table.columns if c not in cols]
+    out = table.melt(id_vars=keep, value_vars=cols, var_name="metric", value_name=value_name)
+    out["metric"] = out["metric"].str.removeprefix(prefix)
+    return out

@@ -79,3 +79,21 @@ def sample_grid_figure(
             fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
     return fig
+
+
+def shard_samples_figure(annotator, shard, prompts: pd.DataFrame, out_path: str | Path, n: int = 18):
+    """The first `n` images of a generation shard beside their prompts (`prompts`: the split's
+    prompt table), marked by adherence, with the adherence rate in the title."""
+    from ..model import read_shard
+
+    t, _ = read_shard(shard, names=("prompt_id", "images"))
+    rows = prompts.set_index("prompt_id").loc[t["prompt_id"].numpy()[:n]]
+    images = t["images"].numpy()[:n]
+    adheres = adherence_table(annotator, images, [Scene.from_json(s) for s in rows["scene"]])["adheres"]
+    return sample_grid_figure(
+        images,
+        rows["prompt"].tolist(),
+        out_path,
+        marks=adheres.tolist(),
+        title=f"Toy model samples (test prompts): colour and shape right in {float(adheres.mean()):.0%}",
+    )
