@@ -17,7 +17,7 @@ def test_ci_widens_with_the_spread_between_runs():
     rng = np.random.default_rng(1)
     same = [rng.normal(0.7, 0.1, 100) for _ in range(3)]
     apart = [r + d for r, d in zip(same, (-0.1, 0.0, 0.1))]
-    w = lambda ci: ci[2] - ci[1]  # noqa: E731
+    w = lambda ci: ci[2] - ci[1]
     assert w(hierarchical_ci(apart)) > 3 * w(hierarchical_ci(same))
     # pooled features of the spread runs would look as tight as `same`; the run level does not
     assert w(hierarchical_ci([np.concatenate(apart)])) < 0.5 * w(hierarchical_ci(apart))

@@ -145,7 +145,7 @@ def test_summary_difference_and_run_spread():
     wide = summarize_concepts(
         _table({"sae": ("topk_sae", 0.9), "rnd": ("random", 0.7)}, spread=0.1), n_boot=500
     ).set_index(["dict", "metric"])
-    width = lambda x: x["hi"] - x["lo"]  # noqa: E731
+    width = lambda x: x["hi"] - x["lo"]
     assert width(wide.loc[("sae", "token_auroc")]) > 3 * width(sae)
 
 

@@ -65,7 +65,7 @@ def test_gradient_pursuit_beats_matching_pursuit_and_solves_orthogonal_case():
     g = torch.Generator().manual_seed(0)
     atoms = torch.nn.functional.normalize(torch.randn(50, 10, generator=g), dim=1)
     x = torch.relu(torch.randn(300, 50, generator=g)) @ atoms
-    err = lambda c, i: (x - _recon(c, i, atoms)).pow(2).sum()  # noqa: E731
+    err = lambda c, i: (x - _recon(c, i, atoms)).pow(2).sum()
     assert err(*gradient_pursuit(x, atoms, 5)) < err(*matching_pursuit(x, atoms, 5))
 
 

@@ -254,7 +254,7 @@ def test_stages_from_files(pipe, tmp_path, monkeypatch):
 
     def fake_backend(cfg, cache_dir=None):
         built.append((cfg, cache_dir))
-        redness = lambda e, x: Judgement(score=float(x.image[..., 0].mean() / 255), ok=True)  # noqa: E731
+        redness = lambda e, x: Judgement(score=float(x.image[..., 0].mean() / 255), ok=True)
         return SimpleNamespace(judge=redness)
 
     monkeypatch.setattr(backends, "make_backend", fake_backend)
