@@ -1,30 +1,38 @@
 """Visual automated interpretation: sparse codes, feature statistics, cards, explainers/judges
-and leak-free detection scores. See `run` for the stages and `protocol` for the procedure."""
+and leak-free detection scores. See `run` for the stages and `protocol` for the procedure.
 
-from .codes import CodeTable, encode_batches
-from .protocol import FeatureTask, LeakError, build_tasks, split_images
-from .run import DEFAULTS, explain_and_score, feature_stats, make_cards, resolve_config, run_interp
-from .scoring import auroc, balanced_accuracy, bootstrap_ci, detection_score
-from .stats import FeatureStats, feature_statistics, heatmaps
+Names are imported from their modules when first used, so that a job reading scores does not
+pay for torch and the backends."""
 
-__all__ = [
-    "CodeTable",
-    "DEFAULTS",
-    "FeatureStats",
-    "FeatureTask",
-    "LeakError",
-    "auroc",
-    "balanced_accuracy",
-    "bootstrap_ci",
-    "build_tasks",
-    "detection_score",
-    "encode_batches",
-    "explain_and_score",
-    "feature_statistics",
-    "feature_stats",
-    "heatmaps",
-    "make_cards",
-    "resolve_config",
-    "run_interp",
-    "split_images",
-]
+import importlib
+
+_EXPORTS = {
+    "CodeTable": "codes",
+    "encode_batches": "codes",
+    "FeatureTask": "protocol",
+    "LeakError": "protocol",
+    "build_tasks": "protocol",
+    "split_images": "protocol",
+    "DEFAULTS": "run",
+    "explain_and_score": "run",
+    "feature_stats": "run",
+    "make_cards": "run",
+    "resolve_config": "run",
+    "run_interp": "run",
+    "auroc": "scoring",
+    "balanced_accuracy": "scoring",
+    "bootstrap_ci": "scoring",
+    "detection_score": "scoring",
+    "FeatureStats": "stats",
+    "feature_statistics": "stats",
+    "heatmaps": "stats",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..bootstrap import hierarchical_ci
-from .concepts import concept_kind
+from ..world.scene import concept_kind
 
 # Concepts a single token carries: what is at this token (its colour, its shape's part, the
 # background). Size and position are relations of a whole object to the image.

@@ -35,6 +35,7 @@ import torch
 
 from ..dictionaries.base import SparseCodes
 from ..interp.scoring import auroc
+from ..world.scene import concept_kind
 
 SPLIT_DOMAIN = 0x434F  # "CO": the halves' seed stream, independent of the other interp draws
 RESULT_COLUMNS = (
@@ -394,8 +395,3 @@ def probe_recovery(
             }
         )
     return pd.DataFrame(out, columns=list(PROBE_COLUMNS))
-
-
-def concept_kind(concepts: pd.Series) -> pd.Series:
-    """ "color=red" -> "color"."""
-    return concepts.astype(str).str.split("=").str[0]

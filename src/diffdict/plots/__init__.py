@@ -2,12 +2,28 @@
 feature browser (`browser`) and the entry page that links them (`report_index`). Every figure
 function takes a tidy DataFrame and an output path and writes ``.png`` and ``.pdf`` atomically."""
 
-from .collect import collect_metrics, collect_tables, melt_prefix
-from .concepts import plot_concept_recovery
-from .interp_scores import plot_interp_scores
-from .reconstruction import plot_fvu_by_site, plot_l0_vs_fvu, plot_reconstruction
-from .splice import plot_splice_recovery
-from .steering import copy_grid, plot_steering_success
+import importlib
+
+# name -> module; imported when first used, so collecting tables does not load seaborn or torch
+_EXPORTS = {
+    "collect_metrics": "collect",
+    "collect_tables": "collect",
+    "melt_prefix": "collect",
+    "plot_concept_recovery": "concepts",
+    "plot_interp_scores": "interp_scores",
+    "plot_fvu_by_site": "reconstruction",
+    "plot_l0_vs_fvu": "reconstruction",
+    "plot_reconstruction": "reconstruction",
+    "plot_splice_recovery": "splice",
+    "copy_grid": "steering",
+    "plot_steering_success": "steering",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def draw(name: str, table: str, out: str) -> None:
@@ -16,26 +32,13 @@ def draw(name: str, table: str, out: str) -> None:
     import pandas as pd
 
     if name == "steering_grid":
-        copy_grid(table, out)
+        __getattr__("copy_grid")(table, out)
         return
-    fn = globals().get(f"plot_{name}")
-    if fn is None:
-        valid = sorted(n.removeprefix("plot_") for n in globals() if n.startswith("plot_"))
+    if f"plot_{name}" not in _EXPORTS:
+        valid = sorted(n.removeprefix("plot_") for n in _EXPORTS if n.startswith("plot_"))
         raise ValueError(f"unknown figure '{name}'; valid: {', '.join(valid + ['steering_grid'])}")
+    fn = __getattr__(f"plot_{name}")
     fn(pd.read_parquet(table) if str(table).endswith(".parquet") else pd.read_csv(table), out)
 
 
-__all__ = [
-    "collect_metrics",
-    "collect_tables",
-    "copy_grid",
-    "draw",
-    "melt_prefix",
-    "plot_concept_recovery",
-    "plot_fvu_by_site",
-    "plot_interp_scores",
-    "plot_l0_vs_fvu",
-    "plot_reconstruction",
-    "plot_splice_recovery",
-    "plot_steering_success",
-]
+__all__ = sorted([*_EXPORTS, "draw"])

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from ..metrics.concepts import concept_kind
+from ..world.scene import concept_kind
 from .style import KIND_LABELS, apply_style, dict_order, dict_palette, kind_of, require, save_figure, site_order
 
 GROUP_ORDER = ("color", "shape", "background", "size", "position")

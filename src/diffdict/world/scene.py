@@ -27,6 +27,13 @@ BACKGROUNDS = {"dark": (25, 25, 32), "gray": (128, 128, 128), "light": (236, 236
 
 # Concept vocabulary, in a fixed order shared by labels, the annotator and token masks.
 CONCEPT_KINDS = ("color", "shape", "size", "position", "background")
+
+
+def concept_kind(concepts):
+    """ "color=red" -> "color", for a pandas Series of concept names."""
+    return concepts.astype(str).str.split("=").str[0]
+
+
 CONCEPTS: list[str] = (
     [f"color={c}" for c in COLORS]
     + [f"shape={s}" for s in SHAPES]
