@@ -7,6 +7,7 @@ Pure numpy + PIL (no matplotlib figure per image): deterministic and fast for th
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -39,6 +40,7 @@ def overlay(
     return np.concatenate([out, colour_bar(size, vmax, alpha_max)], axis=1) if colorbar else out
 
 
+@lru_cache(maxsize=64)  # one per card (its panels share vmax): drawing the labels is the cost
 def colour_bar(height: int, vmax: float, alpha_max: float) -> np.ndarray:
     canvas = np.full((height, BAR_PAD + BAR_W + LABEL_W, 3), 255, np.uint8)
     a = np.linspace(1, 0, height)[:, None].repeat(BAR_W, 1)
@@ -50,12 +52,16 @@ def colour_bar(height: int, vmax: float, alpha_max: float) -> np.ndarray:
     d.text((x, 0), f"{vmax:.3g}", fill=(0, 0, 0), font=font)
     d.text((x, height // 2 - 5), f"{vmax / 2:.3g}", fill=(0, 0, 0), font=font)
     d.text((x, height - 11), "0", fill=(0, 0, 0), font=font)
-    return np.asarray(img)
+    bar = np.asarray(img)
+    bar.setflags(write=False)  # cached and shared
+    return bar
 
 
-def png_bytes(rgb: np.ndarray) -> bytes:
+def png_bytes(rgb: np.ndarray, compress_level: int = 6) -> bytes:
+    """PNG bytes. Images sent to a model keep zlib's default level 6 (their bytes key the
+    response cache); cards are written at level 4: 30 % faster for 4 % more bytes."""
     buf = io.BytesIO()
-    Image.fromarray(np.asarray(rgb, np.uint8)).save(buf, format="PNG", optimize=False)
+    Image.fromarray(np.asarray(rgb, np.uint8)).save(buf, format="PNG", optimize=False, compress_level=compress_level)
     return buf.getvalue()
 
 

@@ -140,7 +140,7 @@ def make_cards(features_dir, shard_paths, cfg: dict | None = None, title: str = 
                 f"threshold {s['threshold']:.3g}"
             )
             (tmp / feature_file(t.feature)).write_bytes(
-                render.png_bytes(make_card(t, images, heat, head.strip(), c["card_size"]))
+                render.png_bytes(make_card(t, images, heat, head.strip(), c["card_size"]), compress_level=4)
             )
     write_json(d / TASKS, {"info": info, "tasks": tasks_to_json(tasks)})
     return d
