@@ -81,6 +81,20 @@ def test_required_and_optional_settings():
     assert Section(name="a").path is None
 
 
+def test_resolve_fills_defaults_and_names_the_valid_keys():
+    from diffdict.settings import resolve
+    from diffdict.world.recipe import ToyRecipe
+
+    assert resolve(_Demo, {"n": 5}, "demo") == {"n": 5, "lr": None, "mode": "a", "betas": (0.9, 0.99)}
+    with pytest.raises(
+        ValueError, match=r"unknown demo config keys \['m'\]; valid keys: \['betas', 'lr', 'mode', 'n'\]"
+    ):
+        resolve(_Demo, {"m": 1}, "demo")
+    assert ToyRecipe.from_config({"seed": 3}) == ToyRecipe(seed=3)
+    with pytest.raises(ValueError, match=r"unknown world config keys \['train_step'\]"):
+        ToyRecipe.from_config({"train_step": 5})
+
+
 def test_default_config_sets_only_what_differs_from_the_defaults():
     """config/config.yaml restates no default: each default is written once, in its settings class."""
     from diffdict.interp.run import InterpSettings

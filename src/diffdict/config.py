@@ -375,14 +375,13 @@ def _check_stage_options(config: dict) -> list[str]:
     """interp / steering keys against the stages' own defaults (their single source of truth)."""
     from .interp.run import InterpSettings
     from .interp.run import resolve_config as interp_options
-    from .settings import block_schema
     from .steering.stage import SteeringSettings
     from .steering.stage import resolve_config as steering_options
 
     errors = []
     for section, cls in (("interp", InterpSettings), ("steering", SteeringSettings)):
         known = {k: v for k, v in config[section].items() if k in {f.name for f in dataclasses.fields(cls)}}
-        errors += [m.replace("config", f"config.{section}", 1) for m in _schema_messages(known, block_schema(cls))]
+        errors += _section_messages(known, cls, f"config.{section}")
     explainers = config["interp"].get("explainers") or {}
     if not explainers:
         errors.append(
@@ -415,15 +414,22 @@ def _check_stage_options(config: dict) -> list[str]:
     return errors
 
 
+def _section_messages(value: dict, cls, where: str) -> list[str]:
+    """Problems of one section against the schema generated from its settings class, each
+    message starting with `where` (``config.interp``, ``config.sites.double1_img``)."""
+    from .settings import block_schema
+
+    return [m.replace("config", where, 1) for m in _schema_messages(value, block_schema(cls))]
+
+
 def _typed_section(config: dict, section: str, cls, where: str | None = None) -> list[str]:
     """Check `config[section]` against the schema generated from its settings class and fill in
     the class's defaults (rule params carry the whole section, so leaving a default out of the
     config file reruns nothing)."""
-    from .settings import block_schema, defaults
+    from .settings import defaults
 
     value = config.get(section) or {}
-    where = where or f"config.{section}"
-    errors = [m.replace("config", where, 1) for m in _schema_messages(value, block_schema(cls))]
+    errors = _section_messages(value, cls, where or f"config.{section}")
     config[section] = {**defaults(cls), **value}
     return errors
 

@@ -48,6 +48,17 @@ def defaults(cls) -> dict:
     return {f.name: field_default(f) for f in dataclasses.fields(cls) if has_default(f)}
 
 
+def resolve(cls, cfg, section: str) -> dict:
+    """`cfg` (a config section, or None) with the defaults of `cls` filled in; an unknown key
+    raises a ValueError naming the valid ones."""
+    cfg = dict(cfg or {})
+    valid = sorted(f.name for f in dataclasses.fields(cls))
+    unknown = sorted(set(cfg) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown {section} config keys {unknown}; valid keys: {valid}")
+    return {**defaults(cls), **cfg}
+
+
 def _type_schema(tp) -> dict:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is Literal:

@@ -101,6 +101,7 @@ def train_on_store(
     ``kind`` included) on a site's training store (an `ActivationStore` or its path) and save it
     to `out` with the site recorded. Inputs a kind `needs` are loaded here: ``w_out``, the MLP's
     output weights (the neurons' steering directions), from the model of `model_cfg`."""
+    from ..model.settings import model_settings
     from ..store import ActivationStore
 
     kind = get_kind(settings["kind"])
@@ -126,7 +127,7 @@ def train_on_store(
         d_model=store.d_model,
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
         log_path=Path(log_path) if log_path else None,
-        device=(model_cfg or {}).get("device", "auto"),
+        device=model_settings(model_cfg or {})["device"],
         site_name=site.name,
         **needs,
     )

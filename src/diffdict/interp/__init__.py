@@ -4,7 +4,7 @@ and leak-free detection scores. See `run` for the stages and `protocol` for the 
 Names are imported from their modules when first used, so that a job reading scores does not
 pay for torch and the backends."""
 
-import importlib
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "CodeTable": "codes",
@@ -28,11 +28,7 @@ _EXPORTS = {
     "heatmaps": "stats",
 }
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

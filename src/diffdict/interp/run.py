@@ -22,7 +22,7 @@ import pandas as pd
 from ..atomic import atomic_path, write_json, write_parquet
 from ..devices import resolve_device
 from ..filenames import feature_file
-from ..settings import defaults, setting
+from ..settings import defaults, resolve, setting
 from . import render
 from .backends import Example, make_backend, split_judge
 from .cards import card_pairs, make_card
@@ -72,11 +72,7 @@ def with_explainer(interp: dict, explainer: dict, cache_dir: str | None = None) 
 
 
 def resolve_config(cfg: dict | None) -> dict:
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown interp config keys {unknown}; valid keys: {sorted(DEFAULTS)}")
-    c = {**DEFAULTS, **cfg}
+    c = resolve(InterpSettings, cfg, "interp")
     check_choices(c, {**CHOICES, "failure_policy": FAILURE_POLICIES})
     return c
 

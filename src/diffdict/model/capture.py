@@ -10,6 +10,7 @@ matches the generation batch (the default) and the device/dtype are the same.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -72,24 +73,23 @@ def run_to_site(transformer, site: Site, inputs: dict) -> torch.Tensor:
     return got["x"]
 
 
+def replay_steps(pipe_or_transformer, shard: dict, grid, site: Site, rows: slice) -> Iterator:
+    """(step, [B, T, d] tokens of `site`) for each of the site's steps, replaying shard `rows`
+    (`read_shard` output, `REPLAY_TENSORS` at least) in the dtype the pipeline ran them in."""
+    transformer = getattr(pipe_or_transformer, "transformer", pipe_or_transformer)
+    has_guidance = model_info(transformer)["guidance_embeds"]
+    device, dtype = execution_device(pipe_or_transformer), shard["prompt_embeds"].dtype
+    for step in site.steps:
+        yield step, run_to_site(transformer, site, replay_inputs(shard, step, rows, grid, device, dtype, has_guidance))
+
+
 def replayed_token_norm(pipe, site: Site, shard_path: str | os.PathLike, rows: int = 8) -> float:
     """Mean token norm at `site` (mean over its steps), replaying the first `rows` images of a
     generation shard: the steering unit of a site that has no activation store of its own."""
     from .intervene import mean_token_norm
 
-    shard, meta = read_shard(shard_path)
-    has_guidance = model_info(pipe.transformer)["guidance_embeds"]
-    device, dtype = execution_device(pipe), shard["prompt_embeds"].dtype
-    norms = [
-        mean_token_norm(
-            run_to_site(
-                pipe.transformer,
-                site,
-                replay_inputs(shard, step, slice(0, rows), meta["grid"], device, dtype, has_guidance),
-            )
-        )
-        for step in site.steps
-    ]
+    shard, meta = read_shard(shard_path, names=REPLAY_TENSORS)
+    norms = [mean_token_norm(x) for _, x in replay_steps(pipe, shard, meta["grid"], site, slice(0, rows))]
     return sum(norms) / len(norms)
 
 
@@ -139,8 +139,6 @@ def capture(
         )
     info = model_info(transformer)
     width = info["mlp_hidden"] if site.place == "mlp" else info["d_model"]
-    device = execution_device(pipe_or_transformer)
-    act_dtype = shard["prompt_embeds"].dtype  # the pipeline runs latents in the embeddings' dtype
     batch_size = int(batch_size or meta.get("batch_size", 8))
     grid = meta["grid"]
     pids = shard["prompt_id"].numpy()
@@ -160,14 +158,8 @@ def capture(
     with writer:
         for b0 in tqdm(range(0, len(pids), batch_size), desc=f"capture {site.name}", disable=not progress):
             rows = slice(b0, min(b0 + batch_size, len(pids)))
-            xs = {
-                step: run_to_site(
-                    transformer,
-                    site,
-                    replay_inputs(shard, step, rows, grid, device, act_dtype, info["guidance_embeds"]),
-                ).cpu()  # model dtype: the writer converts per image, keeping host memory at 1x
-                for step in site.steps
-            }
+            # model dtype on the host: the writer converts per image, keeping host memory at 1x
+            xs = {step: x.cpu() for step, x in replay_steps(pipe_or_transformer, shard, grid, site, rows)}
             # rows ordered prompt, step, token whatever the replay batching
             for j, pid in enumerate(pids[rows]):
                 for step, x in xs.items():

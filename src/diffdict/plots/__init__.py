@@ -2,7 +2,7 @@
 feature browser (`browser`) and the entry page that links them (`report_index`). Every figure
 function takes a tidy DataFrame and an output path and writes ``.png`` and ``.pdf`` atomically."""
 
-import importlib
+from ..lazy import lazy_exports
 
 # name -> module; imported when first used, so collecting tables does not load seaborn or torch
 _EXPORTS = {
@@ -19,11 +19,7 @@ _EXPORTS = {
     "plot_steering_success": "steering",
 }
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 def draw(name: str, table: str, out: str) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_table
-from ..settings import defaults, setting
+from ..settings import defaults, resolve, setting
 from ..sites import Site
 from .grid import SteeringRun, empty_run, steering_grid
 from .metrics import Judge, annotator_metrics, judge_metrics
@@ -54,11 +54,7 @@ GRID, ROWS, IMAGES, TABLE, METRICS = "grid.png", "rows", "images.safetensors", "
 
 
 def resolve_config(cfg: Mapping | None) -> dict:
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown steering config keys {unknown}; valid keys: {sorted(DEFAULTS)}")
-    return {**DEFAULTS, **cfg}
+    return resolve(SteeringSettings, cfg, "steering")
 
 
 def select_prompts(prompts: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:

@@ -7,10 +7,10 @@ the `train_toy_model` rule would retrain exactly it (about 40 min on 2 cores).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from ..settings import setting
+from ..settings import resolve, setting
 
 # `world.size`: pipeline size overrides, checked by the schema (defaults: diffdict.world.pipeline)
 SIZE_KEYS = {
@@ -60,11 +60,4 @@ class ToyRecipe:
     @classmethod
     def from_config(cls, world: dict[str, Any] | None) -> ToyRecipe:
         """The recipe of a `world` section (missing keys take their defaults)."""
-        world = dict(world or {})
-        unknown = sorted(set(world) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown world setting(s) {unknown}; valid: {[f.name for f in fields(cls)]}")
-        return cls(**world)
-
-    def as_config(self) -> dict[str, Any]:
-        return asdict(self)
+        return cls(**resolve(cls, world, "world"))
