@@ -7,6 +7,9 @@ writes four tables (`diffdict.metrics.concept_geometry` does the math):
    concepts (one-hot), the token's grid position, its own noisy input latent x_t, how much of
    the token the object covers, the step, and the image (image x step, everything an image
    shares) — and the background's share among background tokens.
+1b. What the colour class-mean plane holds: R² of the object tokens' coordinates in it on the
+   colour category, the category scaled by the object's coverage of the token, and the token's
+   mean pixel colour (the paint, mixed with the background at an object's edge).
 2. Where the class means lie (colour, shape, size among object tokens; background among
    background tokens, the one concept the SAE isolates, as the control): dimensions holding
    95 % of the between-class variance, the top two PCA shares, and the separation (mean
@@ -21,8 +24,8 @@ writes four tables (`diffdict.metrics.concept_geometry` does the math):
    plane — the largest share of a unit direction's squared norm, and how many directions hold
    more than 30 % of theirs (random directions expect 2 / d).
 4. (`--train`, written last) SAEs on data changed with ground truth (object tokens only), label-free nuisance
-   removal or whitening, beside random directions on the same data, scored like `concepts.csv`
-   (`kind_*`: within the kind).
+   removal (grid position, input latent, each image's mean) or whitening, beside random directions
+   on the same data, scored like `concepts.csv` (`kind_*`: within the kind).
 5. The default run's dictionaries within the kind when the object concepts' masks keep only
    interior tokens (a diagnostic beside `concepts.csv`: do tokens that carry the colour
    cleanly separate the SAE from random directions?).
@@ -91,6 +94,9 @@ class Split:
         self.coverage = np.stack(
             [sum((coverage(d.mask, self.grid).ravel() for d in ds), np.zeros(len(self.masks[0]))) for ds in dets]
         )
+        n, h, w, _ = images.shape
+        gh, gw = self.grid  # each token's mean pixel colour, the paint it actually shows
+        self.patch_rgb = images.reshape(n, gh, h // gh, gw, w // gw, 3).mean((2, 4)).reshape(n, gh * gw, 3) / 255
         self.names = pd.Series(annotator.concepts)
         self.kinds = concept_kind(self.names).to_numpy()
 
@@ -144,6 +150,33 @@ def variance_table(results: Path, sites: list[str], data: Split) -> pd.DataFrame
         col["object token share"] = float(obj.mean())
         col["background (background tokens)"] = explained_variance(x[~obj], one_hot(data.label(m, "background")[~obj]))
         out[site] = col
+    return pd.DataFrame(out)
+
+
+def plane_table(results: Path, sites: list[str], data: Split) -> pd.DataFrame:
+    """What the colour class-mean plane holds: R² of the object tokens' coordinates in it on the
+    colour category, the category scaled by the object's coverage of the token, and the token's
+    mean pixel colour (the paint mixed with the background at edges)."""
+    out = {}
+    for site in sites:
+        x, meta = open_store(results, site, "interp")
+        x = x.double().numpy()
+        m = data.token_masks(meta)
+        lab = data.label(m, "color")
+        obj = lab >= 0
+        r, _, t = data.rows(meta)
+        cov, rgb = data.coverage[r, t][obj], data.patch_rgb[r, t][obj]
+        y = x[obj] @ class_plane(x[obj], lab[obj]).T
+        colour = one_hot(lab[obj])
+        out[site] = {
+            "colour category": explained_variance(y, colour),
+            "colour category x coverage": explained_variance(y, colour * cov[:, None]),
+            "token's mean pixel colour (RGB)": explained_variance(y, rgb),
+            "token's mean pixel colour and its squares": explained_variance(y, np.c_[rgb, rgb**2]),
+            "category, category x coverage and pixel colour": explained_variance(
+                y, np.c_[colour, colour * cov[:, None], rgb, rgb**2]
+            ),
+        }
     return pd.DataFrame(out)
 
 
@@ -277,6 +310,17 @@ def training_variants(xt, mt, xi, mi, train: Split, interp: Split, inputs=None) 
         zca = v @ torch.diag(w.clamp_min(1e-12 * w.max()) ** -0.5) @ v.T
         return ((x - mean) @ zca).float(), ((xi.double() - mean) @ zca).float()
 
+    def image_mean_removed():
+        # each (image, step)'s mean token subtracted (label-free): what the image shares, 30 % of
+        # the object tokens' variance, no longer competes with what tells its tokens apart
+        def centred(x, meta):
+            key = torch.from_numpy(meta.groupby(["prompt_id", "step"], sort=False).ngroup().to_numpy())
+            n = torch.zeros(int(key.max()) + 1).index_add_(0, key, torch.ones(len(key)))
+            mean = torch.zeros(len(n), x.shape[1]).index_add_(0, key, x.float()) / n[:, None]
+            return x.float() - mean[key]
+
+        return centred(xt, mt), centred(xi, mi)
+
     def update():
         # what the block writes (SDLens trains on these): the same rows, since token sampling
         # is seeded by (seed, prompt, step) whatever the site
@@ -292,6 +336,7 @@ def training_variants(xt, mt, xi, mi, train: Split, interp: Split, inputs=None) 
         "grid-position mean removed": lambda: nuisance_removed(False),
         "grid position and x_t regressed out": lambda: nuisance_removed(True),
         "whitened (ZCA)": whitened,
+        "image mean removed (per image and step)": image_mean_removed,
     }
     if inputs is not None:
         variants["block update (output - input)"] = update
@@ -299,7 +344,13 @@ def training_variants(xt, mt, xi, mi, train: Split, interp: Split, inputs=None) 
 
 
 def train_table(
-    results: Path, sites: list[str], model: Path, seeds: list[int], interp: Split, inputs: dict[str, str]
+    results: Path,
+    sites: list[str],
+    model: Path,
+    seeds: list[int],
+    interp: Split,
+    inputs: dict[str, str],
+    only: list[str] | None = None,
 ) -> pd.DataFrame:
     """SAEs on changed training data, each beside random directions on the same data."""
     train = Split(results, "train", Annotator.load(model))
@@ -314,6 +365,8 @@ def train_table(
         if site in inputs:
             block_in = tuple(open_store(results, inputs[site], split) for split in ("train", "interp"))
         for variant, make in training_variants(xt, mt, xi, mi, train, interp, block_in).items():
+            if only and variant not in only:
+                continue
             x_train, x_interp = make()
             for method, cfg in (("sae", SAE), ("random", RANDOM)):
                 for seed in seeds:
@@ -362,6 +415,7 @@ def main():
         metavar="SITE=INPUT_SITE",
         help="a site whose output is SITE's block input (double1_img=double0_img): adds the block-update variant",
     )
+    ap.add_argument("--variants", nargs="*", metavar="NAME", help="table 4's training data to run (default: all)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/concept_geometry.md"))
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -376,6 +430,10 @@ def main():
         "## 1. What explains the object tokens' variance (R², interp split)",
         "",
         var.round(3).to_markdown(),
+        "",
+        "## 1b. What the colour plane holds (R² of object tokens' coordinates in the class-mean plane)",
+        "",
+        plane_table(a.results, a.sites, interp).round(3).to_markdown(),
         "",
         "## 2. Where the class means lie (object tokens; background: background tokens)",
         "",
@@ -394,7 +452,7 @@ def main():
     ]
     if a.train:
         inputs = dict(pair.split("=", 1) for pair in a.inputs)
-        tab = train_table(a.results, a.sites, a.model, a.seeds, interp, inputs)
+        tab = train_table(a.results, a.sites, a.model, a.seeds, interp, inputs, a.variants)
         cols = ["all", "core", "kind_all", "kind_color", "kind_shape", "kind_size"]
         agg = tab.groupby(["site", "training data", "method"], sort=False)[cols].mean().round(3)
         agg.insert(0, "runs", tab.groupby(["site", "training data", "method"], sort=False).size())

@@ -174,7 +174,10 @@ def itda_atoms(results: Path, sites: list[str], model: Path) -> list[dict]:
     for site in sites:
         from diffdict.dictionaries import load_dictionary
 
-        d = load_dictionary(results / "dictionaries" / site / "itda" / "dictionary.safetensors")
+        path = results / "dictionaries" / site / "itda" / "dictionary.safetensors"
+        if not path.exists():  # a site captured for the sweep only (no workflow dictionaries)
+            continue
+        d = load_dictionary(path)
         at = m[[rows[int(p)] for p in d.atom_prompt_id], d.atom_token.long().numpy()]
         obj = at[:, obj_cols].any(1)
         out.append(
@@ -264,35 +267,40 @@ def markdown(df: pd.DataFrame, syn: pd.DataFrame, atoms: pd.DataFrame, cmd: str)
     ]
     agg = df.groupby(["site", "variant"], sort=False)[cols].mean().round(3)
     agg.insert(0, "runs", df.groupby(["site", "variant"], sort=False).size())
-    s = syn.groupby(["data", "kind", "normalize"], sort=False)[["recovered", "fvu"]].mean().round(3)
-    return "\n".join(
-        [
-            "# Concept recovery sweep (shapes world)",
-            "",
-            f"`{cmd}`",
-            "",
-            "Held-out token AUROC of the best feature per concept (chosen on half of the interp images, "
-            "reported on the other half), mean over concepts; `core` = colour, shape and background. "
-            "`kind_*`: the same question among the tokens of the concept's kind only (object tokens for "
-            "colour, shape, size, position; background tokens for background), where a generic "
-            "'fires on objects' feature scores 0.5. FVU on the test split. Means over the seeds (`runs`).",
-            "",
-            agg.to_markdown(),
-            "",
+    parts = [
+        "# Concept recovery sweep (shapes world)",
+        "",
+        f"`{cmd}`",
+        "",
+        "Held-out token AUROC of the best feature per concept (chosen on half of the interp images, "
+        "reported on the other half), mean over concepts; `core` = colour, shape and background. "
+        "`kind_*`: the same question among the tokens of the concept's kind only (object tokens for "
+        "colour, shape, size, position; background tokens for background), where a generic "
+        "'fires on objects' feature scores 0.5. FVU on the test split. Means over the seeds (`runs`).",
+        "",
+        agg.to_markdown(),
+        "",
+    ]
+    if len(syn):
+        s = syn.groupby(["data", "kind", "normalize"], sort=False)[["recovered", "fvu"]].mean().round(3)
+        parts += [
             "## Synthetic planted dictionary (64 dims, 128 atoms)",
             "",
             "Share of planted model-space atom directions matched by a decoder direction at cos >= 0.9.",
             "",
             s.to_markdown(),
             "",
+        ]
+    if len(atoms):
+        parts += [
             "## What an ITDA atom is (default run's `itda`)",
             "",
             "Share of atoms taken from object tokens, and how many object concepts such a token carries.",
             "",
-            atoms.round(3).to_markdown(index=False) if len(atoms) else "(skipped)",
+            atoms.round(3).to_markdown(index=False),
             "",
         ]
-    )
+    return "\n".join(parts)
 
 
 def main():
