@@ -87,6 +87,7 @@ class Split:
         self.grid = tuple(parts[0][1]["grid"])
         self.latents = np.concatenate([t["latents"].numpy() for t, _ in parts], 1)  # [steps, N, T, C]
         pids = np.concatenate([t["prompt_id"].numpy() for t, _ in parts])
+        self.prompt_ids = pids  # row order of masks, coverage and latents
         self.row = {int(p): i for i, p in enumerate(pids)}
         images = np.concatenate([t["images"].numpy() for t, _ in parts])
         self.masks = annotator.token_masks(images, grid=self.grid).reshape(len(pids), -1, len(annotator.concepts))
@@ -254,7 +255,7 @@ def geometry_table(results: Path, sites: list[str], data: Split) -> tuple[pd.Dat
 def interior_table(results: Path, sites: list[str], data: Split) -> pd.DataFrame:
     """The default run's dictionaries, within the kind, with edge tokens left out of the object
     concepts' masks (a diagnostic beside `concepts.csv`, not a replacement for it)."""
-    pids = np.array(sorted(data.row, key=data.row.get))
+    pids = data.prompt_ids
     interior = data.masks.copy()
     interior[:, :, data.kinds != "background"] &= (data.coverage >= INTERIOR)[:, :, None]
     rows = []
@@ -280,6 +281,18 @@ def interior_table(results: Path, sites: list[str], data: Split) -> pd.DataFrame
     out = tab.groupby(["site", "object tokens", "dictionary"], sort=False)[cols].mean()
     out.insert(0, "runs", tab.groupby(["site", "object tokens", "dictionary"], sort=False).size())
     return out
+
+
+# table 4's training data, in the order `training_variants` makes them (the last needs --inputs)
+TRAINING_DATA = (
+    "as captured (default)",
+    "object tokens only (ground-truth selection)",
+    "grid-position mean removed",
+    "grid position and x_t regressed out",
+    "whitened (ZCA)",
+    "image mean removed (per image and step)",
+    "block update (output - input)",
+)
 
 
 def training_variants(xt, mt, xi, mi, train: Split, interp: Split, inputs=None) -> dict:
@@ -330,16 +343,18 @@ def training_variants(xt, mt, xi, mi, train: Split, interp: Split, inputs=None) 
             raise ValueError("the input site's stores hold other rows than the site's")
         return xt - bt, xi - bi
 
-    variants = {
-        "as captured (default)": lambda: (xt, xi),
-        "object tokens only (ground-truth selection)": lambda: (xt[obj], xi),
-        "grid-position mean removed": lambda: nuisance_removed(False),
-        "grid position and x_t regressed out": lambda: nuisance_removed(True),
-        "whitened (ZCA)": whitened,
-        "image mean removed (per image and step)": image_mean_removed,
-    }
-    if inputs is not None:
-        variants["block update (output - input)"] = update
+    makers = (
+        lambda: (xt, xi),
+        lambda: (xt[obj], xi),
+        lambda: nuisance_removed(False),
+        lambda: nuisance_removed(True),
+        whitened,
+        image_mean_removed,
+        update,
+    )
+    variants = dict(zip(TRAINING_DATA, makers, strict=True))
+    if inputs is None:
+        del variants[TRAINING_DATA[-1]]
     return variants
 
 
@@ -356,7 +371,7 @@ def train_table(
     train = Split(results, "train", Annotator.load(model))
     names = list(interp.names)
     masks = interp.masks.reshape(len(interp.masks), *interp.grid, -1)
-    pids = np.array(sorted(interp.row, key=interp.row.get))
+    pids = interp.prompt_ids
     rows = []
     for site in sites:
         xt, mt = open_store(results, site, "train")
@@ -415,9 +430,13 @@ def main():
         metavar="SITE=INPUT_SITE",
         help="a site whose output is SITE's block input (double1_img=double0_img): adds the block-update variant",
     )
-    ap.add_argument("--variants", nargs="*", metavar="NAME", help="table 4's training data to run (default: all)")
+    ap.add_argument(
+        "--variants", nargs="*", choices=TRAINING_DATA, metavar="NAME", help="table 4's training data (default: all)"
+    )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/concept_geometry.md"))
     a = ap.parse_args()
+    if a.train and TRAINING_DATA[-1] in (a.variants or ()) and not a.inputs:
+        ap.error(f"'{TRAINING_DATA[-1]}' needs --inputs SITE=INPUT_SITE")
     torch.set_num_threads(2)
     interp = Split(a.results, "interp", Annotator.load(a.model))
     var = variance_table(a.results, a.sites, interp)

@@ -5,13 +5,15 @@ along a plane, and there the SAE stays close to random directions within the kin
 whether that is the geometry or the method and the metric. It plants a six-valued concept in a
 finished run's own activations: every annotated object gets a seeded random label and its tokens
 move by that label's vector, at a chosen separation (mean distance between the label means over
-the object tokens' RMS spread, `metrics.concept_geometry.class_geometry`) and in one of two
-geometries — a regular hexagon in a random plane, as the colours lie, or six orthogonal
-directions. The default SAE and random directions are trained on the planted train split and the
-planted concept is scored exactly as `concepts.csv` scores the world's (best feature chosen on one
-half of the interp images, token AUROC on the other, over all tokens and within object tokens),
-beside the linear probe. The nuisance — grid position, the image, the noisy latent — is the toy's
-own, so only the concept's geometry changes; separation 0 is the null (labels carry nothing).
+the object tokens' RMS spread, `metrics.concept_geometry.class_geometry`) and in one of three
+geometries — a regular hexagon in a random plane, as the colours lie; the same with each token's
+offset scaled by how much of it the object covers; or six orthogonal directions. The world's own
+colours, scored on the dictionaries of the unchanged data, are the reference. The default SAE
+and random directions are trained on the planted train split and the planted concept is scored
+exactly as `concepts.csv` scores the world's (best feature chosen on one half of the interp
+images, token AUROC on the other, over all tokens and within object tokens), beside the linear
+probe. The nuisance — grid position, the image, the noisy latent — is the toy's own, so only the
+concept's geometry changes; separation 0 is the null (labels carry nothing).
 
     .venv/bin/python benchmarks/concept_separation.py --results results/toy \\
         --out benchmarks/results/concept_separation.md
@@ -64,7 +66,7 @@ def planted_masks(data: Split, seed: int) -> np.ndarray:
     """bool [P, T, VALUES]: each object (an image's tokens of one position concept) gets a label
     hashed from (prompt id, position, seed), so every split and run agrees on it."""
     pos = data.masks[:, :, data.kinds == "position"]  # [P, T, 4]
-    pids = np.array(sorted(data.row, key=data.row.get), dtype=np.int64)
+    pids = data.prompt_ids.astype(np.int64)
     h = (pids[:, None] * 4 + np.arange(pos.shape[-1])) * 2654435761 + seed * 97
     label = (h % (2**32)) % VALUES  # [P, 4]
     out = np.zeros((*pos.shape[:2], VALUES), bool)
@@ -83,21 +85,20 @@ def plant(x: torch.Tensor, meta: pd.DataFrame, data: Split, masks: np.ndarray, v
 
 
 def describe(x: np.ndarray, labels: np.ndarray, basis: np.ndarray) -> dict:
-    """Separation of x's classes and the share of x's variance in the span of `basis` rows."""
-    share = variance_share(x, np.linalg.qr(basis.T)[0].T).sum()
+    """Separation of x's classes and the share of x's variance in the span of `basis` rows (0
+    when they are all zero: nothing planted)."""
+    share = variance_share(x, np.linalg.qr(basis.T)[0].T).sum() if basis.any() else 0.0
     return {"separation": class_geometry(x, labels)["separation"], "variance share": float(share)}
 
 
-def run(results: Path, site: str, model: Path, separations, geometries, seeds) -> list[dict]:
-    annotator = Annotator.load(model)
-    train, interp = Split(results, "train", annotator), Split(results, "interp", annotator)
+def run(results: Path, site: str, train: Split, interp: Split, separations, geometries, seeds) -> list[dict]:
     mt_, mi_ = planted_masks(train, 0), planted_masks(interp, 0)
     xt, mt = open_store(results, site, "train")
     xi, mi = open_store(results, site, "interp")
     r, _, t = interp.rows(mi)
     xo = xi[mi_[r, t].any(1)].double().numpy()
     spread = float(np.sqrt(((xo - xo.mean(0)) ** 2).sum(1).mean()))
-    pids = np.array(sorted(interp.row, key=interp.row.get))
+    pids = interp.prompt_ids
     grid = (len(mi_), *interp.grid)
     planted = (mi_.reshape(*grid, VALUES), NAMES)
     # the reference: the world's own colours, scored on the dictionaries of the unchanged data
@@ -114,15 +115,14 @@ def run(results: Path, site: str, model: Path, separations, geometries, seeds) -
             if sep == 0 and geo != geometries[0]:
                 continue  # the null does not depend on the geometry
             vec = geometry(geo, xt.shape[1], seed=1) * sep * spread
-            x_train, _ = plant(xt, mt, train, mt_, vec, geo.endswith("coverage"))
-            x_interp, lab = plant(xi, mi, interp, mi_, vec, geo.endswith("coverage"))
+            by_coverage = geo.endswith("coverage")
+            x_train, _ = plant(xt, mt, train, mt_, vec, by_coverage)
+            x_interp, lab = plant(xi, mi, interp, mi_, vec, by_coverage)
             o = lab.any(1)
             info = {"geometry": "none (null)" if sep == 0 else geo, "target separation": sep}
             info |= describe(
                 x_interp[o].double().numpy(), lab[o].argmax(1), vec[: 2 if geo.startswith("plane") else None]
             )
-            if sep == 0:
-                info["variance share"] = 0.0
             targets = [(info, planted)] + ([(reference, colour)] if sep == 0 else [])
             for tag, (masks, names) in targets:
                 probe = probe_recovery(
@@ -138,7 +138,7 @@ def run(results: Path, site: str, model: Path, separations, geometries, seeds) -
                     for tag, (masks, names) in targets:
                         tab = concept_recovery(codes, mi["prompt_id"], mi["token"], masks, names, d.n_features, pids)
                         rows.append({"site": site, **tag, "method": method, "seed": seed, **summary(tab)})
-                        print({k: v for k, v in rows[-1].items()}, flush=True)
+                        print(rows[-1], flush=True)
     return rows
 
 
@@ -166,9 +166,11 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/concept_separation.md"))
     a = ap.parse_args()
     torch.set_num_threads(2)
+    annotator = Annotator.load(a.model)  # both splits annotated once, for every site
+    train, interp = Split(a.results, "train", annotator), Split(a.results, "interp", annotator)
     rows = []
     for site in a.sites:
-        rows += run(a.results, site, a.model, a.separations, a.geometries, a.seeds)
+        rows += run(a.results, site, train, interp, a.separations, a.geometries, a.seeds)
     df = pd.DataFrame(rows)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(a.out.with_suffix(".csv"), index=False)
