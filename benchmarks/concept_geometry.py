@@ -23,9 +23,10 @@ writes four tables (`diffdict.metrics.concept_geometry` does the math):
    (mean over its runs); and how much of the dictionaries' directions lies in the class-mean
    plane — the largest share of a unit direction's squared norm, and how many directions hold
    more than 30 % of theirs (random directions expect 2 / d).
-4. (`--train`, written last) SAEs on data changed with ground truth (object tokens only), label-free nuisance
-   removal (grid position, input latent, each image's mean) or whitening, beside random directions
-   on the same data, scored like `concepts.csv` (`kind_*`: within the kind).
+4. (`--train`, written last) SAEs on data changed with ground truth (object tokens only; one
+   background's images at a time, trained and scored there), label-free nuisance removal (grid
+   position, input latent, each image's mean) or whitening, beside random directions on the same
+   data, scored like `concepts.csv` (`kind_*`: within the kind).
 5. The default run's dictionaries within the kind when the object concepts' masks keep only
    interior tokens (a diagnostic beside `concepts.csv`: do tokens that carry the colour
    cleanly separate the SAE from random directions?).
@@ -120,6 +121,11 @@ class Split:
         """Index of the kind's value at each row (-1: none or ambiguous)."""
         m = masks[:, self.kinds == kind]
         return np.where(m.sum(1) == 1, m.argmax(1), -1)
+
+    def backgrounds(self) -> np.ndarray:
+        """Each image's background name (the value most of its tokens carry)."""
+        bg = self.kinds == "background"
+        return self.names[bg].str.split("=").str[1].to_numpy()[self.masks[:, :, bg].sum(1).argmax(1)]
 
 
 def open_store(results: Path, site: str, split: str):
@@ -291,13 +297,15 @@ TRAINING_DATA = (
     "grid position and x_t regressed out",
     "whitened (ZCA)",
     "image mean removed (per image and step)",
+    "one background at a time (ground-truth selection)",
     "block update (output - input)",
 )
 
 
 def training_variants(xt, mt, xi, mi, train: Split, interp: Split, inputs=None) -> dict:
-    """name -> () -> (training activations, interp activations) for table 4; `inputs`: the
-    (train, interp) stores of the block's input site, for the block-update variant."""
+    """name -> () -> parts for table 4, each part (training activations, interp activations,
+    the interp rows it is scored on or None for all); a variant's score is its parts' mean.
+    `inputs`: the (train, interp) stores of the block's input site, for the block-update variant."""
     obj = torch.from_numpy(train.token_masks(mt)[:, train.kinds != "background"].any(1))
 
     def design(meta, data: Split, with_latent: bool):
@@ -334,6 +342,13 @@ def training_variants(xt, mt, xi, mi, train: Split, interp: Split, inputs=None) 
 
         return centred(xt, mt), centred(xi, mi)
 
+    def per_background():
+        # one SAE per background, trained and scored on that background's images: an object
+        # token's paint then mixes with one colour only, so each colour's tokens lie on one
+        # segment from the background (the geometry concept_separation's "plane x coverage" plants)
+        bt, bi = train.backgrounds()[train.rows(mt)[0]], interp.backgrounds()[interp.rows(mi)[0]]
+        return [(xt[torch.from_numpy(bt == b)], xi[torch.from_numpy(bi == b)], bi == b) for b in np.unique(bt)]
+
     def update():
         # what the block writes (SDLens trains on these): the same rows, since token sampling
         # is seeded by (seed, prompt, step) whatever the site
@@ -343,14 +358,18 @@ def training_variants(xt, mt, xi, mi, train: Split, interp: Split, inputs=None) 
             raise ValueError("the input site's stores hold other rows than the site's")
         return xt - bt, xi - bi
 
+    def whole(make):
+        return lambda: [(*make(), None)]
+
     makers = (
-        lambda: (xt, xi),
-        lambda: (xt[obj], xi),
-        lambda: nuisance_removed(False),
-        lambda: nuisance_removed(True),
-        whitened,
-        image_mean_removed,
-        update,
+        whole(lambda: (xt, xi)),
+        whole(lambda: (xt[obj], xi)),
+        whole(lambda: nuisance_removed(False)),
+        whole(lambda: nuisance_removed(True)),
+        whole(whitened),
+        whole(image_mean_removed),
+        per_background,
+        whole(update),
     )
     variants = dict(zip(TRAINING_DATA, makers, strict=True))
     if inputs is None:
@@ -372,6 +391,7 @@ def train_table(
     names = list(interp.names)
     masks = interp.masks.reshape(len(interp.masks), *interp.grid, -1)
     pids = interp.prompt_ids
+    objects = interp.kinds != "background"  # the concepts a one-background part is scored on
     rows = []
     for site in sites:
         xt, mt = open_store(results, site, "train")
@@ -382,34 +402,41 @@ def train_table(
         for variant, make in training_variants(xt, mt, xi, mi, train, interp, block_in).items():
             if only and variant not in only:
                 continue
-            x_train, x_interp = make()
+            parts = make()
             for method, cfg in (("sae", SAE), ("random", RANDOM)):
                 for seed in seeds:
                     hp = {k: v for k, v in cfg.items() if k != "kind"} | {"seed": seed}
-                    d = build(
-                        cfg["kind"],
-                        hp,
-                        batches_of(x_train, hp.get("batch_size", 4096), seed),
-                        d_model=x_train.shape[1],
-                        progress=False,
-                    )
-                    tab = concept_recovery(
-                        d.encode(x_interp),
-                        mi["prompt_id"],
-                        mi["token"],
-                        masks,
-                        names,
-                        d.n_features,
-                        mask_prompt_ids=pids,
-                    )
+                    scores = []
+                    for x_train, x_interp, scored in parts:
+                        d = build(
+                            cfg["kind"],
+                            hp,
+                            batches_of(x_train, hp.get("batch_size", 4096), seed),
+                            d_model=x_train.shape[1],
+                            progress=False,
+                        )
+                        m, img, keep = mi, np.ones(len(pids), bool), np.ones(len(names), bool)
+                        if scored is not None:  # one background's images: the background is constant there
+                            m, keep = mi[scored], objects
+                            img = np.isin(pids, m["prompt_id"].to_numpy())
+                        tab = concept_recovery(
+                            d.encode(x_interp),
+                            m["prompt_id"],
+                            m["token"],
+                            masks[img][..., keep],
+                            [n for n, k in zip(names, keep) if k],
+                            d.n_features,
+                            mask_prompt_ids=pids[img],
+                        )
+                        scores.append(summary(tab))
                     rows.append(
                         {
                             "site": site,
                             "training data": variant,
                             "method": method,
                             "seed": seed,
-                            "train tokens": len(x_train),
-                            **summary(tab),
+                            "train tokens": sum(len(p[0]) for p in parts),
+                            **pd.DataFrame(scores).mean().to_dict(),
                         }
                     )
                     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rows[-1].items()}, flush=True)

@@ -7,7 +7,9 @@ finished run's own activations: every annotated object gets a seeded random labe
 move by that label's vector, at a chosen separation (mean distance between the label means over
 the object tokens' RMS spread, `metrics.concept_geometry.class_geometry`) and in one of three
 geometries — a regular hexagon in a random plane, as the colours lie; the same with each token's
-offset scaled by how much of it the object covers; or six orthogonal directions. The world's own
+offset scaled by how much of it the object covers; six orthogonal directions; or the hexagon in
+the site's own colour plane (the class-mean plane of the world's colours), where the paint and
+the colour code already vary, so the planted values compete with them. The world's own
 colours, scored on the dictionaries of the unchanged data, are the reference. The default SAE
 and random directions are trained on the planted train split and the planted concept is scored
 exactly as `concepts.csv` scores the world's (best feature chosen on one half of the interp
@@ -45,13 +47,16 @@ VALUES = 6  # as many as the world's colours
 NAMES = [f"planted={v}" for v in range(VALUES)]
 
 
-GEOMETRIES = ("plane", "plane x coverage", "orthogonal")
+GEOMETRIES = ("plane", "plane x coverage", "orthogonal", "colour plane")
 
 
-def geometry(kind: str, d: int, seed: int) -> np.ndarray:
-    """[VALUES, d] label vectors with mean pairwise distance 1."""
+def geometry(kind: str, d: int, seed: int, colour_plane: np.ndarray | None = None) -> np.ndarray:
+    """[VALUES, d] label vectors with mean pairwise distance 1; "colour plane": the hexagon in
+    `colour_plane` ([2, d] orthonormal), where the world's own colour code and paint vary."""
     q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, VALUES)))
-    if kind.startswith("plane"):
+    if kind == "colour plane":
+        q = colour_plane.T
+    if kind.startswith("plane") or kind == "colour plane":
         theta = 2 * np.pi * np.arange(VALUES) / VALUES
         v = np.cos(theta)[:, None] * q[:, 0] + np.sin(theta)[:, None] * q[:, 1]
     elif kind == "orthogonal":
@@ -107,22 +112,21 @@ def run(results: Path, site: str, train: Split, interp: Split, separations, geom
     col = interp.label(interp.token_masks(mi), "color")
     xc = xi[col >= 0].double().numpy()
     reference = {"geometry": "the world's colours (reference)", "target separation": np.nan}
-    reference |= describe(xc, col[col >= 0], class_plane(xc, col[col >= 0]))
+    colour_plane = class_plane(xc, col[col >= 0])
+    reference |= describe(xc, col[col >= 0], colour_plane)
 
     rows = []
     for geo in geometries:
         for sep in separations:
             if sep == 0 and geo != geometries[0]:
                 continue  # the null does not depend on the geometry
-            vec = geometry(geo, xt.shape[1], seed=1) * sep * spread
+            vec = geometry(geo, xt.shape[1], seed=1, colour_plane=colour_plane) * sep * spread
             by_coverage = geo.endswith("coverage")
             x_train, _ = plant(xt, mt, train, mt_, vec, by_coverage)
             x_interp, lab = plant(xi, mi, interp, mi_, vec, by_coverage)
             o = lab.any(1)
             info = {"geometry": "none (null)" if sep == 0 else geo, "target separation": sep}
-            info |= describe(
-                x_interp[o].double().numpy(), lab[o].argmax(1), vec[: 2 if geo.startswith("plane") else None]
-            )
+            info |= describe(x_interp[o].double().numpy(), lab[o].argmax(1), vec[: None if geo == "orthogonal" else 2])
             targets = [(info, planted)] + ([(reference, colour)] if sep == 0 else [])
             for tag, (masks, names) in targets:
                 probe = probe_recovery(
