@@ -159,6 +159,50 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def figure(df: pd.DataFrame, out: Path) -> None:
+    """`out` (PNG): within-objects AUROC against the measured separation, one panel per site and geometry:
+    SAE, random directions and the probe, the null at separation 0 in every panel, and the
+    world's colours (measured on the unchanged data) as the reference."""
+    import matplotlib.pyplot as plt
+
+    from diffdict.atomic import atomic_path
+    from diffdict.plots.style import DPI, KIND_LABELS, apply_style, dict_palette
+
+    apply_style()
+    sites = list(dict.fromkeys(df["site"]))
+    geos = [g for g in GEOMETRIES if g in set(df["geometry"])]
+    colours = dict_palette({"topk_sae": "topk_sae", "random": "random"})
+    methods = {"sae": ("topk_sae", "o-"), "random": ("random", "s--"), "linear probe": (None, "^:")}
+    fig, axes = plt.subplots(
+        len(sites), len(geos), figsize=(3.1 * len(geos), 2.8 * len(sites)), squeeze=False, sharex=True, sharey=True
+    )
+    mean = df.groupby(["site", "geometry", "method"], sort=False)[["separation", "kind_all"]].mean()
+    for i, site in enumerate(sites):
+        for j, geo in enumerate(geos):
+            ax = axes[i, j]
+            for method, (kind, style) in methods.items():
+                rows = df[(df.site == site) & (df.method == method) & df.geometry.isin(["none (null)", geo])]
+                line = rows.groupby("target separation")[["separation", "kind_all"]].mean()
+                colour = colours[kind] if kind else "0.45"
+                label = KIND_LABELS.get(kind, method)
+                ax.plot(line["separation"], line["kind_all"], style, color=colour, label=label, ms=4)
+                ref = mean.loc[(site, "the world's colours (reference)", method)]
+                ax.plot(ref["separation"], ref["kind_all"], "*", color=colour, ms=11, mec="k", mew=0.5)
+            ax.axhline(0.5, color="0.7", lw=0.8, zorder=0)
+            ax.set_ylim(0.45, 1.02)
+            ax.set_title(f"{site}\n{geo}", fontsize=9)
+            ax.set_xlabel("separation (within-class spreads)" if i == len(sites) - 1 else "")
+            ax.set_ylabel("token AUROC within objects" if j == 0 else "")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    handles.append(plt.Line2D([], [], marker="*", ls="", color="0.5", mec="k", mew=0.5, ms=11))
+    labels.append("the world's colours (same dictionaries)")
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.04))
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    with atomic_path(out) as tmp:  # PNG only: the README shows it
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=Path("results/toy"))
@@ -168,7 +212,11 @@ def main():
     ap.add_argument("--geometries", nargs="+", default=list(GEOMETRIES), choices=GEOMETRIES)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/concept_separation.md"))
+    ap.add_argument("--figure-only", action="store_true", help="only redraw the figure from the CSV next to --out")
     a = ap.parse_args()
+    if a.figure_only:
+        figure(pd.read_csv(a.out.with_suffix(".csv")), a.out.with_suffix(".png"))
+        return
     torch.set_num_threads(2)
     annotator = Annotator.load(a.model)  # both splits annotated once, for every site
     train, interp = Split(a.results, "train", annotator), Split(a.results, "interp", annotator)
@@ -178,6 +226,7 @@ def main():
     df = pd.DataFrame(rows)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(a.out.with_suffix(".csv"), index=False)
+    figure(df, a.out.with_suffix(".png"))
     text = [
         "# Concepts planted in the toy's activations: when does the SAE find them?",
         "",

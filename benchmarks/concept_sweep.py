@@ -58,6 +58,7 @@ VARIANTS = {
     "itda cos 0.6": ({**ITDA, "cos_threshold": 0.6}, None),
     "itda cos 0.9": ({**ITDA, "cos_threshold": 0.9}, None),
     "itda k4": ({**ITDA, "k": 4}, None),
+    "itda matching pursuit": ({**ITDA, "pursuit": "matching"}, None),
 }
 
 
