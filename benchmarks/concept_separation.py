@@ -5,7 +5,7 @@ along a plane, and there the SAE stays close to random directions within the kin
 whether that is the geometry or the method and the metric. It plants a six-valued concept in a
 finished run's own activations: every annotated object gets a seeded random label and its tokens
 move by that label's vector, at a chosen separation (mean distance between the label means over
-the object tokens' RMS spread, `metrics.concept_geometry.class_geometry`) and in one of three
+the object tokens' RMS spread, `metrics.concept_geometry.class_geometry`) and in one of four
 geometries — a regular hexagon in a random plane, as the colours lie; the same with each token's
 offset scaled by how much of it the object covers; six orthogonal directions; or the hexagon in
 the site's own colour plane (the class-mean plane of the world's colours), where the paint and
