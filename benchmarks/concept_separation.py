@@ -53,9 +53,10 @@ GEOMETRIES = ("plane", "plane x coverage", "orthogonal", "colour plane")
 def geometry(kind: str, d: int, seed: int, colour_plane: np.ndarray | None = None) -> np.ndarray:
     """[VALUES, d] label vectors with mean pairwise distance 1; "colour plane": the hexagon in
     `colour_plane` ([2, d] orthonormal), where the world's own colour code and paint vary."""
-    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, VALUES)))
     if kind == "colour plane":
         q = colour_plane.T
+    else:
+        q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, VALUES)))
     if kind.startswith("plane") or kind == "colour plane":
         theta = 2 * np.pi * np.arange(VALUES) / VALUES
         v = np.cos(theta)[:, None] * q[:, 0] + np.sin(theta)[:, None] * q[:, 1]
