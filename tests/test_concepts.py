@@ -149,6 +149,17 @@ def test_summary_difference_and_run_spread():
     assert width(wide.loc[("sae", "token_auroc")]) > 3 * width(sae)
 
 
+def test_summary_counts_concepts_that_share_their_best_feature():
+    """One feature chosen for every concept (a detector) vs a distinct one per concept."""
+    t = _table({"sae": ("topk_sae", 0.9), "rnd": ("random", 0.7)})
+    t["feature"] = np.where(t["dict"] == "sae", 7, t.groupby(["dict", "replicate"]).cumcount())
+    t.loc[(t["dict"] == "sae") & (t["replicate"] == 2) & (t["concept"] == "color=c0"), "feature"] = 3
+    s = summarize_concepts(t, n_boot=100).set_index(["dict", "metric"])
+    assert s.loc[("sae", "token_auroc"), "shared_best_feature"] == pytest.approx((12 + 12 + 11) / 3)
+    assert s.loc[("rnd", "token_auroc"), "shared_best_feature"] == 1
+    assert np.isnan(summarize_concepts(t.drop(columns="feature"), n_boot=100)["shared_best_feature"]).all()
+
+
 def test_a_foreground_feature_passes_all_tokens_but_not_within_its_kind():
     """Feature 0 fires on every object token, feature 1 on red objects only: over all tokens
     both look good for color=red; among object tokens only feature 1 tells red from blue."""

@@ -7,6 +7,9 @@ concepts an image token can show by itself (``core_``; ``CORE_KINDS``: colour, s
 background), the difference to the random-direction baseline at the same site with its CI, and
 the linear-probe ceiling (``probe``, ``core_probe``).
 "separated" means the CI of the difference excludes 0 (its sign says which way).
+``shared_best_feature``: the most concepts whose chosen feature is one and the same (mean over
+runs). A feature that is best for many concepts at once answers "is an object here", not "which
+concept": over all tokens a foreground detector scores well for every object concept.
 """
 
 from __future__ import annotations
@@ -37,6 +40,17 @@ def with_probe_columns(table: pd.DataFrame, probes: dict[str, pd.DataFrame]) -> 
 
 
 METRICS = ("token_auroc", "kind_token_auroc", "token_f1", "image_auroc")
+# The column holding the feature each metric scores (the others score the all-token choice).
+FEATURE_COLUMN = {"kind_token_auroc": "kind_feature"}
+
+
+def _shared_best(h: pd.DataFrame, metric: str) -> float:
+    """Most concepts sharing one chosen feature, mean over runs; NaN without a feature column."""
+    col = FEATURE_COLUMN.get(metric, "feature")
+    if col not in h.columns or h[col].isna().all():
+        return np.nan
+    rep = h["replicate"] if "replicate" in h.columns else pd.Series(0, index=h.index)
+    return float(np.mean([r[col].value_counts().max() for _, r in h.groupby(rep, sort=True) if r[col].notna().any()]))
 
 
 def summarize_concepts(
@@ -96,6 +110,7 @@ def summarize_concepts(
                         "separated": bool(np.isfinite(diff[1]) and (diff[1] > 0 or diff[2] < 0)),
                         "probe": float(probe.reindex(concepts).mean()) if probe is not None else np.nan,
                         "core_probe": float(probe.reindex(core).mean()) if probe is not None and core else np.nan,
+                        "shared_best_feature": _shared_best(h, metric),
                     }
                 )
     return pd.DataFrame(rows)
