@@ -25,10 +25,15 @@ from ..world.scene import concept_kind
 CORE_KINDS = ("color", "shape", "background")
 
 
+def _by_run(g: pd.DataFrame) -> list[pd.DataFrame]:
+    """The rows of each replicate, in replicate order (one run when the table has no column)."""
+    rep = g["replicate"] if "replicate" in g.columns else pd.Series(0, index=g.index)
+    return [h for _, h in g.groupby(rep, sort=True)]
+
+
 def _runs(g: pd.DataFrame, metric: str, concepts: list[str]) -> list[np.ndarray]:
     """One array of `metric` per replicate, aligned to `concepts` (NaN where absent)."""
-    rep = g["replicate"] if "replicate" in g.columns else pd.Series(0, index=g.index)
-    return [h.set_index("concept")[metric].reindex(concepts).to_numpy(float) for _, h in g.groupby(rep, sort=True)]
+    return [h.set_index("concept")[metric].reindex(concepts).to_numpy(float) for h in _by_run(g)]
 
 
 def with_probe_columns(table: pd.DataFrame, probes: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -49,8 +54,7 @@ def _shared_best(h: pd.DataFrame, metric: str) -> float:
     col = FEATURE_COLUMN.get(metric, "feature")
     if col not in h.columns or h[col].isna().all():
         return np.nan
-    rep = h["replicate"] if "replicate" in h.columns else pd.Series(0, index=h.index)
-    return float(np.mean([r[col].value_counts().max() for _, r in h.groupby(rep, sort=True) if r[col].notna().any()]))
+    return float(np.mean([r[col].value_counts().max() for r in _by_run(h) if r[col].notna().any()]))
 
 
 def summarize_concepts(
