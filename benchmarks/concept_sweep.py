@@ -4,7 +4,9 @@ Reads a finished toy run (its train/interp/test activation stores and the interp
 trains dictionary variants in memory with the library's own `build`, and scores each exactly as
 the workflow does (`diffdict.metrics.concepts`: best feature per concept chosen on one seeded
 half of the interp images, token AUROC reported on the other half), beside random directions
-and the linear-probe ceiling; plus held-out FVU. A second part measures the same normalisations
+and the linear-probe ceiling; plus held-out FVU, the score of a concept-free "an object covers
+this token" label (`object`: the all-token floor a foreground detector reaches) and how many
+concepts share one chosen feature (`shared`). A second part measures the same normalisations
 on synthetic data with a planted dictionary and a few massive dimensions (atom recovery).
 
     .venv/bin/python benchmarks/concept_sweep.py --results results/toy \
@@ -29,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from diffdict.dictionaries import build  # noqa: E402
 from diffdict.dictionaries.synthetic import planted  # noqa: E402
-from diffdict.metrics.concept_summary import CORE_KINDS  # noqa: E402
+from diffdict.metrics.concept_summary import CORE_KINDS, shared_best_feature  # noqa: E402
 from diffdict.metrics.concepts import concept_kind, concept_recovery, probe_recovery  # noqa: E402
 from diffdict.store import ActivationStore  # noqa: E402
 
@@ -50,6 +52,7 @@ VARIANTS = {
     "sae k4": ({**SAE, "k": 4}, None),
     "sae k16": ({**SAE, "k": 16}, None),
     "sae 400k tokens": ({**SAE, "tokens": 400_000}, None),
+    "sae 6.4M tokens": ({**SAE, "tokens": 6_400_000}, None),
     "sae step 0 only": (SAE, (0,)),
     "sae step 1 only": (SAE, (1,)),
     "itda dim": ({**ITDA, "normalize": "dim"}, None),
@@ -83,12 +86,29 @@ def fvu(d, x: torch.Tensor) -> float:
     return float(((x - xh) ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
 
 
+# A concept-free label scored beside the concepts: "an object covers this token" (any object
+# concept's mask). Its best feature is the all-token floor a foreground detector reaches.
+OBJECT = "object=any"
+
+
+def with_object_label(masks: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """`masks` [..., C] with the `OBJECT` channel appended (the union of the object kinds)."""
+    obj = ~concept_kind(pd.Series(names)).isin(["background"]).to_numpy()
+    return np.concatenate([masks, masks[..., obj].any(-1, keepdims=True)], -1), [*names, OBJECT]
+
+
 def summary(tab: pd.DataFrame, prefix: str = "") -> dict:
     """Means over concepts: all tokens (`all`, `core`, per group) and within the concept's kind
-    (`kind_all`, `kind_core`, `kind_color`, ...)."""
+    (`kind_all`, `kind_core`, `kind_color`, ...); `object`: the `OBJECT` label's score (when
+    scored) and `shared`: the most concepts whose all-token choice is one feature."""
+    out = {}
+    if (tab["concept"] == OBJECT).any():
+        out["object"] = float(tab.loc[tab["concept"] == OBJECT, f"{prefix}token_auroc"].iloc[0])
+        tab = tab[tab["concept"] != OBJECT]
+    if "feature" in tab.columns:
+        out["shared"] = shared_best_feature(tab)
     kind = concept_kind(tab["concept"])
     core = kind.isin(CORE_KINDS)
-    out = {}
     for col, tag in ((f"{prefix}token_auroc", ""), (f"{prefix}kind_token_auroc", "kind_")):
         by = tab.groupby(kind)[col].mean()
         out.update(
@@ -106,11 +126,9 @@ def run_site(results: Path, site: str, variants: list[str], seeds: list[int]) ->
     xi, mi = load(results / "activations" / site / "interp.zarr")
     xs, ms = load(results / "activations" / site / "test.zarr")
     ann = np.load(results / "annotations" / "interp.npz")
-    names = [str(c) for c in ann["concepts"]]
+    masks, names = with_object_label(ann["token_masks"], [str(c) for c in ann["concepts"]])
     rows = []
-    probe = probe_recovery(
-        xi.numpy(), mi["prompt_id"], mi["token"], ann["token_masks"], names, mask_prompt_ids=ann["prompt_id"]
-    )
+    probe = probe_recovery(xi.numpy(), mi["prompt_id"], mi["token"], masks, names, mask_prompt_ids=ann["prompt_id"])
     rows.append(
         {"site": site, "variant": "linear probe (ceiling)", "seed": 0, "fvu": np.nan, **summary(probe, prefix="probe_")}
     )
@@ -135,7 +153,7 @@ def run_site(results: Path, site: str, variants: list[str], seeds: list[int]) ->
                 codes,
                 mi["prompt_id"][keep_i],
                 mi["token"][keep_i],
-                ann["token_masks"],
+                masks,
                 names,
                 d.n_features,
                 mask_prompt_ids=ann["prompt_id"],
@@ -264,6 +282,8 @@ def markdown(df: pd.DataFrame, syn: pd.DataFrame, atoms: pd.DataFrame, cmd: str)
         "kind_size",
         "kind_position",
         "kind_background",
+        "object",
+        "shared",
         "fvu",
     ]
     agg = df.groupby(["site", "variant"], sort=False)[cols].mean().round(3)
@@ -277,7 +297,10 @@ def markdown(df: pd.DataFrame, syn: pd.DataFrame, atoms: pd.DataFrame, cmd: str)
         "reported on the other half), mean over concepts; `core` = colour, shape and background. "
         "`kind_*`: the same question among the tokens of the concept's kind only (object tokens for "
         "colour, shape, size, position; background tokens for background), where a generic "
-        "'fires on objects' feature scores 0.5. FVU on the test split. Means over the seeds (`runs`).",
+        "'fires on objects' feature scores 0.5. `object`: the same score for a concept-free label, "
+        "'an object covers this token' (the all-token floor of a foreground detector); `shared`: the "
+        "most of the 19 concepts whose all-token choice is one and the same feature. FVU on the test "
+        "split. Means over the seeds (`runs`).",
         "",
         agg.to_markdown(),
         "",
@@ -334,6 +357,8 @@ def main():
             "kind_all",
             "kind_core",
             *[f"kind_{g}" for g in groups],
+            "object",
+            "shared",
         ],
     )
     syn = (

@@ -49,7 +49,7 @@ METRICS = ("token_auroc", "kind_token_auroc", "token_f1", "image_auroc")
 FEATURE_COLUMN = {"kind_token_auroc": "kind_feature"}
 
 
-def _shared_best(h: pd.DataFrame, metric: str) -> float:
+def shared_best_feature(h: pd.DataFrame, metric: str = "token_auroc") -> float:
     """Most concepts sharing one chosen feature, mean over runs; NaN without a feature column."""
     col = FEATURE_COLUMN.get(metric, "feature")
     if col not in h.columns or h[col].isna().all():
@@ -114,7 +114,7 @@ def summarize_concepts(
                         "separated": bool(np.isfinite(diff[1]) and (diff[1] > 0 or diff[2] < 0)),
                         "probe": float(probe.reindex(concepts).mean()) if probe is not None else np.nan,
                         "core_probe": float(probe.reindex(core).mean()) if probe is not None and core else np.nan,
-                        "shared_best_feature": _shared_best(h, metric),
+                        "shared_best_feature": shared_best_feature(h, metric),
                     }
                 )
     return pd.DataFrame(rows)
