@@ -5,7 +5,8 @@ asks SAEBench's k-sparse probing question of the default run's trained dictionar
 replicate): per concept, the k features whose means differ most between the concept's tokens
 and the others on the selection half, a logistic regression on them, token AUROC on the report
 half (`diffdict.metrics.sparse_probe`), over all tokens and within the concept's kind. Random
-directions are the null; the same probe on the raw activations is the ceiling. Means over
+directions are the null; the same probe on the raw activations is the ceiling, and on the
+activations turned by a random rotation tells whether the site's own basis is privileged. Means over
 concepts with the hierarchical bootstrap (runs, then concepts) and the CI of each dictionary's
 difference to random directions, as in `tables/concepts_summary.csv`.
 
@@ -70,6 +71,10 @@ def site_table(results: Path, site: str, ks: list[int]) -> pd.DataFrame:
         print(site, path.parent.name, t.groupby("k")[list(METRICS)].mean().round(3).to_dict("index"), flush=True)
     t = sparse_probe(x.numpy(), ks)
     parts.append(t.assign(site=site, dict="activations", kind="activations", replicate=0))
+    # The same coordinates turned by a seeded random rotation: is the site's own basis privileged?
+    q = torch.linalg.qr(torch.randn(x.shape[1], x.shape[1], generator=torch.Generator().manual_seed(0)))[0]
+    t = sparse_probe((x @ q).numpy(), ks)
+    parts.append(t.assign(site=site, dict="rotated activations", kind="rotated activations", replicate=0))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -99,7 +104,8 @@ def markdown(table: pd.DataFrame, ks: list[str], cmd: str) -> str:
         "AUROC on the other half (`diffdict.metrics.sparse_probe`); mean over the 19 concepts and "
         "the dictionary's runs. In brackets: the difference to random directions (same width and "
         "sparsity) with the 95 % hierarchical bootstrap CI (runs, then concepts). `activations`: "
-        "the same probe on the site's raw activations (one run; its largest k is the dense probe). "
+        "the same probe on the site's raw activations (one run; its largest k is the dense probe); "
+        "`rotated activations`: on the same activations turned by a seeded random rotation. "
         "`all`: every feature of the dictionary (the dense probe on its codes).",
         "",
     ]
