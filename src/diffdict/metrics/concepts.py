@@ -343,6 +343,31 @@ def _counts(y: np.ndarray, image: np.ndarray) -> dict:
     }
 
 
+def dense_rows(x, prompt_ids, tokens, token_masks, concept_names, mask_prompt_ids, seed: int, what: str):
+    """The checked inputs of a probe on dense rows `x` [N, d] (`what` names them in errors):
+    x as float32, per-row masks [N, C], the selection half [N] (bool), each report row's image
+    index, and the kind universe [N, C] (`kind_universe`)."""
+    x = np.asarray(x, dtype=np.float32)
+    pid = _as_tensor(prompt_ids, torch.int64)
+    tok = _as_tensor(tokens, torch.int64)
+    if len(pid) != len(x) or len(tok) != len(x):
+        raise ValueError(f"prompt_ids/tokens have {len(pid)}/{len(tok)} rows, {what} have {len(x)}")
+    masks = _row_masks(token_masks, pid, tok, mask_prompt_ids).numpy()
+    if len(concept_names) != masks.shape[1]:
+        raise ValueError(f"{len(concept_names)} concept names for {masks.shape[1]} mask channels")
+    sel, rep_img = _halves(pid, seed)
+    return x, masks, sel.numpy(), rep_img, kind_universe(masks, concept_names)
+
+
+def logistic_probe(C: float = 1.0):
+    """The probes' classifier: a logistic regression on standardised inputs (unfitted)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=1000))
+
+
 def probe_recovery(
     x,
     prompt_ids,
@@ -357,21 +382,9 @@ def probe_recovery(
     """The linear-probe ceiling (`PROBE_COLUMNS`): per concept, a logistic regression on
     standardised activations `x` [N, d] of the selection half (at most `max_train_rows`,
     seeded), its threshold chosen there by F1, scored on the report half like a feature."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    x = np.asarray(x, dtype=np.float32)
-    pid = _as_tensor(prompt_ids, torch.int64)
-    tok = _as_tensor(tokens, torch.int64)
-    if len(pid) != len(x) or len(tok) != len(x):
-        raise ValueError(f"prompt_ids/tokens have {len(pid)}/{len(tok)} rows, activations have {len(x)}")
-    masks = _row_masks(token_masks, pid, tok, mask_prompt_ids).numpy()
-    if len(concept_names) != masks.shape[1]:
-        raise ValueError(f"{len(concept_names)} concept names for {masks.shape[1]} mask channels")
-    sel, rep_img = _halves(pid, seed)
-    sel = sel.numpy()
-    universe = kind_universe(masks, concept_names)
+    x, masks, sel, rep_img, universe = dense_rows(
+        x, prompt_ids, tokens, token_masks, concept_names, mask_prompt_ids, seed, "activations"
+    )
     train = np.flatnonzero(sel)
     if len(train) > max_train_rows:
         train = np.sort(np.random.default_rng([SPLIT_DOMAIN, int(seed), 1]).choice(train, max_train_rows, False))
@@ -379,8 +392,7 @@ def probe_recovery(
     for j, name in enumerate(concept_names):
         y = masks[:, j]
         if 0 < y[train].sum() < len(train):
-            probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=1000))
-            probe.fit(x[train], y[train])
+            probe = logistic_probe(C).fit(x[train], y[train])
             score = probe.decision_function(x)
         else:  # one class only: a constant probe
             score = np.zeros(len(x))

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ..interp.scoring import auroc
-from .concepts import _as_tensor, _halves, _row_masks, kind_universe
+from ..world.scene import concept_kind
+from .concepts import dense_rows, logistic_probe
 
 SPARSE_PROBE_COLUMNS = ("concept", "k", "token_auroc", "kind_token_auroc", "features", "kind_features")
 
@@ -31,19 +32,18 @@ def top_mean_difference(x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-diff, kind="stable")[: min(k, x.shape[1])]
 
 
-def _fit_score(x: np.ndarray, y: np.ndarray, fit: np.ndarray, report: np.ndarray, k: int, C: float):
-    """Choose k columns and fit on the `fit` rows; AUROC on the `report` rows and the columns."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    xf, yf = x[fit], y[fit]
-    if not (0 < yf.sum() < len(yf)) or not (0 < y[report].sum() < report.sum()):
-        return np.nan, []
-    cols = top_mean_difference(xf, yf, k)
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=1000))
-    probe.fit(xf[:, cols], yf)
-    return auroc(y[report], probe.decision_function(x[report][:, cols])), [int(c) for c in cols]
+def _probe_ks(xf: np.ndarray, yf: np.ndarray, xr: np.ndarray, yr: np.ndarray, ks: list[int], C: float) -> list:
+    """Per k: (AUROC on the report rows `xr`, chosen columns) of the probe fitted on `xf` with the
+    k top columns; the ranking is computed once (a k's columns are a prefix of a larger k's)."""
+    if not (0 < yf.sum() < len(yf)) or not (0 < yr.sum() < len(yr)):
+        return [(np.nan, [])] * len(ks)
+    order = top_mean_difference(xf, yf, max(ks))
+    out = []
+    for k in ks:
+        cols = order[:k]
+        probe = logistic_probe(C).fit(xf[:, cols], yf)
+        out.append((auroc(yr, probe.decision_function(xr[:, cols])), [int(c) for c in cols]))
+    return out
 
 
 def sparse_probe_recovery(
@@ -61,28 +61,25 @@ def sparse_probe_recovery(
     regression on the k features chosen on the selection half, over all tokens and within the
     concept's kind. `x` [N, F]: dense feature values (a dictionary's codes, or activations) of
     N token rows; the other arguments as in `concept_recovery`."""
-    x = np.asarray(x, dtype=np.float32)
-    pid = _as_tensor(prompt_ids)
-    tok = _as_tensor(tokens)
-    if len(pid) != len(x) or len(tok) != len(x):
-        raise ValueError(f"prompt_ids/tokens have {len(pid)}/{len(tok)} rows, features have {len(x)}")
-    if any(int(k) < 1 for k in ks):
-        raise ValueError(f"ks must be positive feature counts, got {list(ks)}")
-    masks = _row_masks(token_masks, pid.long(), tok.long(), mask_prompt_ids).numpy()
-    if len(concept_names) != masks.shape[1]:
-        raise ValueError(f"{len(concept_names)} concept names for {masks.shape[1]} mask channels")
-    sel = _halves(pid.long(), seed)[0].numpy()
-    universe = kind_universe(masks, concept_names)
+    ks = [int(k) for k in ks]
+    if any(k < 1 for k in ks):
+        raise ValueError(f"ks must be positive feature counts, got {ks}")
+    x, masks, sel, _, universe = dense_rows(
+        x, prompt_ids, tokens, token_masks, concept_names, mask_prompt_ids, seed, "features"
+    )
+    kinds = concept_kind(pd.Series(concept_names)).to_numpy()
+    # Row sets (fit, report): all tokens, then each kind's, shared by its concepts; rows copied once.
+    sets = {None: (sel, ~sel)} | {kd: (sel & universe[:, j], ~sel & universe[:, j]) for j, kd in enumerate(kinds)}
+    views = {key: (f, r, x[f], x[r]) for key, (f, r) in sets.items()}
     out = []
     for j, name in enumerate(concept_names):
-        y, u = masks[:, j], universe[:, j]
-        for k in ks:
-            a, cols = _fit_score(x, y, sel, ~sel, int(k), C)
-            ka, kcols = _fit_score(x, y, sel & u, ~sel & u, int(k), C)
+        y = masks[:, j]
+        every, within = (_probe_ks(xf, y[f], xr, y[r], ks, C) for f, r, xf, xr in (views[None], views[kinds[j]]))
+        for k, (a, cols), (ka, kcols) in zip(ks, every, within):
             out.append(
                 {
                     "concept": name,
-                    "k": int(k),
+                    "k": k,
                     "token_auroc": a,
                     "kind_token_auroc": ka,
                     "features": cols,
