@@ -73,7 +73,7 @@ from diffdict.store import ActivationStore  # noqa: E402
 from diffdict.world.annotate import Annotator, coverage  # noqa: E402
 from diffdict.world.scene import COLORS, concept_kind  # noqa: E402
 
-OBJECT_KINDS = ("color", "shape", "size")
+OBJECT_KINDS = ("color", "shape", "size")  # plus "texture" in the texture world (`Split.object_kinds`)
 INTERIOR = 0.95  # an object token is interior when its object covers at least this share of its pixels
 
 
@@ -101,6 +101,7 @@ class Split:
         self.patch_rgb = images.reshape(n, gh, h // gh, gw, w // gw, 3).mean((2, 4)).reshape(n, gh * gw, 3) / 255
         self.names = pd.Series(annotator.concepts)
         self.kinds = concept_kind(self.names).to_numpy()
+        self.object_kinds = (*OBJECT_KINDS, *(("texture",) if "texture" in self.kinds else ()))
 
     def rows(self, meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return (
@@ -143,8 +144,8 @@ def variance_table(results: Path, sites: list[str], data: Split) -> pd.DataFrame
         r, s, t = data.rows(meta)
         cov = data.coverage[r, t]
         factors = {
-            **{k: one_hot(data.label(m, k)) for k in (*OBJECT_KINDS, "position")},
-            "all four concepts": m[:, data.kinds != "background"].astype(float),
+            **{k: one_hot(data.label(m, k)) for k in (*data.object_kinds, "position")},
+            "all object concepts": m[:, data.kinds != "background"].astype(float),
             "grid position (token x step)": one_hot(t + 1000 * s),
             "own input latent x_t": data.x_t(meta),
             "object coverage of the token": np.c_[cov, cov**2],
@@ -197,7 +198,7 @@ def geometry_table(results: Path, sites: list[str], data: Split) -> tuple[pd.Dat
         m = data.token_masks(meta)
         r, _, t = data.rows(meta)
         interior = data.coverage[r, t] >= INTERIOR
-        for kind in (*OBJECT_KINDS, "background"):
+        for kind in (*data.object_kinds, "background"):
             lab = data.label(m, kind)
             keep = lab >= 0
             g = class_geometry(x[keep], lab[keep])
@@ -283,7 +284,7 @@ def interior_table(results: Path, sites: list[str], data: Split) -> pd.DataFrame
                 name = path.parent.name.split("-r")[0]
                 rows.append({"site": site, "dictionary": name, "object tokens": tokens, **summary(tab)})
     tab = pd.DataFrame(rows)
-    cols = ["kind_color", "kind_shape", "kind_size"]
+    cols = [f"kind_{k}" for k in data.object_kinds]
     out = tab.groupby(["site", "object tokens", "dictionary"], sort=False)[cols].mean()
     out.insert(0, "runs", tab.groupby(["site", "object tokens", "dictionary"], sort=False).size())
     return out

@@ -34,6 +34,7 @@ from diffdict.dictionaries import load_dictionary  # noqa: E402
 from diffdict.metrics.concept_summary import summarize_concepts  # noqa: E402
 from diffdict.metrics.sparse_probe import sparse_probe_recovery  # noqa: E402
 from diffdict.store import ActivationStore  # noqa: E402
+from diffdict.world.scene import concept_kind  # noqa: E402
 
 METRICS = ("token_auroc", "kind_token_auroc")
 
@@ -78,9 +79,8 @@ def site_table(results: Path, site: str, ks: list[int]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def markdown(table: pd.DataFrame, ks: list[str], cmd: str) -> str:
-    """Per site and dictionary, the mean over concepts per k (all tokens, within the kind), and
-    each dictionary's difference to random directions with its CI."""
+def summary(table: pd.DataFrame, ks: list[str]) -> pd.DataFrame:
+    """`summarize_concepts` per k, with a printable `value` column (mean and difference to random)."""
     rows = []
     for k in ks:
         at = table[table["k"] == k]
@@ -94,6 +94,22 @@ def markdown(table: pd.DataFrame, ks: list[str], cmd: str) -> str:
     s.loc[diff, "value"] += s[diff].apply(
         lambda r: f" ({r.diff_vs_random:+.3f} [{r.diff_lo:+.3f}, {r.diff_hi:+.3f}])", axis=1
     )
+    return s
+
+
+def pivot(s: pd.DataFrame, metric: str) -> str:
+    p = s[s["metric"] == metric].pivot_table(
+        index=["site", "dict"], columns="k", values="value", aggfunc="first", sort=False
+    )
+    return p.fillna("").to_markdown()
+
+
+def markdown(table: pd.DataFrame, ks: list[str], cmd: str, kinds: tuple[str, ...] = ()) -> str:
+    """Per site and dictionary, the mean over concepts per k (all tokens, within the kind), and
+    each dictionary's difference to random directions with its CI; then the same within each of
+    `kinds` on its concepts alone."""
+    s = summary(table, ks)
+    n = table["concept"].nunique()
     parts = [
         "# k-sparse probing of the default run's dictionaries (shapes world)",
         "",
@@ -101,7 +117,7 @@ def markdown(table: pd.DataFrame, ks: list[str], cmd: str) -> str:
         "",
         "Per concept: the k features whose means differ most between the concept's tokens and the "
         "others on the selection half of the interp images, a logistic regression on them, token "
-        "AUROC on the other half (`diffdict.metrics.sparse_probe`); mean over the 19 concepts and "
+        f"AUROC on the other half (`diffdict.metrics.sparse_probe`); mean over the {n} concepts and "
         "the dictionary's runs. In brackets: the difference to random directions (same width and "
         "sparsity) with the 95 % hierarchical bootstrap CI (runs, then concepts). `activations`: "
         "the same probe on the site's raw activations (one run; its largest k is the dense probe); "
@@ -110,10 +126,12 @@ def markdown(table: pd.DataFrame, ks: list[str], cmd: str) -> str:
         "",
     ]
     for metric, title in (("kind_token_auroc", "Within the concept's kind"), ("token_auroc", "All tokens")):
-        p = s[s["metric"] == metric].pivot_table(
-            index=["site", "dict"], columns="k", values="value", aggfunc="first", sort=False
-        )
-        parts += [f"## {title}", "", p.fillna("").to_markdown(), ""]
+        parts += [f"## {title}", "", pivot(s, metric), ""]
+    for kind in kinds:
+        of_kind = table[concept_kind(table["concept"]) == kind]
+        if of_kind.empty:
+            raise ValueError(f"--kinds: no '{kind}=' concepts; kinds: {sorted(set(concept_kind(table['concept'])))}")
+        parts += [f"## Within the kind, {kind} concepts only", "", pivot(summary(of_kind, ks), "kind_token_auroc"), ""]
     return "\n".join(parts)
 
 
@@ -123,13 +141,19 @@ def main():
     ap.add_argument("--sites", nargs="+", default=["double1_img", "single1_img", "double1_mlp"])
     ap.add_argument("--ks", nargs="+", type=int, default=[1, 2, 4, 8, 16])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/concept_sparse_probe"))
+    ap.add_argument("--kinds", nargs="*", default=[], help="also tabulate these concept kinds alone (e.g. texture)")
+    ap.add_argument("--from-csv", action="store_true", help="re-tabulate OUT.csv instead of probing again")
     a = ap.parse_args()
     torch.set_num_threads(2)
-    table = pd.concat([site_table(a.results, s, a.ks) for s in a.sites], ignore_index=True)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(f"{a.out}.csv", index=False)
+    if a.from_csv:
+        table = pd.read_csv(f"{a.out}.csv", dtype={"k": str})
+    else:
+        table = pd.concat([site_table(a.results, s, a.ks) for s in a.sites], ignore_index=True)
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(f"{a.out}.csv", index=False)
     ks = [str(k) for k in a.ks] + ["all"]
-    Path(f"{a.out}.md").write_text(markdown(table, ks, "python " + shlex.join(sys.argv)))
+    cmd = "python " + shlex.join(x for x in sys.argv if x != "--from-csv")  # the run that made OUT.csv
+    Path(f"{a.out}.md").write_text(markdown(table, ks, cmd, tuple(a.kinds)))
     print(Path(f"{a.out}.md").read_text())
 
 

@@ -51,10 +51,15 @@ def main(argv=None):
     pipe = FluxPipeline.from_pretrained(model)
     ann = Annotator.load(model)
 
-    df = prompts_table(args.n, seed=args.seed, start_id=10**6)
+    textures = bool(training.get("textures", False))  # the world the model was trained on
+    df = prompts_table(args.n, seed=args.seed, start_id=10**6, textures=textures)
     scenes = [Scene.from_json(s) for s in df["scene"]]
     _, train_caps, _ = sample_scenes(
-        training["n_images"], training["seed"], TRAIN_DOMAIN, p_two=training.get("two_object_fraction", 0.35)
+        training["n_images"],
+        training["seed"],
+        TRAIN_DOMAIN,
+        p_two=training.get("two_object_fraction", 0.35),
+        textures=textures,
     )
     seen = df["prompt"].isin(set(train_caps)).to_numpy()
 
@@ -85,6 +90,7 @@ def main(argv=None):
         "position_adherence": rate(np.ones(len(tab), bool), "position_ok"),
         "background_adherence": rate(np.ones(len(tab), bool), "background_ok"),
         "all_attributes_adherence": rate(np.ones(len(tab), bool), "all_attributes_ok"),
+        "texture_adherence": rate(np.ones(len(tab), bool), "texture_ok") if textures else None,
         "n_one_object": int(one.sum()),
         "n_two_objects": int(two.sum()),
         "generation_seconds_per_image": t_gen / args.n,
@@ -120,8 +126,10 @@ def main(argv=None):
         f"| colour / shape / position / background | {res['color_adherence']:.3f} / {res['shape_adherence']:.3f} / "
         f"{res['position_adherence']:.3f} / {res['background_adherence']:.3f} |",
         f"| all attributes incl. size and position | {res['all_attributes_adherence']:.3f} |",
-        f"| annotator on held-out renderings: colour / shape / size | {a['color_accuracy']:.3f} / "
-        f"{a['shape_accuracy']:.3f} / {a['size_accuracy']:.3f} |",
+        *([f"| texture (colour and texture of every object) | {res['texture_adherence']:.3f} |"] if textures else []),
+        f"| annotator on held-out renderings: colour / shape / size{' / texture' * textures} | "
+        + " / ".join(f"{a[f'{k}_accuracy']:.3f}" for k in ("color", "shape", "size", *("texture",) * textures))
+        + " |",
         f"| generation, s/image (batch 32, CPU, {args.threads} thread) | {res['generation_seconds_per_image']:.4f} |",
         f"| training time (s): VAE / flow / total | {res['training_seconds']['vae']} / "
         f"{res['training_seconds']['flow']} / "

@@ -29,8 +29,26 @@ def test_world_defaults_are_the_committed_toy_models_recipe(default):
 
     world = dcfg.check(default)["world"]
     trained = json.loads((dcfg.SCHEMA_PATH.parents[2] / "resources/toy-shapes/training.json").read_text())
+    trained.setdefault("textures", False)  # training.json names the world only when it is the texture world
     renamed = {"train_images": "n_images", "train_steps": "steps", "size": "size_overrides", "threads": "torch_threads"}
     assert {k: trained[renamed.get(k, k)] for k in world} == world
+
+
+def test_committed_texture_toy_is_its_pilot_configs_recipe(default, repo):
+    """resources/toy-textures is what benchmarks/toy_pilot_tex.yaml's `world` trains (its
+    training.json), so deleting the folder and rerunning recreates it."""
+    import json
+
+    cfg = copy.deepcopy(default)
+    for layer in ("toy_pilot_tex.yaml", "toy_pilot_tex_steer.yaml"):
+        for key, section in yaml.safe_load((repo / "benchmarks" / layer).read_text()).items():
+            cfg[key] = {**cfg.get(key, {}), **section}
+    checked = dcfg.check(cfg)
+    world, model = checked["world"], checked["model"]
+    trained = json.loads((repo / model["path"] / "training.json").read_text())
+    renamed = {"train_images": "n_images", "train_steps": "steps", "size": "size_overrides", "threads": "torch_threads"}
+    assert {k: trained[renamed.get(k, k)] for k in world} == world
+    assert world["textures"] and checked["prompts"]["textures"] and checked["steering"]["match"] == "^texture="
 
 
 @pytest.mark.parametrize(
@@ -70,6 +88,22 @@ def test_bad_config_names_problem_and_choices(default, mutate, expected):
         dcfg.check(cfg)
     for text in expected:
         assert text in str(e.value), str(e.value)
+
+
+def test_world_prompts_must_match_the_toys_world(default, tmp_path):
+    """Texture-world prompts on the default toy (or the reverse) would feed its tokenizer unknown
+    words: the check reads the model's training.json, or the world section when the workflow trains it."""
+    cfg = copy.deepcopy(default)
+    cfg["prompts"]["textures"] = True
+    with pytest.raises(
+        dcfg.ConfigError, match="toy-shapes is the default .texture-free. world; set prompts.textures: false"
+    ):
+        dcfg.check(cfg)
+    cfg["model"]["path"] = str(tmp_path / "untrained")  # the workflow will train it from `world`
+    with pytest.raises(dcfg.ConfigError, match="config.world is the default"):
+        dcfg.check(cfg, check_model=False)
+    cfg["world"] = {"textures": True}
+    assert dcfg.check(cfg, check_model=False)["prompts"]["textures"] is True
 
 
 def test_replicates_are_instances_with_consecutive_seeds(default):

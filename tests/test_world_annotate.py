@@ -67,3 +67,32 @@ def test_committed_annotator_is_accurate_on_heldout_renderings():
     acc = evaluate_annotator(ann, n=150, seed=99)
     assert acc["color_accuracy"] >= 0.95 and acc["shape_accuracy"] >= 0.95
     assert acc["count_accuracy"] >= 0.95
+
+
+def test_texture_rule_names_rendered_and_softened_textures():
+    """The texture rule reads the lattice cells' brightness: exact on renderings, and still right
+    when a decoder softens the contrast (dark cells at 0.75 of the colour instead of 0.6; 0.8 is
+    the midway point between plain and a pattern)."""
+    from diffdict.world.annotate import texture_of
+    from diffdict.world.render import texture_cells
+    from diffdict.world.scene import TEXTURES, world_concepts
+
+    scenes, _, _ = sample_scenes(60, 4, textures=True)
+    images, masks = render_batch(scenes)
+    truth = [(i, m, o.texture) for i, s in enumerate(scenes) for m, o in zip(masks[i], s.objects)]
+    assert all(texture_of(images[i], m) == t for i, m, t in truth)
+    soft = images.astype(float)
+    for i, m, t in truth:
+        dark = m & texture_cells(t, 64)
+        soft[i][dark] = soft[i][dark] * 0.75 / 0.6
+    assert all(texture_of(soft[i], m) == t for i, m, t in truth)
+    # the texture world's annotator names them, and token masks carry them on the object's tokens
+    ann = Annotator(net=ObjectNet(), concepts=world_concepts(textures=True))
+    dets, _ = ann.detect(images)
+    assert [d.texture for ds in dets for d in ds] == [t for _, _, t in truth]
+    tm = ann.token_masks(images)
+    k = {c: j for j, c in enumerate(ann.concepts)}
+    for i, s in enumerate(scenes):
+        on = {t: tm[i, :, :, k[f"texture={t}"]].any() for t in TEXTURES}
+        assert {t for t, v in on.items() if v} == {o.texture for o in s.objects}
+    assert Annotator(net=ObjectNet()).detect(images[:3])[0][0][0].texture is None  # the default world's

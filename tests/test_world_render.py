@@ -86,3 +86,68 @@ def test_training_stream_differs_from_prompt_stream():
     _, p, _ = sample_scenes(30, 0, PROMPTS_DOMAIN)
     _, t, _ = sample_scenes(30, 0, TRAIN_DOMAIN)
     assert sum(x == y for x, y in zip(p, t)) < 3
+
+
+# ---- the texture world -------------------------------------------------------------------
+def test_texture_cells_are_the_documented_lattice():
+    from diffdict.world.render import texture_cells
+
+    assert not texture_cells("plain", 64).any() and not texture_cells(None, 64).any()
+    st, ch, do = (texture_cells(t, 64) for t in ("striped", "checked", "dotted"))
+    assert st[4:8].all() and not st[0:4].any() and st[12, 0]  # rows 4-7, 12-15, ... are dark
+    assert ch[0, 4] and ch[4, 0] and not ch[0, 0] and not ch[4, 4]
+    assert do[4, 4] and not do[0, 4] and not do[4, 0] and not do[0, 0]
+    assert (st.mean(), ch.mean(), do.mean()) == (0.5, 0.5, 0.25)
+    # every 8x8-pixel token holds the whole pattern: all tokens look alike
+    for cells in (st, ch, do):
+        tokens = cells.reshape(8, 8, 8, 8).transpose(0, 2, 1, 3).reshape(64, 8, 8)
+        assert (tokens == tokens[0]).all()
+
+
+def test_textured_objects_keep_their_masks_and_darken_the_lattice_cells():
+    from dataclasses import replace
+
+    from diffdict.world.render import texture_cells
+    from diffdict.world.scene import TEXTURE_DARK, TEXTURES
+
+    scenes, _, _ = sample_scenes(40, 2, textures=True)
+    assert {o.texture for s in scenes for o in s.objects} == set(TEXTURES)
+    for s in scenes:
+        img, masks = render(s, 64)
+        plain = Scene(tuple(replace(o, texture=None) for o in s.objects), s.background, s.bg_shade)
+        img0, masks0 = render(plain, 64)
+        assert np.array_equal(masks, masks0)  # a texture changes pixels, never the silhouette
+        for o, m in zip(s.objects, masks):
+            dark = m & texture_cells(o.texture, 64)
+            assert np.array_equal(img[m & ~dark], img0[m & ~dark])
+            want = np.clip(np.round(TEXTURE_DARK * np.array(COLORS[o.color])) + o.shade, 0, 255)
+            assert (img[dark] == want).all()
+
+
+def test_default_world_is_unchanged_by_the_texture_option():
+    """The default world's streams, captions and scene JSON are what they were (no texture drawn,
+    named or stored), so its committed prompt tables and toy are still described by the code."""
+    a = prompts_table(30, seed=5)
+    assert all("texture" not in sc for sc in a["scene"]) and not any("texture" in c for c in a["concepts"].sum())
+    t = prompts_table(30, seed=5, textures=True)
+    for sc, concepts, text in zip(t["scene"], t["concepts"], t["prompt"]):
+        s = Scene.from_json(sc)
+        assert concepts == s.concepts() and Scene.from_json(s.to_json()) == s
+        assert all(o.texture in text.split() and f"texture={o.texture}" in concepts for o in s.objects)
+
+
+def test_texture_captions_name_every_attribute_and_fit_16_tokens():
+    from diffdict.world.grammar import vocabulary
+    from diffdict.world.scene import TEXTURES
+    from diffdict.world.tokenizers import build_tokenizer
+
+    scenes, captions, _ = sample_scenes(1000, 0, p_two=0.65, textures=True)
+    tok = build_tokenizer("t5", 16, vocabulary(textures=True))
+    unk = tok.convert_tokens_to_ids("<unk>")
+    for s, text in zip(scenes, captions):
+        words = text.split()
+        assert len(words) <= MAX_WORDS and s.background in words
+        for o in s.objects:
+            assert {o.texture, o.color, o.shape} <= set(words)
+        assert unk not in tok(text).input_ids
+    assert set(TEXTURES) <= set(vocabulary(textures=True)) and not set(TEXTURES) & set(vocabulary())

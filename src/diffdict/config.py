@@ -434,6 +434,24 @@ def _typed_section(config: dict, section: str, cls, where: str | None = None) ->
     return errors
 
 
+def _check_world_textures(config: dict) -> list[str]:
+    """World prompts must come from the world the toy was trained on: the texture world's words
+    are unknown to the default toy's tokenizer, and its concepts to its annotator."""
+    m, want = config["model"], bool(config["prompts"].get("textures", False))
+    training = Path(m["path"]) / "training.json"
+    if training.exists():
+        has, where = bool(json.loads(training.read_text()).get("textures", False)), f"the toy model at {m['path']}"
+    else:  # the workflow trains it from the world section
+        has, where = bool((config.get("world") or {}).get("textures", False)), "config.world"
+    if want == has:
+        return []
+    return [
+        f"config.prompts.textures: {str(want).lower()}, but {where} is the "
+        f"{'texture' if has else 'default (texture-free)'} world; set prompts.textures: {str(has).lower()}, "
+        "or point model.path at a toy trained with world.textures to match"
+    ]
+
+
 def check(config: dict, schema_path: str | Path | None = None, check_model: bool = True) -> dict:
     """Validate `config`; return it with defaults filled. Raises ConfigError listing every problem."""
     schema = load_schema(schema_path)
@@ -465,6 +483,8 @@ def check(config: dict, schema_path: str | Path | None = None, check_model: bool
             errors.append(f"config.prompts.path: prompt file '{p}' does not exist")
     elif m["kind"] != "toy":
         errors.append("config.prompts.source: 'world' prompts only fit the toy model; use 'file' for flux")
+    else:
+        errors += _check_world_textures(config)
     if check_model:
         try:
             n_double, n_single = model_blocks(m, config.get("world"))

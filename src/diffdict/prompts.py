@@ -63,6 +63,9 @@ class PromptSettings:
     path: str = setting(OPTIONAL, "source: file: txt (one prompt a line), csv or parquet")
     column: str = setting("prompt", "the prompt column of a csv or parquet file")
     seed: int = setting(0, "seeds the grammar (world) and the noise seeds")
+    textures: bool = setting(
+        False, "source: world: objects also carry a texture (the texture world; a toy trained with world.textures)"
+    )
     shard_size: int = setting(64, "prompts per generation job (on SLURM: one GPU job per shard)", minimum=1)
 
 
@@ -77,7 +80,9 @@ def prompt_table(cfg: dict, split: str) -> pd.DataFrame:
         from .world import prompts_table
 
         # A different grammar seed per split, so splits are independent draws, not one stream cut.
-        df = prompts_table(n, seed=seed * 1000 + SPLIT_ORDER.index(split), start_id=start)
+        df = prompts_table(
+            n, seed=seed * 1000 + SPLIT_ORDER.index(split), start_id=start, textures=bool(cfg["textures"])
+        )
     elif cfg["source"] == "file":
         prompts = read_prompt_file(cfg["path"], cfg["column"])
         if len(prompts) < stop:

@@ -22,7 +22,7 @@ import seaborn as sns
 from ..world.scene import concept_kind
 from .style import KIND_LABELS, apply_style, dict_order, dict_palette, kind_of, require, save_figure, site_order
 
-GROUP_ORDER = ("color", "shape", "background", "size", "position")
+GROUP_ORDER = ("color", "texture", "shape", "background", "size", "position")  # texture: the texture world
 
 
 QUESTIONS = {"token_auroc": "all tokens", "kind_token_auroc": "within the concept's kind\n(hard negatives)"}

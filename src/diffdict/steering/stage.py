@@ -141,7 +141,7 @@ def steering_metrics_stage(
     vocabulary: list[str] | None = None,
 ) -> pd.DataFrame:
     """Grade a steering run: with the world's annotator when `annotate` is given (shapes world:
-    pass ``Annotator.load(...).annotate`` and ``vocabulary=diffdict.world.CONCEPTS``), else with
+    pass ``Annotator.load(...).annotate`` and ``vocabulary=annotator.concepts``), else with
     the pairwise `judge` (real models). Exactly one grader must be given."""
     if (annotate is None) == (judge is None):
         raise ValueError("give exactly one grader: annotate= (shapes world) or judge= (real models)")
@@ -176,11 +176,9 @@ def grade_steering(
     """`steering_metrics_stage` graded as the workflow does: by the shapes world's `annotator`
     when there is one, else by the judge of the steering `explainer`'s settings (its ``judge:``,
     or the explainer itself), whose answers are cached in `cache_dir`."""
-    if annotator is not None:
-        from ..world import CONCEPTS
-
+    if annotator is not None:  # its concept list is its world's (the texture world's names textures)
         return steering_metrics_stage(
-            run_dir, explanations, out, annotate=annotator.annotate, vocabulary=list(CONCEPTS)
+            run_dir, explanations, out, annotate=annotator.annotate, vocabulary=list(annotator.concepts)
         )
     if not explainer:
         raise ValueError("grade_steering: give the shapes world's annotator or an explainer's settings")

@@ -7,13 +7,16 @@ Pipeline per image (vectorised over the batch where it matters):
    than ``min_pixels``.
 3. each object is cropped to its bounding box, padded square and resized to 16x16
    (mask + RGB channels); a small CNN names its colour and shape. Size comes from the
-   bounding-box extent and position from the centroid's quadrant (rules: they are geometry).
+   bounding-box extent and position from the centroid's quadrant (rules: they are geometry);
+   in the texture world, texture from the object's brightness on the four cells of the
+   texture lattice (a rule too: the lattice is fixed to the image).
 The CNN is trained on renderings *and* their VAE reconstructions, so it has seen the soft
 edges and colour drift of decoded images.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -24,7 +27,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .scene import BACKGROUNDS, COLORS, CONCEPTS, POSITIONS, SHAPES, SIZE_EXTENT, Scene
+from .scene import (
+    BACKGROUNDS,
+    COLORS,
+    CONCEPTS,
+    POSITIONS,
+    SHAPES,
+    SIZE_EXTENT,
+    TEXTURE_CELL,
+    TEXTURE_CONCEPTS,
+    TEXTURE_DARK,
+    TEXTURES,
+    Scene,
+    world_concepts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +88,32 @@ def _components(fg: torch.Tensor, max_iter: int = 128) -> torch.Tensor:
     return lab[:, 0].long()
 
 
+@functools.cache
+def _texture_templates() -> np.ndarray:
+    """[n_textures, 4]: each texture's brightness on the lattice cells (row parity, column
+    parity) = (0,0), (0,1), (1,0), (1,1), relative to its bright cells."""
+    from .render import texture_cells
+
+    cells = np.array([[0, 0], [0, 1], [1, 0], [1, 1]]) * TEXTURE_CELL
+    return np.array(
+        [[TEXTURE_DARK if texture_cells(t, 2 * TEXTURE_CELL)[y, x] else 1.0 for y, x in cells] for t in TEXTURES]
+    )
+
+
+def texture_of(image: np.ndarray, mask: np.ndarray) -> str:
+    """The texture whose lattice template is nearest the object's mean brightness on each of the
+    four lattice cells (normalised by the brightest): a rule, robust to a decoder's softened contrast."""
+    h, w = mask.shape
+    ys, xs = np.mgrid[0:h, 0:w] // TEXTURE_CELL % 2
+    lum = np.asarray(image, np.float64).mean(-1)
+    cell = (2 * ys + xs)[mask]
+    sums = np.bincount(cell, weights=lum[mask], minlength=4)
+    counts = np.bincount(cell, minlength=4)
+    means = sums / np.maximum(counts, 1)
+    rel = means / max(means.max(), 1e-6)
+    return TEXTURES[int(np.linalg.norm(_texture_templates() - rel, axis=1).argmin())]
+
+
 @dataclass
 class Detection:
     mask: np.ndarray  # bool [H, W]
@@ -81,9 +123,11 @@ class Detection:
     position: str
     color_p: float = 1.0
     shape_p: float = 1.0
+    texture: str | None = None  # the texture world only
 
     def concepts(self) -> list[str]:
-        return [f"color={self.color}", f"shape={self.shape}", f"size={self.size}", f"position={self.position}"]
+        out = [f"color={self.color}", f"shape={self.shape}", f"size={self.size}", f"position={self.position}"]
+        return out if self.texture is None else out + [f"texture={self.texture}"]
 
 
 @dataclass
@@ -96,6 +140,11 @@ class Annotator:
     report: dict = field(default_factory=dict)
 
     concepts: list[str] = field(default_factory=lambda: list(CONCEPTS))
+
+    @property
+    def textures(self) -> bool:
+        """Whether this annotator names textures (the texture world's concept list)."""
+        return TEXTURE_CONCEPTS[0] in self.concepts
 
     # ---- segmentation -------------------------------------------------------------------
     def background(self, images: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -172,6 +221,7 @@ class Annotator:
                     position=POSITIONS[_position_index(m)],
                     color_p=float(pc[j].max()),
                     shape_p=float(ps[j].max()),
+                    texture=texture_of(images[i], m) if self.textures else None,
                 )
             )
         return dets, bgs
@@ -278,13 +328,15 @@ def train_annotator(
     batch_size: int = 256,
     lr: float = 3e-3,
     eval_recon_fn=None,
+    textures: bool = False,
 ) -> tuple[Annotator, dict]:
     """Train the object classifier on renderings (and VAE reconstructions `recon`), then
     measure accuracy on freshly drawn held-out renderings (and their reconstructions, when
-    ``eval_recon_fn`` maps uint8 images to reconstructions)."""
+    ``eval_recon_fn`` maps uint8 images to reconstructions). `textures`: the texture world's
+    annotator (its concept list names textures; the texture rule needs no training)."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    ann = Annotator(net=ObjectNet())
+    ann = Annotator(net=ObjectNet(), concepts=world_concepts(textures))
     parts = [_labelled_crops(ann, scenes, images)]
     if recon is not None:
         parts.append(_labelled_crops(ann, scenes, recon))
@@ -317,12 +369,12 @@ def evaluate_annotator(ann: Annotator, n: int = 1000, seed: int = 1, transform=N
     from . import sample_scenes
     from .render import render_batch
 
-    scenes, _, _ = sample_scenes(n, seed, domain=0x4556)  # "EV": evaluation-only stream
+    scenes, _, _ = sample_scenes(n, seed, domain=0x4556, textures=ann.textures)  # "EV": evaluation-only stream
     images, _ = render_batch(scenes)
     if transform is not None:
         images = transform(images)
     dets, bgs = ann.detect(images)
-    hits = {"color": 0, "shape": 0, "size": 0, "position": 0, "both": 0}
+    hits = {"color": 0, "shape": 0, "size": 0, "position": 0, "both": 0} | ({"texture": 0} if ann.textures else {})
     n_obj = bg_hits = count_ok = 0
     for s, ds, b in zip(scenes, dets, bgs):
         found = {d.position: d for d in ds}
@@ -338,6 +390,8 @@ def evaluate_annotator(ann: Annotator, n: int = 1000, seed: int = 1, transform=N
             hits["shape"] += d.shape == o.shape
             hits["size"] += d.size == o.size
             hits["both"] += (d.color == o.color) and (d.shape == o.shape)
+            if ann.textures:
+                hits["texture"] += d.texture == o.texture
     out = {f"{k}_accuracy": v / n_obj for k, v in hits.items()}
     out.update(background_accuracy=bg_hits / n, count_accuracy=count_ok / n, n_images=n, n_objects=n_obj)
     return out

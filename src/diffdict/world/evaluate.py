@@ -2,7 +2,8 @@
 
 An image adheres when the annotator finds exactly the prompt's objects: the multiset of
 (colour, shape) pairs detected equals the prompt's (a missing, extra or wrong object fails).
-Position, size and background adherence are reported beside it.
+Position, size and background adherence are reported beside it (and, in the texture world,
+``texture_ok``: the multiset of (colour, texture) pairs).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .scene import Scene
 
 def adherence_table(annotator, images: np.ndarray, scenes: list[Scene]) -> pd.DataFrame:
     """One row per image: ``adheres`` (colour and shape of every object, no extras) and the
-    position / size / background / count checks."""
+    position / size / background / count checks (plus ``texture_ok`` for texture-world scenes)."""
     dets, bgs = annotator.detect(images)
     rows = []
     for s, ds, b in zip(scenes, dets, bgs):
@@ -39,6 +40,10 @@ def adherence_table(annotator, images: np.ndarray, scenes: list[Scene]) -> pd.Da
                 "annotation": "; ".join(f"{d.size} {d.color} {d.shape} @{d.position}" for d in ds) + f" | {b}",
             }
         )
+        if any(o.texture is not None for o in s.objects):  # the texture world
+            rows[-1]["texture_ok"] = Counter((o.color, o.texture) for o in s.objects) == Counter(
+                (d.color, d.texture) for d in ds
+            )
     return pd.DataFrame(rows)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scene import BACKGROUNDS, COLORS, POSITIONS, SHAPES, Obj, Scene
+from .scene import BACKGROUNDS, COLORS, POSITIONS, SHAPES, TEXTURES, Obj, Scene
 
 MAX_WORDS = 15
 
@@ -34,13 +34,17 @@ TWO = (
     "{b} background with {o1} at {p1} and {o2} at {p2}",
     "{o1} at {p1} and {o2} at {p2} on a {b} background",
 )
+# The texture world's two-object fallback: its object phrases are a word longer each, and this
+# order fits them into MAX_WORDS (drawn only when the drawn template is too long).
+COMPACT_TWO = "{o1} at {p1} and {o2} at {p2} on {b}"
 FUNCTION_WORDS = "a the at in on and with of shows picture corner background backdrop against".split()
 
 
 def _obj_words(o: Obj, rng: np.random.Generator) -> tuple[str, str]:
     size = SIZE_WORDS[o.size][rng.integers(len(SIZE_WORDS[o.size]))]
     pos = POSITION_WORDS[o.position][rng.integers(2)]
-    return f"{size} {COLOR_WORDS[o.color][0]} {SHAPE_WORDS[o.shape][0]}", pos
+    texture = "" if o.texture is None else f"{o.texture} "
+    return f"{size} {texture}{COLOR_WORDS[o.color][0]} {SHAPE_WORDS[o.shape][0]}", pos
 
 
 def caption(scene: Scene, rng: np.random.Generator) -> str:
@@ -52,13 +56,16 @@ def caption(scene: Scene, rng: np.random.Generator) -> str:
     else:
         (o1, p1), (o2, p2) = (_obj_words(o, rng) for o in scene.objects)
         text = TWO[rng.integers(len(TWO))].format(o1=o1, p1=p1, o2=o2, p2=p2, b=b)
+        if len(text.split()) > MAX_WORDS:
+            text = COMPACT_TWO.format(o1=o1, p1=p1, o2=o2, p2=p2, b=b)
     assert len(text.split()) <= MAX_WORDS, text
     return text
 
 
-def vocabulary() -> list[str]:
-    """Every word the grammar can produce, sorted (the tokenizers' word list)."""
-    words = set(FUNCTION_WORDS)
+def vocabulary(textures: bool = False) -> list[str]:
+    """Every word the grammar can produce, sorted (the tokenizers' word list); `textures`: the
+    texture world's (the default world's words plus the texture names)."""
+    words = set(FUNCTION_WORDS) | (set(TEXTURES) if textures else set())
     for group in (SIZE_WORDS, POSITION_WORDS, SHAPE_WORDS, COLOR_WORDS):
         for v in group.values():
             words.update(v)

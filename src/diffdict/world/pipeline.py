@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .grammar import vocabulary
 from .tokenizers import SPECIALS, build_tokenizer, vocab_ids
 
 IMAGE_SIZE = 64
@@ -74,10 +75,12 @@ def vae_config(**over) -> dict:
     )
 
 
-def build_text_encoders(seed: int = 0, clip_dim: int = 32, t5_dim: int = 64, text_layers: int = 2):
+def build_text_encoders(
+    seed: int = 0, clip_dim: int = 32, t5_dim: int = 64, text_layers: int = 2, textures: bool = False
+):
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-    n_vocab = len(vocab_ids())
+    n_vocab = len(vocab_ids(vocabulary(textures)))
     ids = {s: i for i, s in enumerate(SPECIALS)}
     torch.manual_seed(seed + 1)
     clip = CLIPTextModel(
@@ -120,8 +123,9 @@ def build_scheduler():
     return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False)
 
 
-def build_pipeline(seed: int = 0, **size_overrides):
-    """A randomly initialised tiny FluxPipeline with the world's tokenizers.
+def build_pipeline(seed: int = 0, textures: bool = False, **size_overrides):
+    """A randomly initialised tiny FluxPipeline with the world's tokenizers (`textures`: the
+    texture world's vocabulary).
 
     ``size_overrides``: ``block_out_channels``, ``latent_channels``, ``layers_per_block``,
     ``norm_num_groups`` (VAE); ``clip_dim``, ``t5_dim``, ``text_layers`` (text encoders);
@@ -138,7 +142,7 @@ def build_pipeline(seed: int = 0, **size_overrides):
         raise ValueError(f"unknown size overrides {sorted(over)}; valid: {valid}")
     torch.manual_seed(seed)
     vae = AutoencoderKL(**vae_config(**vae_over)).eval()
-    clip, t5 = build_text_encoders(seed, **text)
+    clip, t5 = build_text_encoders(seed, **text, textures=textures)
     torch.manual_seed(seed + 3)
     transformer = FluxTransformer2DModel(
         **transformer_config(**t_over, latent_channels=vae_over["latent_channels"], **text)
@@ -147,8 +151,8 @@ def build_pipeline(seed: int = 0, **size_overrides):
         scheduler=build_scheduler(),
         vae=vae,
         text_encoder=clip,
-        tokenizer=build_tokenizer("clip", MAX_SEQUENCE_LENGTH),
+        tokenizer=build_tokenizer("clip", MAX_SEQUENCE_LENGTH, vocabulary(textures)),
         text_encoder_2=t5,
-        tokenizer_2=build_tokenizer("t5", MAX_SEQUENCE_LENGTH),
+        tokenizer_2=build_tokenizer("t5", MAX_SEQUENCE_LENGTH, vocabulary(textures)),
         transformer=transformer,
     )

@@ -47,6 +47,11 @@ class ToyRecipe:
         minimum=0,
         maximum=1,
     )
+    textures: bool = setting(
+        False,
+        "the texture world: every object also has a surface texture (plain, striped, checked, dotted) named in "
+        "its caption, a categorical concept each token carries by itself (pair with prompts.textures)",
+    )
     threads: int = setting(
         2, "torch threads; the committed weights were trained with 2 (results differ by thread count)", minimum=1
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scene import BACKGROUNDS, COLORS, POSITION_CENTRES, SIZE_RADIUS, Obj, Scene
+from .scene import BACKGROUNDS, COLORS, POSITION_CENTRES, SIZE_RADIUS, TEXTURE_CELL, TEXTURE_DARK, Obj, Scene
 
 
 def shape_mask(shape: str, cx: float, cy: float, r: float, size: int) -> np.ndarray:
@@ -27,6 +27,21 @@ def shape_mask(shape: str, cx: float, cy: float, r: float, size: int) -> np.ndar
         w = r / 2.8
         return ((np.abs(dx) <= w) & (np.abs(dy) <= r)) | ((np.abs(dy) <= w) & (np.abs(dx) <= r))
     raise ValueError(f"unknown shape '{shape}'")
+
+
+def texture_cells(texture: str | None, size: int) -> np.ndarray:
+    """Boolean [size, size]: the dark cells of `texture`'s lattice (fixed to the image, so the
+    pattern's phase is the same in every object and every token). None / plain: no dark cells."""
+    ys, xs = np.mgrid[0:size, 0:size] // TEXTURE_CELL % 2
+    if texture in (None, "plain"):
+        return np.zeros((size, size), bool)
+    if texture == "striped":  # horizontal stripes
+        return ys == 1
+    if texture == "checked":
+        return ys != xs
+    if texture == "dotted":  # one dark cell in four
+        return (ys == 1) & (xs == 1)
+    raise ValueError(f"unknown texture '{texture}'")
 
 
 def object_geometry(o: Obj, size: int) -> tuple[float, float, float]:
@@ -49,6 +64,9 @@ def render(scene: Scene, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         masks[:i] &= ~m  # later objects are on top (objects never overlap in sampled scenes)
         masks[i] = m
         img[m] = _clip(COLORS[o.color], o.shade)
+        if o.texture not in (None, "plain"):
+            dark = m & texture_cells(o.texture, size)
+            img[dark] = _clip(np.round(TEXTURE_DARK * np.asarray(COLORS[o.color])), o.shade)
     return img, masks
 
 

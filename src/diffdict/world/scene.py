@@ -24,6 +24,13 @@ COLORS = {  # RGB prototypes; saturated and far from every background so segment
 SIZES = ("small", "large")
 POSITIONS = ("top-left", "top-right", "bottom-left", "bottom-right")
 BACKGROUNDS = {"dark": (25, 25, 32), "gray": (128, 128, 128), "light": (236, 236, 230)}
+# The texture world's surface patterns (`textures=True`): dark cells of a 4-pixel lattice fixed to
+# the image, so every 8x8-pixel token of an object shows the whole pattern. Unlike a colour (a
+# point on a smooth paint plane) or a shape (a property of the whole object), a texture is a
+# categorical concept each token carries by itself. "plain" is the default world's surface.
+TEXTURES = ("plain", "striped", "checked", "dotted")
+TEXTURE_CELL = 4  # pixels; a token (8 px) holds one period in each direction
+TEXTURE_DARK = 0.6  # dark cells: the colour times this (>= 60 RGB from every background, so objects stay one component)
 
 # Concept vocabulary, in a fixed order shared by labels, the annotator and token masks.
 CONCEPT_KINDS = ("color", "shape", "size", "position", "background")
@@ -42,6 +49,13 @@ CONCEPTS: list[str] = (
     + [f"background={b}" for b in BACKGROUNDS]
 )
 OBJECT_KINDS = ("color", "shape", "size", "position")
+TEXTURE_CONCEPTS: list[str] = [f"texture={t}" for t in TEXTURES]
+
+
+def world_concepts(textures: bool = False) -> list[str]:
+    """The concept vocabulary of the default world, or of the texture world (textures last)."""
+    return CONCEPTS + TEXTURE_CONCEPTS if textures else list(CONCEPTS)
+
 
 # Geometry as fractions of the image side: quadrant centres and half-extents per size.
 # Large objects (half-extent 0.21 + jitter <= 0.245) stay inside their quadrant, so objects never touch.
@@ -70,9 +84,11 @@ class Obj:
     dy: float = 0.0
     dr: float = 0.0  # half-extent jitter (fraction of side)
     shade: tuple[int, int, int] = (0, 0, 0)
+    texture: str | None = None  # None: the default world (no texture named or drawn)
 
     def concepts(self) -> list[str]:
-        return [f"color={self.color}", f"shape={self.shape}", f"size={self.size}", f"position={self.position}"]
+        out = [f"color={self.color}", f"shape={self.shape}", f"size={self.size}", f"position={self.position}"]
+        return out if self.texture is None else out + [f"texture={self.texture}"]
 
 
 @dataclass(frozen=True)
@@ -88,7 +104,11 @@ class Scene:
         return out + [f"background={self.background}"]
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        d = asdict(self)
+        for o in d["objects"]:  # the default world's scenes keep their texture-free form
+            if o["texture"] is None:
+                del o["texture"]
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_json(cls, s: str) -> Scene:
@@ -98,14 +118,18 @@ class Scene:
 
     def key(self) -> tuple:
         """The discrete content (what a caption can say), without jitter."""
-        return (self.background,) + tuple((o.size, o.color, o.shape, o.position) for o in self.objects)
+        return (self.background,) + tuple(
+            (o.size, o.color, o.shape, o.position) + ((o.texture,) if o.texture is not None else ())
+            for o in self.objects
+        )
 
 
 P_TWO = 0.35  # share of two-object scenes in prompt tables (training may use more: world.two_object_fraction)
 
 
-def sample_scene(rng: np.random.Generator, p_two: float = P_TWO) -> Scene:
-    """One random scene. Two objects get distinct positions (one per quadrant)."""
+def sample_scene(rng: np.random.Generator, p_two: float = P_TWO, textures: bool = False) -> Scene:
+    """One random scene. Two objects get distinct positions (one per quadrant). `textures`: each
+    object also draws a texture (after its other draws, so the default world's stream is unchanged)."""
     n = 2 if rng.random() < p_two else 1
     positions = rng.choice(len(POSITIONS), size=n, replace=False)
     objs = []
@@ -120,6 +144,7 @@ def sample_scene(rng: np.random.Generator, p_two: float = P_TWO) -> Scene:
                 dy=float(rng.uniform(-JITTER_OFFSET, JITTER_OFFSET)),
                 dr=float(rng.uniform(-JITTER_RADIUS, JITTER_RADIUS)),
                 shade=tuple(int(v) for v in rng.integers(-JITTER_SHADE, JITTER_SHADE + 1, size=3)),
+                texture=TEXTURES[rng.integers(len(TEXTURES))] if textures else None,
             )
         )
     # Reading order (top-left first) so that captions and objects line up deterministically.

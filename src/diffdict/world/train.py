@@ -235,22 +235,24 @@ def train_toy(
     torch.manual_seed(seed)
     previous = None
     g = torch.Generator().manual_seed(seed if init_from is None else seed + 7919)  # continuation: new batches
-    scenes, captions, _ = sample_scenes(n_images, seed, TRAIN_DOMAIN, p_two=r.two_object_fraction)
+    scenes, captions, _ = sample_scenes(n_images, seed, TRAIN_DOMAIN, p_two=r.two_object_fraction, textures=r.textures)
     images, masks = render_batch(scenes, IMAGE_SIZE)
     log.info("rendered %d training scenes in %.1fs", n_images, time.time() - t0)
 
     if init_from is None:
-        pipe = build_pipeline(seed, **size_overrides)
+        pipe = build_pipeline(seed, textures=r.textures, **size_overrides)
     else:
         from diffusers import FluxPipeline
 
+        from .grammar import vocabulary
         from .tokenizers import build_tokenizer
 
         previous = json.loads((Path(init_from) / "training.json").read_text())
         previous.pop("history", None)
         pipe = FluxPipeline.from_pretrained(init_from)
-        pipe.tokenizer = build_tokenizer("clip", MAX_SEQUENCE_LENGTH)  # the current tokenizers
-        pipe.tokenizer_2 = build_tokenizer("t5", MAX_SEQUENCE_LENGTH)
+        words = vocabulary(r.textures)  # the current tokenizers
+        pipe.tokenizer = build_tokenizer("clip", MAX_SEQUENCE_LENGTH, words)
+        pipe.tokenizer_2 = build_tokenizer("t5", MAX_SEQUENCE_LENGTH, words)
     hist = train_vae(pipe.vae, images, vae_steps, vae_batch_size, vae_lr, g) if vae_steps else []
     t_vae = time.time() - t0
 
@@ -294,6 +296,7 @@ def train_toy(
             seed=seed,
             steps=annotator_steps,
             eval_recon_fn=reconstruct,
+            textures=r.textures,
         )
     t_total = time.time() - t0
     summary = {
@@ -309,6 +312,7 @@ def train_toy(
         "size_overrides": size_overrides,
         "grid_fraction": r.grid_fraction,
         "two_object_fraction": r.two_object_fraction,
+        **({"textures": True} if r.textures else {}),  # the default world's summary keeps its keys
         "torch_threads": torch.get_num_threads(),
         "seconds": {"vae": round(t_vae, 1), "flow": round(t_flow, 1), "total": round(t_total, 1)},
         "latent_shift": shift,
