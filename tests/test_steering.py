@@ -247,8 +247,10 @@ def test_stages_from_files(pipe, tmp_path, monkeypatch):
     from diffdict.interp import backends
     from diffdict.interp.backends.base import Judgement
     from diffdict.steering.stage import grade_steering
+    from diffdict.world import CONCEPTS
 
-    by_annotator = grade_steering(out, expl, tmp_path / "m3.parquet", annotator=SimpleNamespace(annotate=red))
+    annotator = SimpleNamespace(annotate=red, concepts=list(CONCEPTS))  # its world's concept list grades
+    by_annotator = grade_steering(out, expl, tmp_path / "m3.parquet", annotator=annotator)
     assert {"color=red", "color=blue"} <= set(by_annotator.target)
     built = []
 
