@@ -53,12 +53,8 @@ def markdown(df: pd.DataFrame, cmd: str) -> str:
     ]
     for metric, label in METRICS.items():
         d = df[(df["metric"] == metric) & (df["kind"] != "random")]
-        out += [
-            f"## {label}",
-            "",
-            "| run | site | kind | " + " | ".join(sorted(d["dict"].unique())) + " | random | probe |",
-        ]
         dicts = sorted(d["dict"].unique())
+        out += [f"## {label}", "", "| run | site | kind | " + " | ".join(dicts) + " | random | probe |"]
         out.append("|" + "---|" * (len(dicts) + 5))
         rnd = df[(df["metric"] == metric) & (df["kind"] == "random")].set_index(["run", "site", "concept_kind"])
         order = {k: i for i, k in enumerate(GROUP_ORDER)}

@@ -22,32 +22,32 @@ def test_default_config_is_valid_and_gets_defaults(default):
     assert cfg["model"]["batch_size"] >= 1  # filled from the schema
 
 
+def _trained_recipe(training_json, world: dict) -> dict:
+    """The `world` keys of a toy's training.json (which names the world only for the texture world)."""
+    import json
+
+    trained = {"textures": False, **json.loads(training_json.read_text())}
+    renamed = {"train_images": "n_images", "train_steps": "steps", "size": "size_overrides", "threads": "torch_threads"}
+    return {k: trained[renamed.get(k, k)] for k in world}
+
+
 def test_world_defaults_are_the_committed_toy_models_recipe(default):
     """config.yaml leaves `world` out: the recipe's defaults must be what trained resources/toy-shapes
     (its training.json), or the train_toy_model rule would describe another model."""
-    import json
-
     world = dcfg.check(default)["world"]
-    trained = json.loads((dcfg.SCHEMA_PATH.parents[2] / "resources/toy-shapes/training.json").read_text())
-    trained.setdefault("textures", False)  # training.json names the world only when it is the texture world
-    renamed = {"train_images": "n_images", "train_steps": "steps", "size": "size_overrides", "threads": "torch_threads"}
-    assert {k: trained[renamed.get(k, k)] for k in world} == world
+    assert _trained_recipe(dcfg.SCHEMA_PATH.parents[2] / "resources/toy-shapes/training.json", world) == world
 
 
 def test_committed_texture_toy_is_its_pilot_configs_recipe(default, repo):
     """resources/toy-textures is what benchmarks/toy_pilot_tex.yaml's `world` trains (its
     training.json), so deleting the folder and rerunning recreates it."""
-    import json
-
     cfg = copy.deepcopy(default)
     for layer in ("toy_pilot_tex.yaml", "toy_pilot_tex_steer.yaml"):
         for key, section in yaml.safe_load((repo / "benchmarks" / layer).read_text()).items():
             cfg[key] = {**cfg.get(key, {}), **section}
     checked = dcfg.check(cfg)
     world, model = checked["world"], checked["model"]
-    trained = json.loads((repo / model["path"] / "training.json").read_text())
-    renamed = {"train_images": "n_images", "train_steps": "steps", "size": "size_overrides", "threads": "torch_threads"}
-    assert {k: trained[renamed.get(k, k)] for k in world} == world
+    assert _trained_recipe(repo / model["path"] / "training.json", world) == world
     assert world["textures"] and checked["prompts"]["textures"] and checked["steering"]["match"] == "^texture="
 
 

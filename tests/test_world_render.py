@@ -151,3 +151,12 @@ def test_texture_captions_name_every_attribute_and_fit_16_tokens():
             assert {o.texture, o.color, o.shape} <= set(words)
         assert unk not in tok(text).input_ids
     assert set(TEXTURES) <= set(vocabulary(textures=True)) and not set(TEXTURES) & set(vocabulary())
+
+
+def test_unknown_shape_or_texture_names_the_valid_choices():
+    from diffdict.world.render import shape_mask, texture_cells
+
+    with pytest.raises(ValueError, match="unknown texture 'wavy'; valid: plain, striped, checked, dotted"):
+        texture_cells("wavy", 64)
+    with pytest.raises(ValueError, match="unknown shape 'star'; valid: circle, square, triangle, cross"):
+        shape_mask("star", 32, 32, 8, 64)

@@ -39,6 +39,7 @@ from .scene import (
     TEXTURE_DARK,
     TEXTURES,
     Scene,
+    object_concepts,
     world_concepts,
 )
 
@@ -126,8 +127,7 @@ class Detection:
     texture: str | None = None  # the texture world only
 
     def concepts(self) -> list[str]:
-        out = [f"color={self.color}", f"shape={self.shape}", f"size={self.size}", f"position={self.position}"]
-        return out if self.texture is None else out + [f"texture={self.texture}"]
+        return object_concepts(self)
 
 
 @dataclass

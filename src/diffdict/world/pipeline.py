@@ -142,6 +142,7 @@ def build_pipeline(seed: int = 0, textures: bool = False, **size_overrides):
         raise ValueError(f"unknown size overrides {sorted(over)}; valid: {valid}")
     torch.manual_seed(seed)
     vae = AutoencoderKL(**vae_config(**vae_over)).eval()
+    words = vocabulary(textures)
     clip, t5 = build_text_encoders(seed, **text, textures=textures)
     torch.manual_seed(seed + 3)
     transformer = FluxTransformer2DModel(
@@ -151,8 +152,8 @@ def build_pipeline(seed: int = 0, textures: bool = False, **size_overrides):
         scheduler=build_scheduler(),
         vae=vae,
         text_encoder=clip,
-        tokenizer=build_tokenizer("clip", MAX_SEQUENCE_LENGTH, vocabulary(textures)),
+        tokenizer=build_tokenizer("clip", MAX_SEQUENCE_LENGTH, words),
         text_encoder_2=t5,
-        tokenizer_2=build_tokenizer("t5", MAX_SEQUENCE_LENGTH, vocabulary(textures)),
+        tokenizer_2=build_tokenizer("t5", MAX_SEQUENCE_LENGTH, words),
         transformer=transformer,
     )

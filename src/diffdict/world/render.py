@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scene import BACKGROUNDS, COLORS, POSITION_CENTRES, SIZE_RADIUS, TEXTURE_CELL, TEXTURE_DARK, Obj, Scene
+from .scene import (
+    BACKGROUNDS,
+    COLORS,
+    POSITION_CENTRES,
+    SHAPES,
+    SIZE_RADIUS,
+    TEXTURE_CELL,
+    TEXTURE_DARK,
+    TEXTURES,
+    Obj,
+    Scene,
+)
 
 
 def shape_mask(shape: str, cx: float, cy: float, r: float, size: int) -> np.ndarray:
@@ -26,7 +37,7 @@ def shape_mask(shape: str, cx: float, cy: float, r: float, size: int) -> np.ndar
     if shape == "cross":  # plus sign with arms a third of the extent wide
         w = r / 2.8
         return ((np.abs(dx) <= w) & (np.abs(dy) <= r)) | ((np.abs(dy) <= w) & (np.abs(dx) <= r))
-    raise ValueError(f"unknown shape '{shape}'")
+    raise ValueError(f"unknown shape '{shape}'; valid: {', '.join(SHAPES)}")
 
 
 def texture_cells(texture: str | None, size: int) -> np.ndarray:
@@ -41,7 +52,7 @@ def texture_cells(texture: str | None, size: int) -> np.ndarray:
         return ys != xs
     if texture == "dotted":  # one dark cell in four
         return (ys == 1) & (xs == 1)
-    raise ValueError(f"unknown texture '{texture}'")
+    raise ValueError(f"unknown texture '{texture}'; valid: {', '.join(TEXTURES)}")
 
 
 def object_geometry(o: Obj, size: int) -> tuple[float, float, float]:

@@ -52,6 +52,13 @@ OBJECT_KINDS = ("color", "shape", "size", "position")
 TEXTURE_CONCEPTS: list[str] = [f"texture={t}" for t in TEXTURES]
 
 
+def object_concepts(o) -> list[str]:
+    """The concepts of an object `o` (a drawn `Obj` or an annotator's detection: anything with
+    colour, shape, size, position and texture); texture only in the texture world (not None)."""
+    out = [f"color={o.color}", f"shape={o.shape}", f"size={o.size}", f"position={o.position}"]
+    return out if o.texture is None else out + [f"texture={o.texture}"]
+
+
 def world_concepts(textures: bool = False) -> list[str]:
     """The concept vocabulary of the default world, or of the texture world (textures last)."""
     return CONCEPTS + TEXTURE_CONCEPTS if textures else list(CONCEPTS)
@@ -87,8 +94,7 @@ class Obj:
     texture: str | None = None  # None: the default world (no texture named or drawn)
 
     def concepts(self) -> list[str]:
-        out = [f"color={self.color}", f"shape={self.shape}", f"size={self.size}", f"position={self.position}"]
-        return out if self.texture is None else out + [f"texture={self.texture}"]
+        return object_concepts(self)
 
 
 @dataclass(frozen=True)
