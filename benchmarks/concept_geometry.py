@@ -27,11 +27,11 @@ writes four tables (`diffdict.metrics.concept_geometry` does the math):
    background's images at a time, trained and scored there), label-free nuisance removal (grid
    position, input latent, each image's mean) or whitening, beside random directions on the same
    data, scored like `concepts.csv` (`kind_*`: within the kind).
-5. The default run's dictionaries within the kind when the object concepts' masks keep only
+5. The workflow run's dictionaries within the kind when the object concepts' masks keep only
    interior tokens (a diagnostic beside `concepts.csv`: do tokens that carry the colour
    cleanly separate the SAE from random directions?).
 
-    .venv/bin/python benchmarks/concept_geometry.py --results results/toy --train \\
+    .venv/bin/python benchmarks/concept_geometry.py --results results/shapes --train \\
         --inputs double1_img=double0_img single1_img=single0_img \\
         --out benchmarks/results/concept_geometry.md
 
@@ -260,7 +260,7 @@ def geometry_table(results: Path, sites: list[str], data: Split) -> tuple[pd.Dat
 
 
 def interior_table(results: Path, sites: list[str], data: Split) -> pd.DataFrame:
-    """The default run's dictionaries, within the kind, with edge tokens left out of the object
+    """The workflow run's dictionaries, within the kind, with edge tokens left out of the object
     concepts' masks (a diagnostic beside `concepts.csv`, not a replacement for it)."""
     pids = data.prompt_ids
     interior = data.masks.copy()
@@ -446,7 +446,7 @@ def train_table(
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--results", type=Path, default=Path("results/toy"))
+    ap.add_argument("--results", type=Path, default=Path("results/shapes"))
     ap.add_argument("--sites", nargs="+", default=["double1_img", "single1_img"])
     ap.add_argument("--model", type=Path, default=Path("resources/toy-shapes"), help="toy model (its annotator)")
     ap.add_argument("--train", action="store_true", help="also train the SAE variants of table 4 (~20 min on 2 cores)")
@@ -492,7 +492,7 @@ def main():
         "",
     ]
     parts += [
-        "## 5. Within the kind on the tokens an object fully covers (default run's dictionaries)",
+        "## 5. Within the kind on the tokens an object fully covers (workflow run's dictionaries)",
         "",
         interior_table(a.results, a.sites, interp).round(3).to_markdown(),
         "",

@@ -4,10 +4,10 @@ Reads finished runs' `tables/concepts.csv` (held-out token AUROC, all tokens and
 kind) and, for each run, site, dictionary and kind of concept (colour, texture, shape, ...),
 writes the mean over the kind's concepts and its runs, the difference to random directions with
 the same hierarchical CI as `concepts_summary.csv` (runs, then concepts), and the probe's mean.
-Used to compare the default toy with the texture world's (`toy_pilot_tex.yaml`), where the
-question is whether a concept each token carries by itself is what the SAE finds:
+Used to compare the plain shapes world (`shapes_world.yaml`) with the default texture world, where
+the question is whether a concept each token carries by itself is what the SAE finds:
 
-    .venv/bin/python benchmarks/concept_kinds.py --runs toy=results/toy texture=results/pilottex \\
+    .venv/bin/python benchmarks/concept_kinds.py --runs shapes=results/shapes texture=results/toy \\
         --out benchmarks/results/concept_kinds
 """
 
@@ -81,7 +81,7 @@ def markdown(df: pd.DataFrame, cmd: str) -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", nargs="+", required=True, metavar="NAME=RESULTS", help="e.g. toy=results/toy")
+    ap.add_argument("--runs", nargs="+", required=True, metavar="NAME=RESULTS", help="e.g. texture=results/toy")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/concept_kinds"))
     ap.add_argument("--n-boot", type=int, default=2000)
     a = ap.parse_args(argv)

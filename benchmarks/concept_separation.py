@@ -17,7 +17,7 @@ images, token AUROC on the other, over all tokens and within object tokens), bes
 probe. The nuisance — grid position, the image, the noisy latent — is the toy's own, so only the
 concept's geometry changes; separation 0 is the null (labels carry nothing).
 
-    .venv/bin/python benchmarks/concept_separation.py --results results/toy \\
+    .venv/bin/python benchmarks/concept_separation.py --results results/shapes \\
         --out benchmarks/results/concept_separation.md
 """
 
@@ -206,7 +206,7 @@ def figure(df: pd.DataFrame, out: Path) -> None:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--results", type=Path, default=Path("results/toy"))
+    ap.add_argument("--results", type=Path, default=Path("results/shapes"))
     ap.add_argument("--sites", nargs="+", default=["double1_img", "single1_img"])
     ap.add_argument("--model", type=Path, default=Path("resources/toy-shapes"), help="toy model (its annotator)")
     ap.add_argument("--separations", nargs="+", type=float, default=[0.0, 0.25, 0.5, 1.0])

@@ -1,7 +1,7 @@
 """Is a shapes-world concept carried by a few features of a dictionary, if not by one?
 
 `tables/concepts.csv` scores each dictionary's single best feature per concept. This benchmark
-asks SAEBench's k-sparse probing question of the default run's trained dictionaries (every
+asks SAEBench's k-sparse probing question of the workflow run's trained dictionaries (every
 replicate): per concept, the k features whose means differ most between the concept's tokens
 and the others on the selection half, a logistic regression on them, token AUROC on the report
 half (`diffdict.metrics.sparse_probe`), over all tokens and within the concept's kind. Random
@@ -10,7 +10,7 @@ activations turned by a random rotation tells whether the site's own basis is pr
 concepts with the hierarchical bootstrap (runs, then concepts) and the CI of each dictionary's
 difference to random directions, as in `tables/concepts_summary.csv`.
 
-    .venv/bin/python benchmarks/concept_sparse_probe.py --results results/toy \
+    .venv/bin/python benchmarks/concept_sparse_probe.py --results results/shapes \
         --out benchmarks/results/concept_sparse_probe
 
 Writes OUT.csv (one row per site x dictionary x replicate x concept x k) and OUT.md.
@@ -111,7 +111,7 @@ def markdown(table: pd.DataFrame, ks: list[str], cmd: str, kinds: tuple[str, ...
     s = summary(table, ks)
     n = table["concept"].nunique()
     parts = [
-        "# k-sparse probing of the default run's dictionaries (shapes world)",
+        "# k-sparse probing of the workflow run's dictionaries",
         "",
         f"`{cmd}`",
         "",
@@ -137,7 +137,7 @@ def markdown(table: pd.DataFrame, ks: list[str], cmd: str, kinds: tuple[str, ...
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--results", type=Path, default=Path("results/toy"))
+    ap.add_argument("--results", type=Path, default=Path("results/shapes"))
     ap.add_argument("--sites", nargs="+", default=["double1_img", "single1_img", "double1_mlp"])
     ap.add_argument("--ks", nargs="+", type=int, default=[1, 2, 4, 8, 16])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/concept_sparse_probe"))

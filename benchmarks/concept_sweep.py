@@ -9,7 +9,7 @@ this token" label (`object`: the all-token floor a foreground detector reaches) 
 concepts share one chosen feature (`shared`). A second part measures the same normalisations
 on synthetic data with a planted dictionary and a few massive dimensions (atom recovery).
 
-    .venv/bin/python benchmarks/concept_sweep.py --results results/toy \
+    .venv/bin/python benchmarks/concept_sweep.py --results results/shapes \
         --out benchmarks/results/concept_sweep
 
 Writes OUT.csv (one row per site x variant x seed), OUT_synthetic.csv and OUT.md.
@@ -317,7 +317,7 @@ def markdown(df: pd.DataFrame, syn: pd.DataFrame, atoms: pd.DataFrame, cmd: str)
         ]
     if len(atoms):
         parts += [
-            "## What an ITDA atom is (default run's `itda`)",
+            "## What an ITDA atom is (workflow run's `itda`)",
             "",
             "Share of atoms taken from object tokens, and how many object concepts such a token carries.",
             "",
@@ -329,7 +329,7 @@ def markdown(df: pd.DataFrame, syn: pd.DataFrame, atoms: pd.DataFrame, cmd: str)
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--results", type=Path, default=Path("results/toy"))
+    ap.add_argument("--results", type=Path, default=Path("results/shapes"))
     ap.add_argument("--sites", nargs="+", default=["double1_img", "single1_img"])
     ap.add_argument("--model", type=Path, default=Path("resources/toy-shapes"), help="toy model (its annotator)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT")

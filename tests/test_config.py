@@ -31,24 +31,38 @@ def _trained_recipe(training_json, world: dict) -> dict:
     return {k: trained[renamed.get(k, k)] for k in world}
 
 
-def test_world_defaults_are_the_committed_toy_models_recipe(default):
-    """config.yaml leaves `world` out: the recipe's defaults must be what trained resources/toy-shapes
-    (its training.json), or the train_toy_model rule would describe another model."""
-    world = dcfg.check(default)["world"]
-    assert _trained_recipe(dcfg.SCHEMA_PATH.parents[2] / "resources/toy-shapes/training.json", world) == world
-
-
-def test_committed_texture_toy_is_its_pilot_configs_recipe(default, repo):
-    """resources/toy-textures is what benchmarks/toy_pilot_tex.yaml's `world` trains (its
-    training.json), so deleting the folder and rerunning recreates it."""
+def _layered(default, repo, *layers):
+    """The default config with benchmark YAMLs layered over it, as snakemake merges --configfile."""
     cfg = copy.deepcopy(default)
-    for layer in ("toy_pilot_tex.yaml", "toy_pilot_tex_steer.yaml"):
+    for layer in layers:
         for key, section in yaml.safe_load((repo / "benchmarks" / layer).read_text()).items():
             cfg[key] = {**cfg.get(key, {}), **section}
-    checked = dcfg.check(cfg)
-    world, model = checked["world"], checked["model"]
-    assert _trained_recipe(repo / model["path"] / "training.json", world) == world
-    assert world["textures"] and checked["prompts"]["textures"] and checked["steering"]["match"] == "^texture="
+    return dcfg.check(cfg)
+
+
+def test_default_world_is_the_committed_texture_toy(default, repo):
+    """config.yaml's `world` is what trained resources/toy-textures (its training.json), or the
+    train_toy_model rule would describe another model; its prompts name textures as the toy learnt."""
+    checked = dcfg.check(default)
+    assert checked["model"]["path"] == "resources/toy-textures"
+    assert _trained_recipe(repo / checked["model"]["path"] / "training.json", checked["world"]) == checked["world"]
+    assert checked["world"]["textures"] and checked["prompts"]["textures"]
+    steer = _layered(default, repo, "toy_pilot_tex_steer.yaml")
+    assert steer["steering"]["match"] == "^texture=" and steer["world"] == checked["world"]
+
+
+def test_recipe_defaults_are_the_committed_shapes_toy(default, repo):
+    """The recipe's defaults (a config without `world`) train resources/toy-shapes, and
+    benchmarks/shapes_world.yaml layered over the default config selects exactly that toy and world."""
+    plain = copy.deepcopy(default)
+    del plain["world"]
+    plain["prompts"].pop("textures")
+    plain["model"]["path"] = "resources/toy-shapes"
+    world = dcfg.check(plain)["world"]
+    assert _trained_recipe(repo / "resources/toy-shapes/training.json", world) == world
+    shapes = _layered(default, repo, "shapes_world.yaml")
+    assert shapes["model"]["path"] == "resources/toy-shapes" and shapes["world"] == world
+    assert not shapes["prompts"]["textures"] and shapes["model"]["name"] != dcfg.check(default)["model"]["name"]
 
 
 @pytest.mark.parametrize(
@@ -90,17 +104,22 @@ def test_bad_config_names_problem_and_choices(default, mutate, expected):
         assert text in str(e.value), str(e.value)
 
 
-def test_world_prompts_must_match_the_toys_world(default, tmp_path):
-    """Texture-world prompts on the default toy (or the reverse) would feed its tokenizer unknown
-    words: the check reads the model's training.json, or the world section when the workflow trains it."""
+def test_world_prompts_must_match_the_toys_world(default, repo, tmp_path):
+    """Texture-world prompts on a plain shapes-world toy (or the reverse) would feed its tokenizer
+    unknown words: the check reads the model's training.json, or the world section when the workflow trains it."""
     cfg = copy.deepcopy(default)
+    cfg["prompts"]["textures"] = False
+    with pytest.raises(dcfg.ConfigError, match="toy-textures is the texture world; set prompts.textures: true"):
+        dcfg.check(cfg)
     cfg["prompts"]["textures"] = True
+    cfg["model"]["path"] = str(repo / "resources/toy-shapes")
     with pytest.raises(
-        dcfg.ConfigError, match="toy-shapes is the default .texture-free. world; set prompts.textures: false"
+        dcfg.ConfigError, match="toy-shapes is the plain .texture-free. shapes world; set prompts.textures: false"
     ):
         dcfg.check(cfg)
     cfg["model"]["path"] = str(tmp_path / "untrained")  # the workflow will train it from `world`
-    with pytest.raises(dcfg.ConfigError, match="config.world is the default"):
+    cfg["world"] = {"textures": False}
+    with pytest.raises(dcfg.ConfigError, match="config.world is the plain .texture-free. shapes world"):
         dcfg.check(cfg, check_model=False)
     cfg["world"] = {"textures": True}
     assert dcfg.check(cfg, check_model=False)["prompts"]["textures"] is True

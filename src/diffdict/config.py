@@ -436,7 +436,7 @@ def _typed_section(config: dict, section: str, cls, where: str | None = None) ->
 
 def _check_world_textures(config: dict) -> list[str]:
     """World prompts must come from the world the toy was trained on: the texture world's words
-    are unknown to the default toy's tokenizer, and its concepts to its annotator."""
+    are unknown to a plain shapes-world toy's tokenizer, and its concepts to its annotator."""
     m, want = config["model"], bool(config["prompts"].get("textures", False))
     training = Path(m["path"]) / "training.json"
     if training.exists():
@@ -447,7 +447,7 @@ def _check_world_textures(config: dict) -> list[str]:
         return []
     return [
         f"config.prompts.textures: {str(want).lower()}, but {where} is the "
-        f"{'texture' if has else 'default (texture-free)'} world; set prompts.textures: {str(has).lower()}, "
+        f"{'texture' if has else 'plain (texture-free) shapes'} world; set prompts.textures: {str(has).lower()}, "
         "or point model.path at a toy trained with world.textures to match"
     ]
 

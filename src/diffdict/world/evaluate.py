@@ -66,14 +66,16 @@ def sample_grid_figure(
 
     n = len(images)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.1 * ncols, 2.75 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.1 * ncols, 2.9 * nrows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, (img, p) in enumerate(zip(images, prompts)):
         ax = axes.flat[i]
         ax.imshow(img, interpolation="nearest")
         color = "black" if marks is None else ("tab:green" if marks[i] else "tab:red")
-        ax.set_title("\n".join(textwrap.wrap(p, 26)), fontsize=6.5, color=color, y=-0.02, va="top")
+        # a text below the axes, not a title: a title's box ignores va and overlaps the image
+        caption = "\n".join(textwrap.wrap(p, 26))
+        ax.text(0.5, -0.03, caption, transform=ax.transAxes, fontsize=6.5, color=color, ha="center", va="top")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
