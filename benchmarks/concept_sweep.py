@@ -38,6 +38,8 @@ from diffdict.store import ActivationStore  # noqa: E402
 SAE = {"kind": "topk_sae", "n_features": 128, "k": 8, "batch_size": 256, "tokens": 1_600_000, "normalize": "robust"}
 ITDA = {"kind": "itda", "k": 8, "cos_threshold": 0.8, "max_atoms": 512, "normalize": "robust"}
 RANDOM = {"kind": "random", "n_features": 128, "k": 8}
+# concept kinds with a column each; texture only in the texture world (its runs leave it empty elsewhere)
+GROUPS = ["color", "texture", "shape", "size", "position", "background"]
 
 # name -> (settings, steps trained on; None = the site's steps pooled)
 VARIANTS = {
@@ -273,33 +275,25 @@ def synthetic(seeds: list[int], tokens: int) -> list[dict]:
 
 
 def markdown(df: pd.DataFrame, syn: pd.DataFrame, atoms: pd.DataFrame, cmd: str) -> str:
-    cols = [
-        "all",
-        "core",
-        "kind_all",
-        "kind_color",
-        "kind_shape",
-        "kind_size",
-        "kind_position",
-        "kind_background",
-        "object",
-        "shared",
-        "fvu",
-    ]
+    kinds = [f"kind_{g}" for g in GROUPS if df[f"kind_{g}"].notna().any()]
+    cols = ["all", "core", "kind_all", *kinds, "object", "shared", "fvu"]
+    textures = "kind_texture" in kinds
+    object_kinds = "colour, texture, shape, size, position" if textures else "colour, shape, size, position"
     agg = df.groupby(["site", "variant"], sort=False)[cols].mean().round(3)
     agg.insert(0, "runs", df.groupby(["site", "variant"], sort=False).size())
     parts = [
-        "# Concept recovery sweep (shapes world)",
+        f"# Concept recovery sweep ({'texture' if textures else 'shapes'} world)",
         "",
         f"`{cmd}`",
         "",
         "Held-out token AUROC of the best feature per concept (chosen on half of the interp images, "
         "reported on the other half), mean over concepts; `core` = colour, shape and background. "
         "`kind_*`: the same question among the tokens of the concept's kind only (object tokens for "
-        "colour, shape, size, position; background tokens for background), where a generic "
+        f"{object_kinds}; background tokens for background), where a generic "
         "'fires on objects' feature scores 0.5. `object`: the same score for a concept-free label, "
         "'an object covers this token' (the all-token floor of a foreground detector); `shared`: the "
-        "most of the 19 concepts whose all-token choice is one and the same feature. FVU on the test "
+        f"most of the {23 if textures else 19} concepts whose all-token choice is one and the same feature. "
+        "FVU on the test "
         "split. Means over the seeds (`runs`).",
         "",
         agg.to_markdown(),
@@ -341,7 +335,6 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(2)
     rows = [] if a.skip_toy else [r for site in a.sites for r in run_site(a.results, site, a.variants, a.seeds)]
-    groups = ["color", "shape", "size", "position", "background"]
     df = pd.DataFrame(
         rows,
         columns=[
@@ -353,10 +346,10 @@ def main():
             "train_s",
             "all",
             "core",
-            *groups,
+            *GROUPS,
             "kind_all",
             "kind_core",
-            *[f"kind_{g}" for g in groups],
+            *[f"kind_{g}" for g in GROUPS],
             "object",
             "shared",
         ],
