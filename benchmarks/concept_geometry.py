@@ -36,7 +36,7 @@ writes four tables (`diffdict.metrics.concept_geometry` does the math):
         --out benchmarks/results/concept_geometry.md
 
 The block-update variant needs the input sites' stores (double0_img, single0_img): the command
-at the top of `benchmarks/concept_sweep_config.yaml` captures them.
+in the header of `benchmarks/sweep_sites.yaml` captures them.
 """
 
 from __future__ import annotations

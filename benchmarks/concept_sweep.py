@@ -274,15 +274,14 @@ def synthetic(seeds: list[int], tokens: int) -> list[dict]:
     return rows
 
 
-def markdown(df: pd.DataFrame, syn: pd.DataFrame, atoms: pd.DataFrame, cmd: str) -> str:
-    kinds = [f"kind_{g}" for g in GROUPS if df[f"kind_{g}"].notna().any()]
-    cols = ["all", "core", "kind_all", *kinds, "object", "shared", "fvu"]
-    textures = "kind_texture" in kinds
-    object_kinds = "colour, texture, shape, size, position" if textures else "colour, shape, size, position"
+def markdown(df: pd.DataFrame, syn: pd.DataFrame, atoms: pd.DataFrame, cmd: str, n_concepts: int) -> str:
+    groups = [g for g in GROUPS if df[f"kind_{g}"].notna().any()]  # the kinds this world has
+    cols = ["all", "core", "kind_all", *[f"kind_{g}" for g in groups], "object", "shared", "fvu"]
+    object_kinds = ", ".join("colour" if g == "color" else g for g in groups if g != "background")
     agg = df.groupby(["site", "variant"], sort=False)[cols].mean().round(3)
     agg.insert(0, "runs", df.groupby(["site", "variant"], sort=False).size())
     parts = [
-        f"# Concept recovery sweep ({'texture' if textures else 'shapes'} world)",
+        f"# Concept recovery sweep ({'texture' if 'texture' in groups else 'shapes'} world)",
         "",
         f"`{cmd}`",
         "",
@@ -292,7 +291,7 @@ def markdown(df: pd.DataFrame, syn: pd.DataFrame, atoms: pd.DataFrame, cmd: str)
         f"{object_kinds}; background tokens for background), where a generic "
         "'fires on objects' feature scores 0.5. `object`: the same score for a concept-free label, "
         "'an object covers this token' (the all-token floor of a foreground detector); `shared`: the "
-        f"most of the {23 if textures else 19} concepts whose all-token choice is one and the same feature. "
+        f"most of the {n_concepts} concepts whose all-token choice is one and the same feature. "
         "FVU on the test "
         "split. Means over the seeds (`runs`).",
         "",
@@ -360,10 +359,11 @@ def main():
         else pd.DataFrame(columns=["data", "kind", "normalize", "recovered", "fvu"])
     )
     atoms = pd.DataFrame([] if a.skip_toy else itda_atoms(a.results, a.sites, a.model))
+    n_concepts = 0 if a.skip_toy else len(np.load(a.results / "annotations" / "interp.npz")["concepts"])
     a.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(f"{a.out}.csv", index=False)
     syn.to_csv(f"{a.out}_synthetic.csv", index=False)
-    Path(f"{a.out}.md").write_text(markdown(df, syn, atoms, "python " + shlex.join(sys.argv)))
+    Path(f"{a.out}.md").write_text(markdown(df, syn, atoms, "python " + shlex.join(sys.argv), n_concepts))
     print(Path(f"{a.out}.md").read_text())
 
 

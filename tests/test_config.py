@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import yaml
+from snakemake.utils import update_config
 
 from diffdict import config as dcfg
 
@@ -32,11 +33,10 @@ def _trained_recipe(training_json, world: dict) -> dict:
 
 
 def _layered(default, repo, *layers):
-    """The default config with benchmark YAMLs layered over it, as snakemake merges --configfile."""
+    """The default config with benchmark YAMLs layered over it by snakemake's own --configfile merge."""
     cfg = copy.deepcopy(default)
     for layer in layers:
-        for key, section in yaml.safe_load((repo / "benchmarks" / layer).read_text()).items():
-            cfg[key] = {**cfg.get(key, {}), **section}
+        update_config(cfg, yaml.safe_load((repo / "benchmarks" / layer).read_text()))
     return dcfg.check(cfg)
 
 
@@ -63,6 +63,14 @@ def test_recipe_defaults_are_the_committed_shapes_toy(default, repo):
     shapes = _layered(default, repo, "shapes_world.yaml")
     assert shapes["model"]["path"] == "resources/toy-shapes" and shapes["world"] == world
     assert not shapes["prompts"]["textures"] and shapes["model"]["name"] != dcfg.check(default)["model"]["name"]
+
+
+def test_sweep_sites_overlay_is_valid_in_both_worlds(default, repo):
+    """benchmarks/sweep_sites.yaml adds its four sites to either world's config (checked against each toy)."""
+    for layers in (("sweep_sites.yaml",), ("shapes_world.yaml", "sweep_sites.yaml")):
+        sites = _layered(default, repo, *layers)["sites"]
+        assert {"double1_late", "single1_late", "double0_img", "single0_img"} <= set(sites)
+        assert set(default["sites"]) < set(sites)
 
 
 @pytest.mark.parametrize(
