@@ -67,7 +67,7 @@ def test_recovers_planted_atoms():
     p = planted(d=32, n_atoms=64, k=3, noise=0.02, n_massive=2, seed=0)
     # the massive dimensions here scale the planted atoms themselves: the one data model where
     # per-dimension standardisation is right (benchmarks/results/concept_sweep.md)
-    cfg = SAEConfig(n_features=128, k=3, batch_size=256, tokens=15_000, lr=1e-2, log_every=20, normalize="dim")
+    cfg = SAEConfig(n_features=128, k=3, batch_size=256, tokens=40_000, lr=1e-2, log_every=20, normalize="dim")
     sae = train_sae(p.factory(8192, batch=500), 32, cfg, progress=False)
     # planted atoms in model space (massive dims stretch them)
     truth = torch.nn.functional.normalize(p.atoms * p.massive, dim=1)
