@@ -106,6 +106,24 @@ def test_render_rejects_duplicate_browsers(tmp_path):
         render_index("toy", [b, b], [], base=tmp_path)
 
 
+def test_ground_truth_checks_come_first_with_their_verdict(tmp_path):
+    checks = pd.DataFrame(
+        [
+            dict(site="double1_img", dict="sae", check="core_token_auroc", value=0.81, lo=np.nan, hi=np.nan,
+                 threshold=0.9, null=0.78, ceiling=0.98, passed=False),
+            dict(site="double1_img", dict="sae", check="interp_token_f1_vs_random <x>", value=0.05, lo=0.01,
+                 hi=0.09, threshold=0.0, null=0.22, ceiling=np.nan, passed=True),
+        ]
+    )  # fmt: skip
+    browsers = [Browser("double1_img", "sae", tmp_path / "toy/double1_img/sae/index.html")]
+    text = render_index("toy", browsers, [], base=tmp_path, checks=checks)
+    assert text.index("Ground-truth checks") < text.index("Feature browsers")
+    assert "1 of 2 checks pass." in text
+    assert '<td class="fail">no</td>' in text and '<td class="pass">yes</td>' in text
+    assert "every run ≥ 0.90" in text and "+0.050 [+0.010, +0.090]" in text and "<x>" not in text
+    assert "Ground-truth checks" not in render_index("toy", browsers, [], base=tmp_path)  # real models: none
+
+
 def test_caption_summary_takes_the_lead():
     assert (
         caption_summary("**Concept recovery on the\nshapes world.** The toy model ...")

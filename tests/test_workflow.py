@@ -125,6 +125,13 @@ def test_ground_truth_tables_carry_their_nulls(run):
     assert {"own", "other_value"} <= set(steering["graded_against"])
     splice = json.loads((workdir / "results/toy/metrics/double1_img/sae/splice.json").read_text())
     assert 0 <= splice["agreement_ablate"] <= 1 and "effect_recovered_annotation" in splice
+    # the verdict: every resid site's SAE checked against random directions, beside the figures
+    checks = pd.read_csv(tables / "ground_truth.csv")
+    assert set(checks["site"]) == set(summary.loc[summary["kind"] == "random", "site"])
+    assert {"core_token_auroc", "margin_vs_random", "interp_token_f1_vs_random (annotation)"} <= set(checks["check"])
+    assert checks["null"].notna().all() and checks["passed"].dtype == bool
+    assert "checks pass" in (workdir / "results/figures/ground_truth.md").read_text()
+    assert "Ground-truth checks" in (workdir / "results/report/index.html").read_text()
 
 
 def test_metrics_are_json(run):

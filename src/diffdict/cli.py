@@ -277,11 +277,17 @@ def cmd_report_index(a):
     from .plots.report_index import browsers_from_dirs, figures_from_paths, write_index
 
     captions = {Path(c).stem: Path(c).read_text(encoding="utf-8") for c in a.captions}
+    checks = None
+    if a.checks:
+        import pandas as pd
+
+        checks = pd.read_csv(a.checks)
     write_index(
         a.out,
         a.model_name,
         browsers_from_dirs(a.browsers),
         figures_from_paths(a.figures, collected_dir=a.figures_dir, captions=captions),
+        checks=checks,
     )
 
 
@@ -347,6 +353,21 @@ def cmd_concept_summary(a):
     table = with_probe_columns(pd.read_csv(a.table), probes)
     write_table(a.table, table)
     write_table(a.out, summarize_concepts(table, seed=a.seed))
+
+
+def cmd_ground_truth(a):
+    import pandas as pd
+
+    from .atomic import atomic_path, write_table
+    from .metrics.ground_truth import ground_truth_checks, markdown
+
+    interp = pd.read_csv(a.interp_summary) if a.interp_summary else None
+    checks = ground_truth_checks(pd.read_csv(a.concepts), pd.read_csv(a.concepts_summary), interp)
+    write_table(a.out, checks)
+    if a.markdown:
+        with atomic_path(a.markdown) as tmp:
+            tmp.write_text(markdown(checks, a.title))
+    print(markdown(checks, a.title))
 
 
 def cmd_samples(a):
@@ -593,6 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--figures-dir", default=None, help="the folder collect-figures copies the figures into: links point there"
     )
     s.add_argument("--captions", nargs="*", default=[], help="{figure}.rst captions; each figure shows its lead")
+    s.add_argument("--checks", default=None, help="shapes world: tables/ground_truth.csv, shown first")
     s.add_argument("--out", required=True)
 
     s = add("annotate", cmd_annotate, "shapes world: token-level concept masks of generated images")
@@ -625,6 +647,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--probes", nargs="+", required=True, help="metrics/{site}/concept_probe.csv files")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True)
+
+    s = add(
+        "ground-truth",
+        cmd_ground_truth,
+        "shapes world: the checks that the run tells a trained SAE from random directions, each beside its null",
+    )
+    s.add_argument("--concepts", required=True, help="tables/concepts.csv (with probe columns)")
+    s.add_argument("--concepts-summary", required=True, help="tables/concepts_summary.csv")
+    s.add_argument("--interp-summary", default=None, help="tables/interp_summary.csv")
+    s.add_argument("--title", default="")
+    s.add_argument("--out", required=True, help="one row per site, SAE and check (csv)")
+    s.add_argument("--markdown", default=None, help="the same as a markdown table")
 
     s = add("samples", cmd_samples, "shapes world: sample generations beside their prompts")
     s.add_argument("--shard", required=True)

@@ -1,6 +1,7 @@
 # Shared helpers: config validation, paths, per-site / per-dictionary parameter lookups.
 
 import json
+import shlex
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -9,6 +10,9 @@ from diffdict import config as dcfg
 from diffdict.model.settings import EXEC_KEYS  # how model jobs run: resources, not params
 from diffdict.interp.run import resolve_config as interp_options
 from diffdict.steering.stage import resolve_config as steering_options
+from diffdict.dictionaries.kinds import sae_kinds
+
+SAE_KINDS = sae_kinds()  # kinds whose trained dictionary is a TopK SAE (exported, steered first)
 
 # Friendly checks first (they name the valid choices and check indices against the model),
 # then snakemake's own validation, which also fills in the schema's defaults.
@@ -147,9 +151,15 @@ if config["model"]["kind"] == "toy":
 FIGURES = [f"{PLOTS}/{name}.png" for name in FIGURE_TABLES] + [f"{PLOTS}/steering_grid.png"]
 if config["model"]["kind"] == "toy":
     FIGURES.append(f"{PLOTS}/samples.png")
+# shapes world: the ground-truth checks, shown on the entry page; the markdown goes beside the figures
+GROUND_TRUTH = (
+    {"table": f"{R}/tables/ground_truth.csv", "markdown": f"{R}/tables/ground_truth.md"}
+    if config["model"]["kind"] == "toy"
+    else {}
+)
 BROWSER_DIR = f"{RESULTS}/report/{config['model']['name']}"
 BROWSERS = expand_pairs("{browsers}/{site}/{dict}", browsers=BROWSER_DIR)
 REPORT_INDEX = f"{RESULTS}/report/index.html"
 # the dictionary whose steering grid is shown as a figure: the first SAE's first site
-_sae = [d for d, v in config["dictionaries"].items() if v["kind"] == "topk_sae"] or list(config["dictionaries"])
+_sae = [d for d, v in config["dictionaries"].items() if v["kind"] in SAE_KINDS] or list(config["dictionaries"])
 STEER_SAMPLE = (dcfg.dictionary_sites(config, _sae[0])[0], _sae[0])

@@ -78,6 +78,28 @@ rule collect_concepts:
         "--out {output.summary:q}) > {log:q} 2>&1"
 
 
+rule collect_ground_truth:
+    """Does the run validate the pipeline? Issue 14's checks (the SAE's core token AUROC, its margin
+    over random directions, interpretability separated from random), each beside its null."""
+    input:
+        concepts=f"{R}/tables/concepts.csv",
+        concepts_summary=f"{R}/tables/concepts_summary.csv",
+        interp_summary=f"{R}/tables/interp_summary.csv",
+    output:
+        table=report(GROUND_TRUTH["table"], caption="../report/ground_truth.rst", category="Shapes world"),
+        markdown=GROUND_TRUTH["markdown"],
+    params:
+        title=f"Ground-truth checks: {config['model']['name']}",
+    log:
+        f"{LOGS}/collect_ground_truth.log",
+    conda:
+        "../../envs/diffdict.yaml"
+    shell:
+        "diffdict ground-truth --concepts {input.concepts:q} --concepts-summary {input.concepts_summary:q} "
+        "--interp-summary {input.interp_summary:q} --title {params.title:q} --out {output.table:q} "
+        "--markdown {output.markdown:q} > {log:q} 2>&1"
+
+
 rule figure_samples:
     """Generated test images beside their prompts, marked by whether colour and shape are right."""
     input:

@@ -31,7 +31,7 @@ rule train_dictionary:
 
 EXPORT_FORMATS = ("saelens", "sparsify")
 EXPORTS = [f"{R}/exports/{fmt}/{s}/{d}" for s, d in site_dict_pairs()
-           if config["dictionaries"][INSTANCES[d][0]]["kind"] == "topk_sae" for fmt in EXPORT_FORMATS]
+           if config["dictionaries"][INSTANCES[d][0]]["kind"] in SAE_KINDS for fmt in EXPORT_FORMATS]
 
 
 rule export_dictionary:

@@ -53,16 +53,18 @@ rule figure_steering_grid:
 
 
 rule figures:
-    """Collect every figure (PNG and PDF) into results/figures/; the feature browsers and the
-    entry page (results/report/index.html) come along."""
+    """Collect every figure (PNG and PDF) into results/figures/, in the shapes world with the
+    ground-truth checks (ground_truth.md); the feature browsers and the entry page
+    (results/report/index.html) come along."""
     input:
         figures=FIGURES,
+        checks=[GROUND_TRUTH["markdown"]] if GROUND_TRUTH else [],
         browsers=BROWSERS,
         index=REPORT_INDEX,
     output:
         directory(FIGURES_DIR),
     params:
-        figures=FIGURES,
+        figures=FIGURES + ([GROUND_TRUTH["markdown"]] if GROUND_TRUTH else []),
     log:
         f"{RESULTS}/logs/figures.log",
     conda:

@@ -38,11 +38,13 @@ rule report_index:
         # FIGURES is defined in figures.smk, included after this file: looked up when the DAG is built
         figures=lambda wc: FIGURES,
         captions=lambda wc: [f"{workflow.basedir}/workflow/report/{Path(f).stem}.rst" for f in FIGURES],
+        checks=lambda wc: [GROUND_TRUTH["table"]] if GROUND_TRUTH else [],
     output:
         REPORT_INDEX,
     params:
         model=config["model"]["name"],
         figures_dir=FIGURES_DIR,  # rule `figures` copies them there; the page links those copies
+        checks=lambda wc, input: f"--checks {shlex.quote(input.checks[0])}" if input.checks else "",
     log:
         f"{RESULTS}/logs/report_index.log",
     conda:
@@ -50,4 +52,4 @@ rule report_index:
     shell:
         "diffdict report-index --model-name {params.model:q} --browsers {input.browsers:q} "
         "--figures {input.figures:q} --figures-dir {params.figures_dir:q} --captions {input.captions:q} "
-        "--out {output:q} > {log:q} 2>&1"
+        "{params.checks} --out {output:q} > {log:q} 2>&1"

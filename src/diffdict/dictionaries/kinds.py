@@ -43,6 +43,7 @@ class Kind:
     needs: tuple[str, ...] = ()  # FitInputs fields beyond the activations (loaded by the CLI)
     trained: bool = True  # False: nothing is learned (a log row records the build)
     order: int = 100  # position in listings (schema, error messages); ties by name
+    sae: bool = False  # a TopK SAE once trained: exported to peer formats, checked against ground truth
 
     @property
     def defaults(self) -> dict:
@@ -81,6 +82,11 @@ def kinds() -> dict[str, Kind]:
     """Every registered kind, by `Kind.order` then name."""
     import_kind_modules()
     return {k.name: k for k in sorted(REGISTRY.values(), key=lambda k: (k.order, k.name))}
+
+
+def sae_kinds() -> tuple[str, ...]:
+    """The kinds whose trained dictionary is a TopK SAE (`Kind.sae`)."""
+    return tuple(name for name, k in kinds().items() if k.sae)
 
 
 def get_kind(name: str) -> Kind:

@@ -8,8 +8,8 @@
   benchmarks/results/concept_sweep.md: on the shapes world ``dim`` hides the concepts
   (held-out token AUROC 0.64 vs 0.89 with scalar/robust, and a worse model-space FVU, 0.12 vs
   0.084), because the concept-carrying dimensions are the high-variance ones; with massive
-  *nuisance* dimensions ``scalar`` recovers 20% of planted atoms and ``robust`` 97%; only when
-  massive dimensions scale the atoms themselves does ``dim`` win (100% vs robust 56%).
+  *nuisance* dimensions ``scalar`` recovers none of the planted atoms and ``robust`` 94%; only when
+  massive dimensions scale the atoms themselves does ``dim`` win (100% vs robust 33%).
 * b_dec starts at the geometric median of that sample; W_enc = W_dec^T with unit rows.
 * Loss = FVU of the batch + auxk_coef * AuxK, where AuxK asks the top-k_aux *dead* latents to
   reconstruct the residual error, normalised by the error's variance (0 when nothing is dead).
@@ -96,6 +96,11 @@ class SAEConfig:
     def total_steps(self) -> int:
         return math.ceil(self.tokens / self.batch_size)
 
+    @property
+    def prefix_sizes(self) -> tuple[int, ...]:
+        """Nested latent counts that must each reconstruct alone (Matryoshka); none for a TopK SAE."""
+        return ()
+
     def lr_at(self, step: int) -> float:
         warm = min(1.0, (step + 1) / max(1, self.lr_warmup_steps))
         decay_steps = int(self.total_steps * self.lr_decay_frac)
@@ -149,19 +154,29 @@ def sae_loss(sae: TopKSAE, x: torch.Tensor, dead: torch.Tensor, cfg: SAEConfig):
 
     FVU is centred on the batch mean. AuxK: the top-k_aux dead latents reconstruct the error
     e = x - x_hat (detached), normalised by e's variance and scaled by min(1, n_dead / k_aux)
-    while few latents are dead; exactly 0 when none is."""
+    while few latents are dead; exactly 0 when none is. With ``cfg.prefix_sizes`` (Matryoshka)
+    the reconstruction term is the mean FVU of the full code and of each prefix's share of it."""
     n_dead = int(dead.sum())
     k_aux = min(cfg.k_aux, n_dead) if cfg.auxk_coef > 0 else 0
     patterns = SparsePattern(), SparsePattern()  # one sort per index set, shared by encoder and decoder
     values, index, aux_v, aux_i = sae.encode_topk(x, dead if k_aux else None, k_aux, patterns)
     e = x - sae.decode_sparse(values, index, pattern=patterns[0]).float()
-    fvu = e.pow(2).sum() / (x - x.mean(0)).pow(2).sum()
+    total = (x - x.mean(0)).pow(2).sum()
+    fvu = e.pow(2).sum() / total
+    recon = fvu
+    if prefixes := cfg.prefix_sizes:
+        # the same codes, latents past the prefix zeroed: the index set (and its sort) is unchanged
+        nested = [
+            (x - sae.decode_sparse(values * (index < m), index, pattern=patterns[0]).float()).pow(2).sum() / total
+            for m in prefixes
+        ]
+        recon = (fvu + sum(nested)) / (1 + len(nested))
     auxk = x.new_zeros(())
     if k_aux:
         r = e.detach()
         e_hat = sae.decode_sparse(aux_v, aux_i, bias=False, pattern=patterns[1]).float()
         auxk = (e_hat - r).pow(2).sum() / (r - r.mean(0)).pow(2).sum() * min(1.0, n_dead / cfg.k_aux)
-    return fvu + cfg.auxk_coef * auxk, fvu, auxk, values, index
+    return recon + cfg.auxk_coef * auxk, fvu, auxk, values, index
 
 
 def train_sae(
@@ -363,5 +378,5 @@ def _fit(cfg: SAEConfig, i: FitInputs) -> TopKSAE:
 
 
 KIND = register(
-    Kind("topk_sae", SAEConfig, _fit, order=0, doc="TopK sparse autoencoder (Gao et al. 2024), trained here")
+    Kind("topk_sae", SAEConfig, _fit, order=0, sae=True, doc="TopK sparse autoencoder (Gao et al. 2024), trained here")
 )

@@ -14,7 +14,7 @@ import seaborn as sns
 
 from .style import KIND_LABELS, apply_style, dict_order, dict_palette, kind_of, require, save_figure, site_order
 
-FVU_KINDS = ("topk_sae", "itda")
+FVU_KINDS = ("topk_sae", "matryoshka_sae", "itda")
 
 
 def _select(df: pd.DataFrame, kinds) -> pd.DataFrame:

@@ -1,9 +1,10 @@
 """The results' entry page, ``results/report/index.html``: every feature browser and figure.
 
-One static page, no server, no script or style from elsewhere, so it opens from ``file://``: a
-table of the feature browsers (rows sites, columns dictionaries) and the figures as thumbnails
-with the lead of their caption. Every link is relative to the page, so ``results/`` can be
-moved or zipped whole.
+One static page, no server, no script or style from elsewhere, so it opens from ``file://``: in
+the shapes world the ground-truth checks first (`diffdict.metrics.ground_truth`: does the run
+tell a trained SAE from random directions?), a table of the feature browsers (rows sites,
+columns dictionaries) and the figures as thumbnails with the lead of their caption. Every link
+is relative to the page, so ``results/`` can be moved or zipped whole.
 
 Test hooks (as in ``browser``): after load every ``<img>`` carries ``data-loaded`` ("1" or "0")
 and ``<body>`` carries ``data-ready``.
@@ -18,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
+
+import pandas as pd
 
 from ..atomic import atomic_path
 
@@ -117,6 +120,25 @@ def _browser_table(browsers: Sequence[Browser], base: Path) -> str:
     return f'<table class="browsers">{head}{"".join(rows)}</table>'
 
 
+def _checks_table(checks: pd.DataFrame) -> str:
+    """The ground-truth checks, one row each: value [CI] against threshold, null and ceiling."""
+    from ..metrics.ground_truth import LEGEND, NO_CHECKS, RULE, number, rule_of, value_text
+
+    if checks.empty:
+        return f'<p class="none">{html.escape(NO_CHECKS)}</p>'
+    head = "".join(f"<th>{h}</th>" for h in ("site", "dictionary", "check", "value [CI]", "threshold",
+                                               "null (random)", "ceiling (probe)", "passed"))  # fmt: skip
+    rows = []
+    for _, r in checks.iterrows():
+        cells = (r["site"], r["dict"], r["check"], value_text(r), RULE[rule_of(r["check"])], number(r["null"]),
+                 number(r["ceiling"]))  # fmt: skip
+        verdict = '<td class="pass">yes</td>' if r["passed"] else '<td class="fail">no</td>'
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + verdict + "</tr>")
+    n_pass = int(checks["passed"].sum())
+    lead = f'<p class="verdict"><b>{n_pass} of {len(checks)} checks pass.</b> {html.escape(LEGEND)}</p>'
+    return f'{lead}<table class="checks"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
 def _figure(f: Figure, base: Path) -> str:
     name, href = html.escape(f.name), _href(f.image, base)
     pdf = f' · <a href="{_href(f.pdf, base)}">PDF</a>' if f.pdf is not None else ""
@@ -139,6 +161,7 @@ h1 {{ font-size: 1.3em; margin: 0 0 .2em; }} h2 {{ font-size: 1.1em; margin: 1.2
 table {{ border-collapse: collapse; background: #fff; }}
 td, th {{ border: 1px solid #ddd; padding: .3em .7em; text-align: left; }}
 .none {{ color: #999; }}
+.pass {{ color: #1a7f37; }} .fail {{ color: #b42318; font-weight: bold; }}
 .figures {{ display: flex; flex-wrap: wrap; gap: 1em; }}
 figure {{ background: #fff; border: 1px solid #ddd; border-radius: 6px; margin: 0; padding: .5em; width: 22em; }}
 figure img {{ width: 100%; display: block; }}
@@ -147,7 +170,7 @@ figcaption {{ font-size: .9em; margin-top: .3em; }}
 <body>
 <h1>{title}</h1>
 <p class="model">model <b>{model}</b></p>
-<h2>Feature browsers</h2>
+{checks}<h2>Feature browsers</h2>
 {browsers}
 <h2>Figures</h2>
 {figures}
@@ -163,8 +186,15 @@ window.addEventListener("load", function () {{
 """
 
 
-def render_index(model: str, browsers: Sequence[Browser], figures: Sequence[Figure], base: str | os.PathLike) -> str:
-    """The page's HTML; links are relative to `base`, the folder the page will live in."""
+def render_index(
+    model: str,
+    browsers: Sequence[Browser],
+    figures: Sequence[Figure],
+    base: str | os.PathLike,
+    checks: pd.DataFrame | None = None,
+) -> str:
+    """The page's HTML; links are relative to `base`, the folder the page will live in.
+    `checks`: the ground-truth checks (``tables/ground_truth.csv``), shown first when given."""
     base = Path(base)
     figs = (
         '<div class="figures">' + "\n".join(_figure(f, base) for f in figures) + "</div>"
@@ -174,15 +204,22 @@ def render_index(model: str, browsers: Sequence[Browser], figures: Sequence[Figu
     return PAGE.format(
         title=html.escape(f"diffdict · {model}"),
         model=html.escape(model),
+        checks=f"<h2>Ground-truth checks</h2>\n{_checks_table(checks)}\n" if checks is not None else "",
         browsers=_browser_table(browsers, base),
         figures=figs,
     )
 
 
-def write_index(out: str | os.PathLike, model: str, browsers: Sequence[Browser], figures: Sequence[Figure]) -> Path:
+def write_index(
+    out: str | os.PathLike,
+    model: str,
+    browsers: Sequence[Browser],
+    figures: Sequence[Figure],
+    checks: pd.DataFrame | None = None,
+) -> Path:
     """Render the page for its place `out` and write it atomically; returns `out`."""
     out = Path(out)
-    page = render_index(model, browsers, figures, base=out.parent)
+    page = render_index(model, browsers, figures, base=out.parent, checks=checks)
     with atomic_path(out) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return out

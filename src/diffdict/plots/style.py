@@ -23,9 +23,10 @@ import seaborn as sns  # noqa: E402
 
 from ..atomic import atomic_path  # noqa: E402
 
-KIND_ORDER = ("topk_sae", "itda", "neurons", "random", "pretrained")
+KIND_ORDER = ("topk_sae", "matryoshka_sae", "itda", "neurons", "random", "pretrained")
 KIND_LABELS = {
     "topk_sae": "TopK SAE",
+    "matryoshka_sae": "Matryoshka SAE",
     "itda": "ITDA",
     "neurons": "MLP neurons",
     "random": "random directions",

@@ -1,0 +1,114 @@
+"""The ground-truth checks: known verdicts on planted concept and interpretability tables."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from diffdict.interp.scoring import compare_to_baseline
+from diffdict.metrics.concept_summary import summarize_concepts
+from diffdict.metrics.ground_truth import CORE_MIN, MARGIN_MIN, ground_truth_checks, markdown
+
+CORE = ["color=red", "color=blue", "shape=circle", "shape=square", "background=light", "background=dark"]
+OTHER = ["size=small", "position=left", "texture=striped"]
+
+
+def concept_rows(site, d, kind, per_run, probe=0.97, other=None):
+    """One row per run and concept: core concepts score `per_run[r]`, the others `other`
+    (default: the same), with a little concept-to-concept spread."""
+    rows = []
+    for r, v in enumerate(per_run):
+        for i, c in enumerate(CORE + OTHER):
+            base = v if c in CORE or other is None else other
+            rows.append(
+                dict(site=site, dict=d, kind=kind, replicate=r, concept=c, token_auroc=base + 0.01 * (i % 3 - 1),
+                     probe_token_auroc=probe)
+            )  # fmt: skip
+    return rows
+
+
+def checks(sae_runs, random_runs, sae_other=None, interp=None):
+    table = pd.DataFrame(
+        concept_rows("double1_img", "sae", "topk_sae", sae_runs, other=sae_other)
+        + concept_rows("double1_img", "random", "random", random_runs)
+        + concept_rows("double1_mlp", "neurons", "neurons", [0.99])
+    )
+    return ground_truth_checks(table, summarize_concepts(table, n_boot=500), interp).set_index("check")
+
+
+def test_a_dictionary_that_isolates_the_concepts_passes_every_check():
+    c = checks([0.95, 0.96, 0.95], [0.60, 0.62, 0.61])
+    assert list(c.index) == ["core_token_auroc", "margin_vs_random"]
+    assert c["passed"].all(), c
+    assert c.loc["core_token_auroc", "value"] == pytest.approx(0.95, abs=0.01)
+    assert c.loc["core_token_auroc", "null"] == pytest.approx(0.61, abs=0.01)
+    assert c.loc["core_token_auroc", "ceiling"] == pytest.approx(0.97)
+    assert c.loc["margin_vs_random", "lo"] > 0
+    assert set(c["site"]) == {"double1_img"}, "a site without random directions is not checked"
+
+
+def test_one_weak_run_fails_the_core_check():
+    c = checks([0.95, 0.96, 0.85], [0.60, 0.60, 0.60])
+    assert not c.loc["core_token_auroc", "passed"]
+    assert c.loc["core_token_auroc", "value"] == pytest.approx(0.85, abs=0.01)
+    assert c.loc["core_token_auroc", "value"] < CORE_MIN
+    assert c.loc["margin_vs_random", "passed"]
+
+
+def test_a_margin_below_the_threshold_fails_even_when_separated():
+    c = checks([0.95, 0.95, 0.95], [0.86, 0.86, 0.86])
+    margin = c.loc["margin_vs_random"]
+    assert margin["lo"] > 0 and margin["value"] < MARGIN_MIN and not margin["passed"]
+
+
+def test_the_margin_counts_every_concept_not_only_the_core():
+    c = checks([0.95, 0.95, 0.95], [0.70, 0.70, 0.70], sae_other=0.50)
+    assert c.loc["core_token_auroc", "passed"]
+    assert c.loc["margin_vs_random", "value"] == pytest.approx((6 * 0.25 - 3 * 0.20) / 9, abs=0.01)
+    assert not c.loc["margin_vs_random", "passed"]
+
+
+def interp_summary(sae_mean, random_mean, n=64, seed=0):
+    """Per-feature balanced accuracies, three runs each, summarised as the workflow does."""
+    rng = np.random.default_rng(seed)
+    rows = [
+        dict(site="double1_img", dict=d, kind=k, replicate=r, balanced_accuracy=m + 0.05 * rng.standard_normal())
+        for d, k, m in (("sae", "topk_sae", sae_mean), ("random", "random", random_mean))
+        for r in range(3)
+        for _ in range(n)
+    ]
+    return compare_to_baseline(pd.DataFrame(rows), n_boot=500)
+
+
+@pytest.mark.parametrize(("sae", "random", "passed"), [(0.85, 0.75, True), (0.76, 0.76, False), (0.70, 0.80, False)])
+def test_interpretability_passes_only_when_separated_above_random(sae, random, passed):
+    c = checks([0.95] * 3, [0.6] * 3, interp=interp_summary(sae, random))
+    row = c.loc["interp_balanced_accuracy_vs_random"]
+    assert row["passed"] == passed
+    assert row["null"] == pytest.approx(random, abs=0.02)
+
+
+def test_markdown_shows_every_check_with_its_null():
+    c = checks([0.95, 0.96, 0.85], [0.60, 0.60, 0.60], interp=interp_summary(0.85, 0.75)).reset_index()
+    md = markdown(c, "toy")
+    assert md.startswith("### toy")
+    assert md.count("| double1_img | sae |") == 3
+    assert "**no**" in md and "2 of 3 checks pass." in md
+    assert "every run ≥ 0.90" in md and "≥ +0.15, CI above 0" in md
+
+
+def test_a_run_without_random_directions_says_why_it_has_no_checks():
+    table = pd.DataFrame(concept_rows("double1_img", "sae", "topk_sae", [0.95]))
+    c = ground_truth_checks(table, summarize_concepts(table, n_boot=100))
+    assert c.empty and list(c.columns)[:3] == ["site", "dict", "check"]
+    assert "No checks" in markdown(c) and "random" in markdown(c)
+
+
+def test_a_value_rounding_onto_its_threshold_shows_another_digit():
+    from diffdict.metrics.ground_truth import value_text
+
+    row = dict(check="margin_vs_random", value=0.1498, lo=0.129, hi=0.170, threshold=MARGIN_MIN)
+    assert value_text(row) == "+0.1498 [+0.129, +0.170]"
+    assert value_text({**row, "value": 0.2}) == "+0.200 [+0.129, +0.170]"
+    assert (
+        value_text(dict(check="core_token_auroc", value=0.89996, lo=np.nan, hi=np.nan, threshold=CORE_MIN)) == "0.89996"
+    )
