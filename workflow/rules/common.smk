@@ -151,12 +151,10 @@ if config["model"]["kind"] == "toy":
 FIGURES = [f"{PLOTS}/{name}.png" for name in FIGURE_TABLES] + [f"{PLOTS}/steering_grid.png"]
 if config["model"]["kind"] == "toy":
     FIGURES.append(f"{PLOTS}/samples.png")
-# shapes world: the ground-truth checks, shown on the entry page; the markdown goes beside the figures
-GROUND_TRUTH = (
-    {"table": f"{R}/tables/ground_truth.csv", "markdown": f"{R}/tables/ground_truth.md"}
-    if config["model"]["kind"] == "toy"
-    else {}
-)
+# shapes world: the ground-truth checks (table for the entry page, markdown beside the figures)
+GROUND_TRUTH = {"table": f"{R}/tables/ground_truth.csv", "markdown": f"{R}/tables/ground_truth.md"}
+GROUND_TRUTH_MD = [GROUND_TRUTH["markdown"]] if config["model"]["kind"] == "toy" else []
+GROUND_TRUTH_TABLE = [GROUND_TRUTH["table"]] if config["model"]["kind"] == "toy" else []
 BROWSER_DIR = f"{RESULTS}/report/{config['model']['name']}"
 BROWSERS = expand_pairs("{browsers}/{site}/{dict}", browsers=BROWSER_DIR)
 REPORT_INDEX = f"{RESULTS}/report/index.html"

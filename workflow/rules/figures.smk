@@ -58,13 +58,13 @@ rule figures:
     (results/report/index.html) come along."""
     input:
         figures=FIGURES,
-        checks=[GROUND_TRUTH["markdown"]] if GROUND_TRUTH else [],
+        checks=GROUND_TRUTH_MD,
         browsers=BROWSERS,
         index=REPORT_INDEX,
     output:
         directory(FIGURES_DIR),
     params:
-        figures=FIGURES + ([GROUND_TRUTH["markdown"]] if GROUND_TRUTH else []),
+        figures=FIGURES + GROUND_TRUTH_MD,
     log:
         f"{RESULTS}/logs/figures.log",
     conda:

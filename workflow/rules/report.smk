@@ -38,7 +38,7 @@ rule report_index:
         # FIGURES is defined in figures.smk, included after this file: looked up when the DAG is built
         figures=lambda wc: FIGURES,
         captions=lambda wc: [f"{workflow.basedir}/workflow/report/{Path(f).stem}.rst" for f in FIGURES],
-        checks=lambda wc: [GROUND_TRUTH["table"]] if GROUND_TRUTH else [],
+        checks=GROUND_TRUTH_TABLE,
     output:
         REPORT_INDEX,
     params:
