@@ -22,7 +22,7 @@ from diffdict.plots import (
     plot_splice_recovery,
     plot_steering_success,
 )
-from diffdict.plots.style import dict_palette, figure_paths, site_order
+from diffdict.plots.style import KIND_LABELS, KIND_ORDER, dict_palette, figure_paths, site_order
 
 KINDS = {"sae": "topk_sae", "itda": "itda", "random": "random", "sae_wide": "topk_sae"}
 SITES = ["single1_img", "double10_img", "double2_img"]
@@ -121,10 +121,20 @@ def test_reconstruction_figures(recon, tmp_path):
     one = recon[(recon.site == recon.site.iloc[0]) & recon.kind.isin(["topk_sae", "random"])]
     _check_figure(plot_reconstruction(one.drop_duplicates("dict"), tmp_path / "fig" / "one.png"))
     _check_figure(plot_fvu_by_site(one[one.kind == "topk_sae"].drop_duplicates("dict"), tmp_path / "fig" / "one2.png"))
-    with pytest.raises(ValueError, match="no dictionaries of kinds"):
+    with pytest.raises(ValueError, match=r"no dictionaries of fitted kinds \(not random, neurons\)"):
         plot_fvu_by_site(recon[recon.kind == "random"], tmp_path / "fig" / "none.png")
+    with pytest.raises(ValueError, match=r"no dictionaries of kinds \['itda'\]"):
+        plot_fvu_by_site(recon[recon.kind == "topk_sae"], tmp_path / "fig" / "none.png", kinds=["itda"])
     with pytest.raises(ValueError, match=r"lacks columns \['fvu'\]"):
         plot_l0_vs_fvu(recon.drop(columns="fvu"), tmp_path / "fig" / "bad.png")
+
+
+def test_every_registered_kind_has_a_colour_and_label():
+    """A new kind gets its place in the figures' order and a legend label, not a fallback colour."""
+    from diffdict.dictionaries.kinds import REGISTRY, import_kind_modules
+
+    import_kind_modules()
+    assert set(REGISTRY) <= set(KIND_ORDER) and set(REGISTRY) <= set(KIND_LABELS)
 
 
 def test_score_concept_splice_steering_figures(recon, tmp_path):

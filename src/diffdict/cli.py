@@ -364,10 +364,11 @@ def cmd_ground_truth(a):
     interp = pd.read_csv(a.interp_summary) if a.interp_summary else None
     checks = ground_truth_checks(pd.read_csv(a.concepts), pd.read_csv(a.concepts_summary), interp)
     write_table(a.out, checks)
+    text = markdown(checks, a.title)
     if a.markdown:
         with atomic_path(a.markdown) as tmp:
-            tmp.write_text(markdown(checks, a.title))
-    print(markdown(checks, a.title))
+            tmp.write_text(text)
+    print(text)
 
 
 def cmd_samples(a):

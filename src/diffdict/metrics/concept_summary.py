@@ -31,6 +31,17 @@ def _by_run(g: pd.DataFrame) -> list[pd.DataFrame]:
     return [h for _, h in g.groupby(rep, sort=True)]
 
 
+def core_concepts(concepts) -> list[str]:
+    """The concepts of `concepts` (in order) that a single token carries (`CORE_KINDS`)."""
+    concepts = list(concepts)
+    return [c for c, k in zip(concepts, concept_kind(pd.Series(concepts, dtype=object))) if k in CORE_KINDS]
+
+
+def run_means(g: pd.DataFrame, metric: str, concepts: list[str]) -> list[float]:
+    """Each replicate's mean of `metric` over `concepts` (the rows of one dictionary)."""
+    return [float(np.nanmean(r)) for r in _runs(g, metric, concepts)]
+
+
 def _runs(g: pd.DataFrame, metric: str, concepts: list[str]) -> list[np.ndarray]:
     """One array of `metric` per replicate, aligned to `concepts` (NaN where absent)."""
     return [h.set_index("concept")[metric].reindex(concepts).to_numpy(float) for h in _by_run(g)]
@@ -67,7 +78,7 @@ def summarize_concepts(
     rows = []
     for site, g in table.groupby("site", sort=True):
         concepts = sorted(g["concept"].unique())
-        core = [c for c, k in zip(concepts, concept_kind(pd.Series(concepts))) if k in CORE_KINDS]
+        core = core_concepts(concepts)
         kinds = g.drop_duplicates("dict").set_index("dict")["kind"] if "kind" in g.columns else pd.Series(dtype=str)
         per = {d: h for d, h in g.groupby("dict", sort=False)}
         base = next((d for d in per if kinds.get(d, d) == baseline), None)

@@ -21,20 +21,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..world.scene import concept_kind
-from .concept_summary import CORE_KINDS
+from .concept_summary import core_concepts, run_means
 
 CORE_MIN = 0.90  # every SAE run's core token AUROC
 MARGIN_MIN = 0.15  # SAE - random over all concepts (token AUROC)
 COLUMNS = ("site", "dict", "check", "value", "lo", "hi", "threshold", "null", "ceiling", "passed", "detail")
 
 
-def _core_runs(concepts: pd.DataFrame, site: str, d: str) -> pd.Series:
-    """Each run's mean token AUROC over the site's core concepts (index: replicate)."""
-    g = concepts[(concepts["site"] == site) & (concepts["dict"] == d)]
-    g = g[concept_kind(g["concept"]).isin(CORE_KINDS).to_numpy()]
-    rep = g["replicate"] if "replicate" in g.columns else pd.Series(0, index=g.index)
-    return g.groupby(rep)["token_auroc"].mean()
+def _core_runs(concepts: pd.DataFrame, site: str, d: str) -> list[float]:
+    """Each run's mean token AUROC over the site's core concepts, in replicate order."""
+    g = concepts[concepts["site"] == site]
+    return run_means(g[g["dict"] == d], "token_auroc", core_concepts(sorted(g["concept"].unique())))
 
 
 def _row(site, d, check, value, threshold, passed, lo=np.nan, hi=np.nan, null=np.nan, ceiling=np.nan, detail=""):
@@ -66,7 +63,7 @@ def ground_truth_checks(
         null = base.iloc[0]
         for _, r in g[g["kind"].isin(sae_kinds)].iterrows():
             runs = _core_runs(concepts, site, r["dict"])
-            lowest = float(runs.min()) if len(runs) else np.nan
+            lowest = min(runs, default=np.nan)
             rows.append(
                 _row(site, r["dict"], "core_token_auroc", lowest, CORE_MIN, lowest >= CORE_MIN,
                      null=null["core_mean"], ceiling=r["core_probe"],

@@ -14,13 +14,19 @@ import seaborn as sns
 
 from .style import KIND_LABELS, apply_style, dict_order, dict_palette, kind_of, require, save_figure, site_order
 
-FVU_KINDS = ("topk_sae", "matryoshka_sae", "itda")
+# Kinds not fitted to reconstruct (random directions, the MLP's neurons): their FVU is a floor,
+# drawn only in the L0 panel so that the FVU-by-site scale belongs to the dictionaries learned.
+FLOOR_KINDS = ("random", "neurons")
 
 
 def _select(df: pd.DataFrame, kinds) -> pd.DataFrame:
-    data = df if kinds is None or "kind" not in df.columns else df[df["kind"].isin(kinds)]
+    """The rows of `kinds` (None: every kind but `FLOOR_KINDS`)."""
+    if "kind" not in df.columns:
+        return df
+    data = df[~df["kind"].isin(FLOOR_KINDS)] if kinds is None else df[df["kind"].isin(kinds)]
     if data.empty:
-        raise ValueError(f"FVU by site: no dictionaries of kinds {list(kinds)} in the table")
+        shown = "fitted kinds (not " + ", ".join(FLOOR_KINDS) + ")" if kinds is None else f"kinds {list(kinds)}"
+        raise ValueError(f"FVU by site: no dictionaries of {shown} in the table")
     return data
 
 
@@ -76,9 +82,9 @@ def _draw_l0(ax, df: pd.DataFrame) -> None:
     ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize="small")
 
 
-def plot_fvu_by_site(df: pd.DataFrame, out: str | os.PathLike, kinds=FVU_KINDS):
+def plot_fvu_by_site(df: pd.DataFrame, out: str | os.PathLike, kinds=None):
     """FVU per site (in execution order), one line per dictionary of the given `kinds`
-    (None: all). Lower is better; 1.0 is the per-dimension-mean predictor."""
+    (None: every kind fitted to reconstruct). Lower is better; 1.0 is the per-dimension-mean predictor."""
     require(df, ["site", "dict", "fvu"], "FVU by site")
     apply_style()
     data = _select(df, kinds)
@@ -96,7 +102,7 @@ def plot_l0_vs_fvu(df: pd.DataFrame, out: str | os.PathLike):
     return save_figure(fig, out)
 
 
-def plot_reconstruction(df: pd.DataFrame, out: str | os.PathLike, kinds=FVU_KINDS):
+def plot_reconstruction(df: pd.DataFrame, out: str | os.PathLike, kinds=None):
     """Both panels in one figure: FVU by site (`kinds` only) | L0 vs FVU (every dictionary)."""
     require(df, ["site", "dict", "fvu", "l0"], "reconstruction")
     apply_style()

@@ -23,6 +23,7 @@ import seaborn as sns  # noqa: E402
 
 from ..atomic import atomic_path  # noqa: E402
 
+# Every registered kind has a place here (a test checks): the order fixes its colour in every figure.
 KIND_ORDER = ("topk_sae", "matryoshka_sae", "itda", "neurons", "random", "pretrained")
 KIND_LABELS = {
     "topk_sae": "TopK SAE",
