@@ -10,7 +10,7 @@ from diffdict.interp.backends.annotation import AnnotationBackend
 from diffdict.interp.backends.local_vlm import TransformersBackend
 from diffdict.interp.backends.prompts import ParseError, parse_explanation, parse_score
 from diffdict.interp.codes import CodeTable
-from diffdict.interp.protocol import FeatureTask, LeakError, build_tasks, split_images
+from diffdict.interp.protocol import FeatureTask, LeakError, build_tasks, eligibility, split_images
 from diffdict.interp.scoring import (
     auroc,
     balanced_accuracy,
@@ -124,6 +124,29 @@ def test_tasks_are_leak_free_and_seeded():
     assert [t.__dict__ for t in again] == [t.__dict__ for t in first]
     other_seed, _ = build_tasks(st.features, st.images, codes.prompt_id.numpy(), {**CFG, "seed": 4})
     assert [t.positives for t in other_seed] != [t.positives for t in first]
+
+
+def test_eligibility_names_why_a_feature_is_left_out():
+    """A feature on every image has no held-out negatives ("dense"), one on two images too few
+    positives ("rare"); both are left out of the sample and counted in the info."""
+    pids, _, masks = shapes_world()
+    n, T = len(pids), GRID[0] * GRID[1]
+    dense = np.zeros((n, T, 3), np.float32)
+    dense[..., 0] = masks[..., 0].reshape(n, T) * 2.0  # red tokens: eligible
+    dense[:, :3, 1] = 1.0  # three tokens of every image
+    dense[:2, :, 2] = 1.0  # every token of two images
+    val, idx = torch.from_numpy(dense.reshape(n * T, 3)).topk(3, dim=-1)
+    step = torch.zeros(n * T, dtype=torch.int16)
+    codes = CodeTable(
+        idx.int(), val, torch.from_numpy(np.repeat(pids, T)), step, torch.arange(T).repeat(n).int(), 3, GRID
+    )
+    st = feature_statistics(codes)
+    tasks, info = build_tasks(st.features, st.images, codes.prompt_id.numpy(), CFG)
+    why = eligibility(st.features, st.images, info["heldout_ids"], CFG)
+    assert why["reason"].tolist() == ["", "dense", "rare"]
+    assert why.loc[1, "n_neg_heldout"] == 0 and why.loc[2, "n_pos_explain"] + why.loc[2, "n_pos_heldout"] == 2
+    assert [t.feature for t in tasks] == [0]
+    assert (info["n_eligible"], info["n_ineligible_rare"], info["n_ineligible_dense"]) == (1, 1, 1)
 
 
 def test_quantile_positives_span_the_activation_range():

@@ -106,28 +106,55 @@ def split_images(prompt_ids, explain_fraction: float, seed: int) -> tuple[np.nda
     return np.sort(ids[perm[:n]]), np.sort(ids[perm[n:]])
 
 
+def _image_flags(features: pd.DataFrame, images: pd.DataFrame, held_ids, c: dict) -> pd.DataFrame:
+    """`images` (one row per feature x image) with ``held``, ``pos`` (a positive) and ``fires``
+    (not a negative: its maximum reaches the feature's ``neg_threshold``)."""
+    im = images.assign(held=images["prompt_id"].isin(held_ids).to_numpy())
+    im["pos"] = im["n_active"] >= c["min_active_per_image"]
+    thr = features.set_index("feature")["neg_threshold"]
+    im["fires"] = ~(im["max"].to_numpy() < thr.reindex(im["feature"]).to_numpy())
+    return im
+
+
+def eligibility(features: pd.DataFrame, images: pd.DataFrame, held_ids, cfg: dict) -> pd.DataFrame:
+    """Why each feature can or cannot be explained and judged (step 2 of the module doc): one row
+    per feature with ``reason`` "" (eligible), "rare" (too few active tokens or positive images)
+    or "dense" (fires on so many held-out images that fewer than ``n_neg`` negatives remain: a
+    feature active on nearly every image cannot be judged by detection). The rule is one for every
+    method, but the share it leaves out is not: it is reported (``tasks.json`` info) beside the scores."""
+    c = {**DEFAULTS, **{k: v for k, v in cfg.items() if k in DEFAULTS}}
+    im = _image_flags(features, images, held_ids, c)
+    pos, F = im[im["pos"]], len(features)
+    n_pos_exp = np.bincount(pos["feature"][~pos["held"]], minlength=F)
+    n_pos_held = np.bincount(pos["feature"][pos["held"]], minlength=F)
+    n_neg_held = len(np.unique(held_ids)) - np.bincount(im["feature"][im["held"] & im["fires"]], minlength=F)
+    rare = (
+        (features["n_active_tokens"].to_numpy() < c["min_active_tokens"])
+        | (n_pos_exp < c["n_explain"])
+        | (n_pos_held < c["n_pos"])
+    )
+    dense = ~rare & (n_neg_held < c["n_neg"])
+    return pd.DataFrame(
+        {
+            "feature": features["feature"].to_numpy(),
+            "reason": np.where(rare, "rare", np.where(dense, "dense", "")),
+            "n_pos_explain": n_pos_exp,
+            "n_pos_heldout": n_pos_held,
+            "n_neg_heldout": n_neg_held,
+        }
+    )
+
+
 def build_tasks(features: pd.DataFrame, images: pd.DataFrame, all_ids, cfg: dict) -> tuple[list[FeatureTask], dict]:
     """Sample features and choose their examples (see module doc). Returns (tasks, info)."""
     c = {**DEFAULTS, **{k: v for k, v in cfg.items() if k in DEFAULTS}}
     check_choices(c)
     explain_ids, held_ids = split_images(all_ids, c["explain_fraction"], c["seed"])
-    im = images.assign(held=images["prompt_id"].isin(held_ids).to_numpy())
-    im["pos"] = im["n_active"] >= c["min_active_per_image"]
-    thr = features.set_index("feature")["neg_threshold"]
-    im["fires"] = ~(im["max"].to_numpy() < thr.reindex(im["feature"]).to_numpy())  # not a negative
+    im = _image_flags(features, images, held_ids, c)
     pos = im[im["pos"]]
     F = len(features)
-    n_pos_exp = np.bincount(pos["feature"][~pos["held"]], minlength=F)
-    n_pos_held = np.bincount(pos["feature"][pos["held"]], minlength=F)
-    n_fires_held = np.bincount(im["feature"][im["held"] & im["fires"]], minlength=F)
-    n_neg_held = len(held_ids) - n_fires_held
-    ok = (
-        (features["n_active_tokens"].to_numpy() >= c["min_active_tokens"])
-        & (n_pos_exp >= c["n_explain"])
-        & (n_pos_held >= c["n_pos"])
-        & (n_neg_held >= c["n_neg"])
-    )
-    eligible = np.flatnonzero(ok)
+    why = eligibility(features, images, held_ids, c)
+    eligible = np.flatnonzero(why["reason"].to_numpy() == "")
     rng = np.random.default_rng([c["seed"], 2])
     chosen = np.sort(rng.choice(eligible, size=min(c["n_features"], len(eligible)), replace=False))
 
@@ -172,6 +199,8 @@ def build_tasks(features: pd.DataFrame, images: pd.DataFrame, all_ids, cfg: dict
     info = {
         "n_features_total": F,
         "n_eligible": int(len(eligible)),
+        "n_ineligible_rare": int((why["reason"] == "rare").sum()),
+        "n_ineligible_dense": int((why["reason"] == "dense").sum()),
         "n_alive": int((features["n_nonzero_tokens"] > 0).sum()),
         "n_sampled": len(tasks),
         "n_explain_images": len(explain_ids),

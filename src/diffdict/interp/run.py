@@ -116,7 +116,14 @@ def make_cards(features_dir, shard_paths, cfg: dict | None = None, title: str = 
     d = Path(features_dir)
     codes = CodeTable.load(d / CODES)
     tasks, info = build_tasks(pd.read_parquet(d / STATS), pd.read_parquet(d / IMAGE_STATS), codes.prompt_id.numpy(), c)
-    log.info("interp: %d eligible features of %d; sampled %d", info["n_eligible"], info["n_features_total"], len(tasks))
+    log.info(
+        "interp: %d eligible features of %d (left out: %d rare, %d dense: too few negatives); sampled %d",
+        info["n_eligible"],
+        info["n_features_total"],
+        info["n_ineligible_rare"],
+        info["n_ineligible_dense"],
+        len(tasks),
+    )
     if not tasks:
         log.warning(
             "interp: no eligible feature: each needs >= n_pos (%d) held-out images it fires on and >= n_neg "
@@ -262,10 +269,12 @@ def explain_and_score(features_dir, shard_paths, out_dir, cfg: dict | None = Non
             "dictionary_kind": codes.meta.get("dictionary_kind"),
             "site": codes.meta.get("site"),
             **{
-                k: info[k]
+                k: info.get(k)  # None in a tasks.json written before the key existed
                 for k in (
                     "n_features_total",
                     "n_eligible",
+                    "n_ineligible_rare",
+                    "n_ineligible_dense",
                     "n_alive",
                     "n_sampled",
                     "n_explain_images",
