@@ -87,6 +87,17 @@ def test_interpretability_passes_only_when_separated_above_random(sae, random, p
     assert row["null"] == pytest.approx(random, abs=0.02)
 
 
+def test_interpretability_says_how_many_latents_were_not_judged():
+    interp = interp_summary(0.85, 0.75)
+    c = checks([0.95] * 3, [0.6] * 3, interp=interp)
+    assert "not judged" not in c.loc["interp_balanced_accuracy_vs_random", "detail"]  # no counts: nothing claimed
+    counts = {"sae": (384, 90, 9), "random": (384, 6, 0)}
+    for col, i in (("latents", 0), ("left_out_dense", 1), ("left_out_rare", 2)):
+        interp[col] = interp["dict"].map({d: c[i] for d, c in counts.items()})
+    detail = checks([0.95] * 3, [0.6] * 3, interp=interp).loc["interp_balanced_accuracy_vs_random", "detail"]
+    assert detail.endswith("not judged 99 of 384 latents, random 6 of 384")
+
+
 def test_markdown_shows_every_check_with_its_null():
     c = checks([0.95, 0.96, 0.85], [0.60, 0.60, 0.60], interp=interp_summary(0.85, 0.75)).reset_index()
     md = markdown(c, "toy")

@@ -258,6 +258,33 @@ def test_replicates_are_runs_not_pooled_features():
     assert out[out["metric"] == "token_f1"].set_index("dict").loc["sae", "mean"] == pytest.approx(0.375)
 
 
+def test_summary_counts_the_latents_left_out_per_method():
+    """Each method's row sums its runs' latents and those the protocol could not judge; a method
+    whose run summaries lack the counts (written before they existed) gets NaN, not 0."""
+    rows = [
+        {"site": "s", "dict": d, "kind": k, "replicate": r, "balanced_accuracy": 0.7}
+        for d, k in [("sae", "topk_sae"), ("rnd", "random"), ("old", "itda")]
+        for r in range(2)
+    ]
+    cols = ["site", "dict", "replicate", "n_features_total", "n_ineligible_dense", "n_ineligible_rare"]
+    runs = pd.DataFrame(
+        [
+            ("s", "sae", 0, 128, 30, 1),
+            ("s", "sae", 1, 128, 10, 0),
+            ("s", "rnd", 0, 128, 2, 0),
+            ("s", "rnd", 1, 128, 0, 0),
+            ("s", "old", 0, 200, np.nan, np.nan),  # a run summary from before the counts existed
+            ("t", "sae", 0, 64, 64, 0),
+        ],
+        columns=cols,
+    )
+    out = compare_to_baseline(pd.DataFrame(rows), n_boot=50, run_summaries=runs).set_index("dict")
+    assert out.loc["sae", ["latents", "left_out_dense", "left_out_rare"]].tolist() == [256, 40, 1]
+    assert out.loc["rnd", ["latents", "left_out_dense", "left_out_rare"]].tolist() == [256, 2, 0]
+    assert out.loc["old", "latents"] == 200 and np.isnan(out.loc["old", "left_out_dense"])
+    assert "latents" not in compare_to_baseline(pd.DataFrame(rows), n_boot=50).columns
+
+
 def test_failures_counted_not_dropped():
     j = pd.DataFrame(
         {

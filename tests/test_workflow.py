@@ -86,6 +86,14 @@ def test_replicates_are_interpreted_and_pooled_but_not_steered(run, cli_env):
     summary = summary[summary["metric"] == "balanced_accuracy"].set_index(["site", "dict"])
     assert summary.loc[("double1_img", "sae"), "replicates"] == 2
     assert summary.loc[("double1_img", "random"), "replicates"] == 1
+    # every latent is judged or counted as left out (the sample is at most the eligible ones)
+    for _, r in summary.iterrows():
+        assert r["n_features"] <= r["latents"] - r["left_out_dense"] - r["left_out_rare"], r
+    runs = pd.read_csv(workdir / "results/toy/tables/interp_runs.csv")
+    assert (
+        summary.loc[("double1_img", "sae"), "latents"]
+        == runs.query("site == 'double1_img' and dict == 'sae'")["n_features_total"].sum()
+    )
     assert (workdir / "results/toy/dictionaries/double1_img/sae-r1/dictionary.safetensors").exists()
     assert not (workdir / "results/toy/steering/double1_img/sae-r1").exists()
     # a third replicate: only its own training, features and explanations, plus the aggregations

@@ -175,7 +175,8 @@ def cmd_interp_summary(a):
     from .interp.scoring import compare_to_baseline
 
     table = pd.read_csv(a.table)
-    write_table(a.out, compare_to_baseline(table, a.scores, a.baseline, seed=a.seed))
+    runs = pd.read_csv(a.runs) if a.runs else None
+    write_table(a.out, compare_to_baseline(table, a.scores, a.baseline, seed=a.seed, run_summaries=runs))
 
 
 def _annotator(path: str):
@@ -540,6 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-feature columns to summarise (those present in the table)",
     )
     s.add_argument("--baseline", default="random", help="dictionary kind to compare against")
+    s.add_argument(
+        "--runs", default=None, help="the runs' summary.json collected (collect --stage interp): latents left out"
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True)
 

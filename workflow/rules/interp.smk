@@ -59,14 +59,18 @@ rule explain:
 
 
 rule collect_interp:
-    """Per-feature detection scores of every site x dictionary x explainer in one table, and the
-    per-method summary with each method's difference to the random-direction baseline. The
-    replicates of a dictionary are pooled under its name (column `replicate`)."""
+    """Per-feature detection scores of every site x dictionary x explainer in one table, each run's
+    summary (its latents, those left out by the protocol, cost) in another, and the per-method
+    summary with each method's difference to the random-direction baseline. The replicates of a
+    dictionary are pooled under its name (column `replicate`)."""
     input:
-        [p for e in EXPLAINERS
-         for p in expand_pairs("{R}/interp/{site}/{dict}/{explainer}/scores.parquet", replicates=True, explainer=e)],
+        scores=[p for e in EXPLAINERS
+                for p in expand_pairs("{R}/interp/{site}/{dict}/{explainer}/scores.parquet", replicates=True, explainer=e)],
+        runs=[p for e in EXPLAINERS
+              for p in expand_pairs("{R}/interp/{site}/{dict}/{explainer}/summary.json", replicates=True, explainer=e)],
     output:
         scores=f"{R}/tables/interp_scores.csv",
+        runs=f"{R}/tables/interp_runs.csv",
         summary=f"{R}/tables/interp_summary.csv",
     params:
         kinds=KINDS,
@@ -78,6 +82,9 @@ rule collect_interp:
         "../../envs/diffdict.yaml"
     shell:
         "(diffdict collect --stage interp --levels explainer --kinds {params.kinds:q} --replicas {params.replicas:q} "
-        "--out {output.scores:q} {input:q} "
-        "&& diffdict interp-summary --table {output.scores:q} --seed {params.seed} --out {output.summary:q}) "
+        "--out {output.scores:q} {input.scores:q} "
+        "&& diffdict collect --stage interp --levels explainer --kinds {params.kinds:q} --replicas {params.replicas:q} "
+        "--out {output.runs:q} {input.runs:q} "
+        "&& diffdict interp-summary --table {output.scores:q} --runs {output.runs:q} --seed {params.seed} "
+        "--out {output.summary:q}) "
         "> {log:q} 2>&1"

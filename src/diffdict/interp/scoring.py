@@ -160,6 +160,7 @@ def compare_to_baseline(
     n_boot: int = 2000,
     ci: float = 0.95,
     seed: int = 0,
+    run_summaries: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per (site[, explainer], dict, metric) of a per-feature score table
     (``collect_interp``), for each column in `scores` present in it: ``mean`` over training
@@ -167,7 +168,11 @@ def compare_to_baseline(
     runs, then features within a run; `diffdict.bootstrap`), and, where the site has a
     dictionary of kind `baseline`, the difference to it with the CI of the difference;
     ``separated`` means that CI excludes 0. Sites without the baseline (e.g. an MLP site) get
-    NaN differences. ``replicate_means`` lists each run's mean, so the spread stays visible."""
+    NaN differences. ``replicate_means`` lists each run's mean, so the spread stays visible.
+    `run_summaries`: the runs' ``summary.json`` collected (``tables/interp_runs.csv``); with it each row also
+    counts, over the runs, the method's ``latents`` and those the protocol left out as ``left_out_dense``
+    (firing on too many held-out images to be judged) and ``left_out_rare``, so a score is read
+    beside how much of the dictionary it covers."""
     scores = [scores] if isinstance(scores, str) else list(scores)
     keys = ["site", *(["explainer"] if "explainer" in table.columns else [])]
     rows = []
@@ -197,6 +202,7 @@ def compare_to_baseline(
                         "lo": lo,
                         "hi": hi,
                         **_failures(g[g["dict"] == d]),
+                        **_left_out(run_summaries, dict(zip(keys, group)), d),
                         "baseline": base,
                         f"diff_vs_{baseline}": diff[0],
                         "diff_lo": diff[1],
@@ -205,6 +211,21 @@ def compare_to_baseline(
                     }
                 )
     return pd.DataFrame(rows)
+
+
+# summary.json keys (`interp.protocol.build_tasks` info) -> interp summary columns
+LEFT_OUT = {"n_features_total": "latents", "n_ineligible_dense": "left_out_dense", "n_ineligible_rare": "left_out_rare"}
+
+
+def _left_out(runs: pd.DataFrame | None, keys: dict, d: str) -> dict:
+    """The method's latents over its runs and how many the protocol left out, and why."""
+    if runs is None:
+        return {}
+    h = runs[runs["dict"] == d]
+    for k, v in keys.items():
+        h = h[h[k] == v] if k in h.columns else h
+    return {col: (int(h[key].sum()) if key in h.columns and h[key].notna().all() and len(h) else np.nan)
+            for key, col in LEFT_OUT.items()}  # fmt: skip
 
 
 def _failures(h: pd.DataFrame) -> dict:

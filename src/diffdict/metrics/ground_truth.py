@@ -91,11 +91,22 @@ def _interp_rows(interp_summary: pd.DataFrame | None, site: str, d: str, baselin
         m = mine.iloc[0]
         diff, lo, hi = m[f"diff_vs_{baseline}"], m["diff_lo"], m["diff_hi"]
         name = f"interp_{metric}_vs_{baseline}" + (f" ({explainer})" if explainer else "")
+        detail = f"{d} {m['mean']:.3f}, random {base.iloc[0]['mean']:.3f}" + _left_out(m, base.iloc[0])
         rows.append(
-            _row(site, d, name, diff, 0.0, lo > 0, lo=lo, hi=hi, null=base.iloc[0]["mean"],
-                 detail=f"{d} {m['mean']:.3f}, random {base.iloc[0]['mean']:.3f}")
+            _row(site, d, name, diff, 0.0, lo > 0, lo=lo, hi=hi, null=base.iloc[0]["mean"], detail=detail)
         )  # fmt: skip
     return rows
+
+
+def _left_out(m, base) -> str:
+    """How many latents the detection protocol could not judge, for the SAE and for the null:
+    the scores cover only the rest (`interp.scoring.compare_to_baseline`'s ``left_out_*``)."""
+
+    def n(r):
+        out = r.get("left_out_dense", np.nan) + r.get("left_out_rare", np.nan)
+        return None if pd.isna(out) or pd.isna(r.get("latents", np.nan)) else f"{int(out)} of {int(r['latents'])}"
+
+    return f"; not judged {n(m)} latents, random {n(base)}" if n(m) and n(base) else ""
 
 
 RULE = {

@@ -47,7 +47,7 @@ def _read(path: Path) -> pd.DataFrame:
         return pd.read_csv(path)
     if suffix == ".json":
         obj = json.loads(path.read_text())
-        return pd.DataFrame(obj if isinstance(obj, list) else [obj])
+        return pd.json_normalize(obj if isinstance(obj, list) else [obj])  # nested keys: "judge.backend"
     raise ValueError(f"{path}: cannot read '{suffix}' (parquet, csv or json)")
 
 

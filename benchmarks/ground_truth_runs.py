@@ -1,0 +1,86 @@
+"""Issue 14's ground-truth checks across finished runs: one row per (site, dictionary, check), one
+column per run, and how many runs pass, so the spread between prompt sets or seeds is read beside
+the distance to each threshold.
+
+Reads each run's `tables/ground_truth.csv` (written by the workflow's `collect_ground_truth`):
+
+    .venv/bin/python benchmarks/ground_truth_runs.py \\
+        --runs "prompts 0 (default)=results/toy" "prompts 2=results/toy_p2" \\
+        "prompts 3=results/toy_p3" "prompts 4=results/toy_p4" \\
+        --out benchmarks/results/texture_world/prompt_seeds_checks
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from diffdict.metrics.ground_truth import RULE, rule_of, value_text  # noqa: E402
+
+
+def collect(runs: dict[str, Path]) -> pd.DataFrame:
+    """Every run's checks, with a ``run`` column (in the order given)."""
+    frames = []
+    for name, run in runs.items():
+        path = run / "tables" / "ground_truth.csv"
+        if not path.exists():
+            raise SystemExit(f"{path} is missing: run the workflow to {path} first")
+        frames.append(pd.read_csv(path).assign(run=name))
+    return pd.concat(frames, ignore_index=True)
+
+
+def markdown(df: pd.DataFrame, runs: list[str], cmd: str) -> str:
+    out = [
+        "# Ground-truth checks across runs",
+        "",
+        f"Command: `{cmd}`",
+        "",
+        "Each cell: the check's value [CI] in that run (`tables/ground_truth.csv`), **bold** where it fails",
+        "(for the core check the lowest training run, listed in the run's table). `passed`: runs passing.",
+        "",
+        "| site | dictionary | check | threshold | " + " | ".join(runs) + " | passed |",
+        "|" + "---|" * (len(runs) + 5),
+    ]
+    for (site, d, check), g in df.groupby(["site", "dict", "check"], sort=False):
+        g = g.set_index("run")
+        cells = []
+        for r in runs:
+            if r not in g.index:
+                cells.append("")
+                continue
+            text = value_text(g.loc[r])
+            cells.append(text if g.loc[r, "passed"] else f"**{text}**")
+        passed = f"{int(g['passed'].sum())} of {len(g)}"
+        out.append(f"| {site} | {d} | {check} | {RULE[rule_of(check)]} | " + " | ".join(cells) + f" | {passed} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", nargs="+", required=True, help="name=results/<model> of finished runs")
+    ap.add_argument("--out", required=True, help="path stem: writes <out>.md and <out>.csv")
+    a = ap.parse_args(argv)
+    runs = {}
+    for spec in a.runs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"--runs takes name=results/<model>; got {spec!r}")
+        runs[name] = Path(path)
+    df = collect(runs)
+    cmd = shlex.join([".venv/bin/python", "benchmarks/ground_truth_runs.py", *(argv or sys.argv[1:])])
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out.with_suffix(".csv"), index=False, float_format="%.4g")
+    text = markdown(df, list(runs), cmd)
+    out.with_suffix(".md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
