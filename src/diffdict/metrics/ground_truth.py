@@ -63,7 +63,7 @@ def ground_truth_checks(
         null = base.iloc[0]
         for _, r in g[g["kind"].isin(sae_kinds)].iterrows():
             runs = _core_runs(concepts, site, r["dict"])
-            lowest = min(runs, default=np.nan)
+            lowest = float(np.nanmin(runs)) if np.isfinite(runs).any() else np.nan  # a run without core rows: skipped
             rows.append(
                 _row(site, r["dict"], "core_token_auroc", lowest, CORE_MIN, lowest >= CORE_MIN,
                      null=null["core_mean"], ceiling=r["core_probe"],
@@ -91,14 +91,14 @@ def _interp_rows(interp_summary: pd.DataFrame | None, site: str, d: str, baselin
         m = mine.iloc[0]
         diff, lo, hi = m[f"diff_vs_{baseline}"], m["diff_lo"], m["diff_hi"]
         name = f"interp_{metric}_vs_{baseline}" + (f" ({explainer})" if explainer else "")
-        detail = f"{d} {m['mean']:.3f}, random {base.iloc[0]['mean']:.3f}" + _left_out(m, base.iloc[0])
+        detail = f"{d} {m['mean']:.3f}, random {base.iloc[0]['mean']:.3f}" + _not_judged(m, base.iloc[0])
         rows.append(
             _row(site, d, name, diff, 0.0, lo > 0, lo=lo, hi=hi, null=base.iloc[0]["mean"], detail=detail)
         )  # fmt: skip
     return rows
 
 
-def _left_out(m, base) -> str:
+def _not_judged(m, base) -> str:
     """How many latents the detection protocol could not judge, for the SAE and for the null:
     the scores cover only the rest (`interp.scoring.compare_to_baseline`'s ``left_out_*``)."""
 
