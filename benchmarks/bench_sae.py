@@ -98,8 +98,9 @@ def median_step(times, batch):
     return batch / times[len(times) // 2] if times else float("nan")
 
 
-def run_diffdict(train, test, a, normalize="scalar"):
+def run_diffdict(train, test, a, normalize="scalar", **settings):
     cfg = SAEConfig(
+        **settings,
         n_features=a.width,
         k=a.k,
         batch_size=a.batch,
@@ -234,7 +235,11 @@ def main():
     ap.add_argument("--train-tokens", type=int, default=2**17)
     ap.add_argument("--test-tokens", type=int, default=2**14)
     ap.add_argument("--data", help=".pt or .npy tensor [N, d] of cached activations")
-    ap.add_argument("--only", nargs="*", default=["diffdict", "sparsify", "saelens", "diffdict_robust", "diffdict_dim"])
+    ap.add_argument(
+        "--only",
+        nargs="*",
+        default=["diffdict", "sparsify", "saelens", "diffdict_robust", "diffdict_dim", "diffdict_enc577"],
+    )
     ap.add_argument(
         "--rounds",
         type=int,
@@ -250,13 +255,15 @@ def main():
     a.d = train.shape[1]
     results, versions = {}, {"torch": torch.__version__, "python": platform.python_version()}
     # diffdict: normalize=scalar, the same objective as the peers' (model-space FVU);
-    # diffdict_robust: the default; diffdict_dim: per-dimension standardisation (the paper's choice)
+    # diffdict_robust: the default; diffdict_dim: per-dimension standardisation (the paper's choice);
+    # diffdict_enc577: encoder rows initialised at sparsify's scale (nn.Linear's uniform init: norm ~ 1/sqrt(3))
     runners = {
         "diffdict": run_diffdict,
         "sparsify": run_sparsify,
         "saelens": run_saelens,
         "diffdict_robust": lambda tr, te, a: run_diffdict(tr, te, a, normalize="robust"),
         "diffdict_dim": lambda tr, te, a: run_diffdict(tr, te, a, normalize="dim"),
+        "diffdict_enc577": lambda tr, te, a: run_diffdict(tr, te, a, encoder_init_norm=3**-0.5),
     }
     runs = {name: [] for name in a.only}
     for rnd in range(a.rounds):
@@ -362,7 +369,9 @@ def main():
         "diffdict: `normalize: scalar` (the peers' objective, model-space FVU); diffdict_robust: the default "
         "`normalize: robust` (scalar after shrinking outlier dimensions: here the 4 massive ones); diffdict_dim: "
         "`normalize: dim` (per-dimension standardisation, the paper's choice; trades model-space FVU for "
-        "recovery of features under massive dimensions, see train_sae.py). Speed-ups compare diffdict with "
+        "recovery of features under massive dimensions, see train_sae.py); diffdict_enc577: `normalize: scalar` "
+        "with `encoder_init_norm: 0.577`, the encoder's initial rows at the norm sparsify's nn.Linear init gives "
+        "them (diffdict's default ties them to the unit decoder rows). Speed-ups compare diffdict with "
         "the fastest peer. The planted atoms no longer coincide with a seed-0 SAE's initial decoder "
         "(`synthetic.ATOM_SALT`); until 2026-12-05 they did, and diffdict's FVU read 0.027.",
         "",

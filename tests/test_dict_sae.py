@@ -21,6 +21,20 @@ def test_init_unit_decoder_tied_encoder():
     torch.testing.assert_close(sae.W_enc, sae.W_dec)
 
 
+def test_encoder_init_norm_scales_only_the_encoder(tmp_path):
+    sae = TopKSAE(8, 32, 3)
+    sae.init_weights(torch.zeros(8), torch.Generator().manual_seed(0), encoder_norm=0.5)
+    torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(32))
+    torch.testing.assert_close(sae.W_enc, 0.5 * sae.W_dec)
+    with pytest.raises(ValueError, match="encoder_init_norm=0 must be > 0"):
+        SAEConfig(n_features=32, k=3, encoder_init_norm=0)
+    # the trainer passes it on: one step at lr 0 leaves the initial weights (folded: scale 1 data)
+    x = torch.randn(512, 8)
+    cfg = SAEConfig(n_features=32, k=3, batch_size=256, tokens=256, lr=0.0, normalize="none", encoder_init_norm=0.5)
+    trained = train_sae(lambda e: [x], 8, cfg, progress=False)
+    torch.testing.assert_close(trained.W_enc.norm(dim=1), torch.full((32,), 0.5))
+
+
 def test_geometric_median_is_robust_to_outliers():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(999, 4, generator=g) * 0.1 + torch.tensor([1.0, 2.0, 3.0, 4.0])

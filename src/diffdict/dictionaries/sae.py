@@ -37,11 +37,13 @@ class TopKSAE(Dictionary):
         return {**super().hparams(), "k": self.k, "batch_topk": self.batch_topk}
 
     @torch.no_grad()
-    def init_weights(self, b_dec: torch.Tensor, generator: torch.Generator | None = None) -> None:
-        """Random unit-norm decoder rows, encoder = decoder^T, zero encoder bias."""
+    def init_weights(
+        self, b_dec: torch.Tensor, generator: torch.Generator | None = None, encoder_norm: float = 1.0
+    ) -> None:
+        """Random unit-norm decoder rows, encoder = `encoder_norm` x decoder^T, zero encoder bias."""
         w = torch.randn(self.n_features, self.d_model, generator=generator)
         self.W_dec.copy_(w / w.norm(dim=1, keepdim=True))
-        self.W_enc.copy_(self.W_dec)
+        self.W_enc.copy_(self.W_dec * encoder_norm)
         self.b_enc.zero_()
         self.b_dec.copy_(b_dec)
 
