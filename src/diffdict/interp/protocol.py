@@ -123,7 +123,11 @@ def eligibility(features: pd.DataFrame, images: pd.DataFrame, held_ids, cfg: dic
     feature active on nearly every image cannot be judged by detection). The rule is one for every
     method, but the share it leaves out is not: it is reported (``tasks.json`` info) beside the scores."""
     c = {**DEFAULTS, **{k: v for k, v in cfg.items() if k in DEFAULTS}}
-    im = _image_flags(features, images, held_ids, c)
+    return _eligibility(features, _image_flags(features, images, held_ids, c), held_ids, c)
+
+
+def _eligibility(features: pd.DataFrame, im: pd.DataFrame, held_ids, c: dict) -> pd.DataFrame:
+    """`eligibility` on images already flagged (`_image_flags`) with the full settings `c`."""
     pos, F = im[im["pos"]], len(features)
     n_pos_exp = np.bincount(pos["feature"][~pos["held"]], minlength=F)
     n_pos_held = np.bincount(pos["feature"][pos["held"]], minlength=F)
@@ -153,7 +157,7 @@ def build_tasks(features: pd.DataFrame, images: pd.DataFrame, all_ids, cfg: dict
     im = _image_flags(features, images, held_ids, c)
     pos = im[im["pos"]]
     F = len(features)
-    why = eligibility(features, images, held_ids, c)
+    why = _eligibility(features, im, held_ids, c)
     eligible = np.flatnonzero(why["reason"].to_numpy() == "")
     rng = np.random.default_rng([c["seed"], 2])
     chosen = np.sort(rng.choice(eligible, size=min(c["n_features"], len(eligible)), replace=False))
