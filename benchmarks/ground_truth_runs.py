@@ -24,6 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from diffdict.metrics.ground_truth import RULE, rule_of, value_text  # noqa: E402
 
 
+def run_spec(spec: str) -> tuple[str, Path]:
+    """argparse type of ``--runs`` items: ``name=results/<model>``."""
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"takes name=results/<model>; got {spec!r}")
+    return name, Path(path)
+
+
 def collect(runs: dict[str, Path]) -> pd.DataFrame:
     """Every run's checks, with a ``run`` column (in the order given)."""
     frames = []
@@ -63,16 +71,17 @@ def markdown(df: pd.DataFrame, runs: list[str], cmd: str) -> str:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", nargs="+", required=True, help="name=results/<model> of finished runs")
+    ap.add_argument("--runs", nargs="+", required=True, type=run_spec, help="name=results/<model> of finished runs")
     ap.add_argument("--out", required=True, help="path stem: writes <out>.md and <out>.csv")
+    ap.add_argument("--dicts", nargs="+", help="only these dictionaries (default: every one a run checks)")
     a = ap.parse_args(argv)
-    runs = {}
-    for spec in a.runs:
-        name, sep, path = spec.partition("=")
-        if not sep:
-            raise SystemExit(f"--runs takes name=results/<model>; got {spec!r}")
-        runs[name] = Path(path)
+    runs = dict(a.runs)
     df = collect(runs)
+    if a.dicts:
+        unknown = sorted(set(a.dicts) - set(df["dict"]))
+        if unknown:
+            raise SystemExit(f"--dicts {unknown} not checked in any run; checked: {sorted(set(df['dict']))}")
+        df = df[df["dict"].isin(a.dicts)]
     cmd = shlex.join([".venv/bin/python", "benchmarks/ground_truth_runs.py", *(argv or sys.argv[1:])])
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -73,6 +73,33 @@ def test_sweep_sites_overlay_is_valid_in_both_worlds(default, repo):
         assert set(default["sites"]) < set(sites)
 
 
+def test_every_benchmark_overlay_is_valid(default, repo):
+    """Each config layered over config.yaml in a benchmark's command passes the schema."""
+    overlays = sorted(p.relative_to(repo / "benchmarks") for p in (repo / "benchmarks").rglob("*.yaml"))
+    assert overlays
+    for layer in overlays:
+        assert _layered(default, repo, str(layer))["model"]["name"], layer
+
+
+@pytest.mark.parametrize(
+    "base, overlay",
+    [((), "init_scale/enc577.yaml"), (("sweep_sites.yaml", "other_seeds.yaml"), "init_scale/other_enc577.yaml")],
+)
+def test_init_scale_runs_differ_from_their_base_only_in_the_init(default, repo, base, overlay):
+    """benchmarks/results/texture_world/init_scale.md compares runs that differ in encoder_init_norm alone
+    (and in the results tree's name)."""
+    a, b = _layered(default, repo, *base), _layered(default, repo, *base, overlay)
+    assert b["model"]["name"] != a["model"]["name"]
+    assert (a["dictionaries"]["sae"].get("encoder_init_norm", 1.0), b["dictionaries"]["sae"]["encoder_init_norm"]) == (
+        1.0,
+        0.577,
+    )
+    for cfg in (a, b):
+        cfg["model"].pop("name")
+        cfg["dictionaries"]["sae"].pop("encoder_init_norm", None)
+    assert a == b
+
+
 @pytest.mark.parametrize(
     "mutate, expected",
     [
