@@ -12,9 +12,9 @@ here, side by side, for every resid site and SAE training run:
 
 The ground-truth checks of both runs go side by side through `ground_truth_runs.py`.
 
-    .venv/bin/python benchmarks/init_scale.py \\
-        --runs "init 1.0 (default)=results/toy" "init 0.577=results/toy_enc577" \\
-        --out benchmarks/results/texture_world/init_scale_runs
+    .venv/bin/python benchmarks/init_scale.py --runs "default, init 1.0=results/toy" \\
+        "default, init 0.577=results/toy_enc577" "other config, init 1.0=results/toy_seed1" \\
+        "other config, init 0.577=results/toy_seed1_enc577" --out benchmarks/results/texture_world/init_scale_runs
 """
 
 from __future__ import annotations
