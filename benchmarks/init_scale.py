@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from ground_truth_runs import run_spec  # noqa: E402
 
+from diffdict.config import replicate_name  # noqa: E402
 from diffdict.dictionaries import load_dictionary  # noqa: E402
 from diffdict.metrics.reconstruction import reconstruction_metrics  # noqa: E402
 from diffdict.store import ActivationStore  # noqa: E402
@@ -38,11 +39,13 @@ MARKS = (250, 1000, 2000)  # training steps (bench_sae trains 256 steps; the toy
 
 
 def sae_runs(run: Path) -> list[tuple[str, str]]:
-    """(site, dict) of every SAE training run in a results tree (`sae`, `sae-r1`, ...)."""
+    """(site, dict) of every SAE training run in a results tree (`sae`, `sae-r1`, ...: `replicate_name`)."""
     out = []
-    for d in sorted((run / "dictionaries").glob("*/sae*/dictionary.safetensors")):
-        if d.parent.name == "sae" or d.parent.name.startswith("sae-r"):
-            out.append((d.parent.parent.name, d.parent.name))
+    for site in sorted(p for p in (run / "dictionaries").iterdir() if p.is_dir()):
+        r = 0
+        while (site / replicate_name("sae", r) / "dictionary.safetensors").exists():
+            out.append((site.name, replicate_name("sae", r)))
+            r += 1
     return out
 
 
@@ -54,7 +57,7 @@ def fvu_table(runs: dict[str, Path]) -> pd.DataFrame:
             smooth = log["fvu"].rolling(5, min_periods=1).mean()
             test = run / "activations" / site / "test.zarr"
             m = {"fvu": float("nan"), "dead_fraction": float("nan")}  # a site captured without its test split
-            if (test / "zarr.json").exists():
+            if test.exists():  # a half-written store is refused by ActivationStore.open
                 m = reconstruction_metrics(
                     load_dictionary(run / "dictionaries" / site / d / "dictionary.safetensors"),
                     ActivationStore.open(test).batches(4096, shuffle=False),

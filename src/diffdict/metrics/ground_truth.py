@@ -106,7 +106,8 @@ def _not_judged(m, base) -> str:
         out = r.get("left_out_dense", np.nan) + r.get("left_out_rare", np.nan)
         return None if pd.isna(out) or pd.isna(r.get("latents", np.nan)) else f"{int(out)} of {int(r['latents'])}"
 
-    return f"; not judged {n(m)} latents, random {n(base)}" if n(m) and n(base) else ""
+    mine, null = n(m), n(base)
+    return f"; not judged {mine} latents, random {null}" if mine and null else ""
 
 
 RULE = {
