@@ -22,6 +22,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from ground_truth_runs import run_spec  # noqa: E402
+
 from diffdict.metrics.concept_summary import summarize_concepts  # noqa: E402
 from diffdict.plots.concepts import GROUP_ORDER  # noqa: E402
 from diffdict.world.scene import concept_kind  # noqa: E402
@@ -81,18 +83,17 @@ def markdown(df: pd.DataFrame, cmd: str) -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", nargs="+", required=True, metavar="NAME=RESULTS", help="e.g. texture=results/toy")
+    ap.add_argument("--runs", nargs="+", required=True, type=run_spec, help="name=results/<model> of finished runs")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/concept_kinds"))
     ap.add_argument("--n-boot", type=int, default=2000)
     a = ap.parse_args(argv)
-    cmd = shlex.join(["python", "benchmarks/concept_kinds.py", *(sys.argv[1:] if argv is None else argv)])
+    cmd = shlex.join([".venv/bin/python", "benchmarks/concept_kinds.py", *(sys.argv[1:] if argv is None else argv)])
     frames = []
-    for spec in a.runs:
-        name, _, path = spec.partition("=")
-        if not path:
-            ap.error(f"--runs: '{spec}' is not NAME=RESULTS")
-        table = pd.read_csv(Path(path) / "tables" / "concepts.csv")
-        frames.append(by_kind(table, a.n_boot).assign(run=name))
+    for name, run in a.runs:
+        path = run / "tables" / "concepts.csv"
+        if not path.exists():
+            raise SystemExit(f"{path} is missing: run the workflow to {path} first")
+        frames.append(by_kind(pd.read_csv(path), a.n_boot).assign(run=name))
     df = pd.concat(frames, ignore_index=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(a.out.with_suffix(".csv"), index=False)

@@ -29,6 +29,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from ground_truth_runs import run_spec  # noqa: E402
+
 from diffdict.bootstrap import hierarchical_ci  # noqa: E402
 from diffdict.dictionaries.matryoshka import MatryoshkaConfig  # noqa: E402
 from diffdict.interp.protocol import eligibility  # noqa: E402
@@ -137,19 +139,17 @@ def markdown(df: pd.DataFrame, cmd: str, baseline: str) -> str:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", nargs="+", required=True, help="name=results/<model> of finished runs")
+    ap.add_argument("--runs", nargs="+", required=True, type=run_spec, help="name=results/<model> of finished runs")
     ap.add_argument("--dicts", nargs="+", default=["sae", "matryoshka"])
     ap.add_argument("--baseline", default="random")
     ap.add_argument("--explainer", default="annotation")
     ap.add_argument("--n-boot", type=int, default=2000)
     ap.add_argument("--out", required=True, help="path stem: writes <out>.md and <out>.csv")
     a = ap.parse_args(argv)
-    runs = {}
-    for spec in a.runs:
-        name, sep, path = spec.partition("=")
-        if not sep or not (Path(path) / "features").is_dir():
-            raise SystemExit(f"--runs takes name=results/<model> of a finished run; got {spec!r}")
-        runs[name] = Path(path)
+    runs = dict(a.runs)
+    for run in runs.values():
+        if not (run / "features").is_dir():
+            raise SystemExit(f"{run / 'features'} is missing: run the workflow to its interpretability stage first")
     df = table(runs, a.dicts, a.baseline, a.explainer, a.n_boot)
     cmd = shlex.join([".venv/bin/python", "benchmarks/matryoshka_latents.py", *(argv or sys.argv[1:])])
     out = Path(a.out)
