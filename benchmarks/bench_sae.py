@@ -47,7 +47,17 @@ def make_data(args):
         )
         n_test = min(16384, len(x) // 8)
         return x[n_test:], x[:n_test], f"cached activations {args.data}"
-    p = planted(
+    p = planted_world(args)
+    desc = (
+        f"synthetic planted: d={args.d}, {args.n_atoms} atoms, {args.planted_k // 4}-{args.planted_k} per token, "
+        "power-law frequencies, mean norm 50, 4 massive dims (x20), noise 0.1"
+    )
+    return p.sample(args.train_tokens, 1), p.sample(args.test_tokens, 2), desc
+
+
+def planted_world(args):
+    """The synthetic data's planted dictionary (its atoms: what a trainer should recover)."""
+    return planted(
         d=args.d,
         n_atoms=args.n_atoms,
         k=args.planted_k,
@@ -58,11 +68,6 @@ def make_data(args):
         alpha=0.7,
         seed=0,
     )
-    desc = (
-        f"synthetic planted: d={args.d}, {args.n_atoms} atoms, {args.planted_k // 4}-{args.planted_k} per token, "
-        "power-law frequencies, mean norm 50, 4 massive dims (x20), noise 0.1"
-    )
-    return p.sample(args.train_tokens, 1), p.sample(args.test_tokens, 2), desc
 
 
 def batches(train, batch_size, epoch):
@@ -98,8 +103,9 @@ def median_step(times, batch):
     return batch / times[len(times) // 2] if times else float("nan")
 
 
-def run_diffdict(train, test, a, normalize="scalar", **settings):
-    cfg = SAEConfig(
+def diffdict_config(a, normalize="scalar", log_every=1, **settings) -> SAEConfig:
+    """diffdict's SAE settings for the benchmark's width, k, batch, tokens, lr and dead threshold."""
+    return SAEConfig(
         **settings,
         n_features=a.width,
         k=a.k,
@@ -110,9 +116,13 @@ def run_diffdict(train, test, a, normalize="scalar", **settings):
         auxk_coef=1 / 32,
         dead_tokens=a.dead_tokens,
         init_tokens=a.batch * 4,
-        log_every=1,
+        log_every=log_every,
         normalize=normalize,
     )
+
+
+def run_diffdict(train, test, a, normalize="scalar", **settings):
+    cfg = diffdict_config(a, normalize, **settings)
     steps = []  # log_every=1: the log row's tokens_per_s covers exactly one step
     cb = lambda step, row: steps.append(a.batch / row["tokens_per_s"])  # noqa: E731
     sae, wall, cpu = timed(
@@ -127,38 +137,41 @@ def run_diffdict(train, test, a, normalize="scalar", **settings):
         }
 
 
-def run_sparsify(train, test, a):
+def train_sparsify(train, a, step_times=None):
+    """sparsify's `SparseCoder`, trained by the steps of its `Trainer` (``step_times``: appended per step)."""
     from sparsify import SparseCoder, SparseCoderConfig
     from transformers import get_linear_schedule_with_warmup
 
-    def go():
-        d = train.shape[1]
-        sae = SparseCoder(d, SparseCoderConfig(num_latents=a.width, k=a.k))
-        opt = torch.optim.Adam(sae.parameters(), lr=a.lr)
-        steps = a.tokens // a.batch
-        sched = get_linear_schedule_with_warmup(opt, 50, steps)
-        since = torch.zeros(a.width, dtype=torch.long)
-        data = endless(train, a.batch)
-        for step in range(steps):
-            x = next(data)
-            t0 = time.perf_counter()
-            if step == 0:
-                sae.b_dec.data = x.mean(0)
-            sae.set_decoder_norm_to_unit_norm()
-            out = sae(x, dead_mask=since > a.dead_tokens)
-            (out.fvu + out.auxk_loss / 32).backward()
-            sae.remove_gradient_parallel_to_decoder_directions()
-            opt.step()
-            opt.zero_grad()
-            sched.step()
-            with torch.no_grad():
-                since += len(x)
-                since[out.latent_indices.flatten()] = 0
+    d = train.shape[1]
+    sae = SparseCoder(d, SparseCoderConfig(num_latents=a.width, k=a.k))
+    opt = torch.optim.Adam(sae.parameters(), lr=a.lr)
+    steps = a.tokens // a.batch
+    sched = get_linear_schedule_with_warmup(opt, 50, steps)
+    since = torch.zeros(a.width, dtype=torch.long)
+    data = endless(train, a.batch)
+    for step in range(steps):
+        x = next(data)
+        t0 = time.perf_counter()
+        if step == 0:
+            sae.b_dec.data = x.mean(0)
+        sae.set_decoder_norm_to_unit_norm()
+        out = sae(x, dead_mask=since > a.dead_tokens)
+        (out.fvu + out.auxk_loss / 32).backward()
+        sae.remove_gradient_parallel_to_decoder_directions()
+        opt.step()
+        opt.zero_grad()
+        sched.step()
+        with torch.no_grad():
+            since += len(x)
+            since[out.latent_indices.flatten()] = 0
+        if step_times is not None:
             step_times.append(time.perf_counter() - t0)
-        return sae
+    return sae
 
+
+def run_sparsify(train, test, a):
     step_times = []
-    sae, wall, cpu = timed(go)
+    sae, wall, cpu = timed(lambda: train_sparsify(train, a, step_times))
     with torch.no_grad():
         return {
             "fvu": fvu(lambda x: sae(x).sae_out, test),
@@ -221,7 +234,7 @@ def run_saelens(train, test, a, sparse_acts=False):
         }
 
 
-def main():
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--d", type=int, default=256)
     ap.add_argument("--n-atoms", type=int, default=2048)
@@ -248,7 +261,11 @@ def main():
         "of the per-round speed-ups (robust to slow drift in a shared machine's speed)",
     )
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/bench_sae"))
-    a = ap.parse_args()
+    return ap
+
+
+def main():
+    a = parser().parse_args()
     torch.manual_seed(0)
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # pay the one-off torch._dynamo import before timing
     train, test, desc = make_data(a)

@@ -63,7 +63,11 @@ class SAEConfig:
     eps: float = setting(6.25e-10, "Adam epsilon")
     grad_clip: float = setting(1.0, "gradient-norm clip")
     auxk_coef: float = setting(1 / 32, "weight of the AuxK loss (dead latents predict the residual)")
-    k_aux: int = setting(64, "dead latents used by the AuxK loss")
+    k_aux: int = setting(
+        64,
+        "dead latents used by the AuxK loss (the paper's code); d/2 (Gao et al.'s heuristic, sparsify's) gave a "
+        "higher FVU on bench_sae's data (benchmarks/results/sae_gap_kaux.md)",
+    )
     dead_tokens: int | None = setting(
         None, "tokens without firing after which a latent is dead; null: min(10M, tokens // 10)"
     )

@@ -1,0 +1,172 @@
+"""What separates diffdict's TopK SAE from sparsify's on bench_sae's data, and why the initial
+encoder scale's lead lasts there but not on the toy.
+
+Trains on `bench_sae.py`'s synthetic data (its planted atoms known) at its long setting, for
+several seeds: diffdict with its defaults (`normalize: scalar`, the peers' objective), and with
+one difference from sparsify's trainer removed at a time (the encoder's initial scale; the
+gradient clip; Adam's epsilon; the learning rate decaying over every step instead of the last
+20 %; all of them), beside sparsify itself. Per run: held-out FVU, the training FVU at step 256
+(bench_sae's default length), the fraction of latents dead (AuxK's count) at step 512 and at the
+end, the latents that fire on the held-out split, and how close the live latents' decoder
+directions come to the planted atoms (as they appear in the data, massive dimensions scaled):
+the mean over atoms of the best cosine, and the atoms with one above 0.9. Needs sparsify in the
+interpreter's environment (`make .venv/.peers`, or the `.venv-bench` of benchmarks/README.md):
+
+    .venv/bin/python benchmarks/sae_gap.py --variants init1 init577 sparsify --seeds 0 1 2 \\
+        --out benchmarks/results/sae_gap
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+
+import pandas as pd
+import torch
+from bench_sae import ROOT, batches, diffdict_config, fvu, make_data, parser, planted_world, train_sparsify
+
+from diffdict.atomic import atomic_path
+from diffdict.dictionaries.train_sae import train_sae
+
+# each diffdict variant: the settings that differ from diffdict's own trainer
+VARIANTS = {
+    "init1": ({}, "diffdict as bench_sae runs it (encoder rows = unit decoder rows)"),
+    "init577": ({"encoder_init_norm": 3**-0.5}, "encoder rows at sparsify's nn.Linear norm, 1/sqrt(3)"),
+    "noclip": ({"grad_clip": 1e9}, "no gradient clip (sparsify has none)"),
+    "eps1e-8": ({"eps": 1e-8}, "Adam's default epsilon (sparsify's)"),
+    "decay_all": ({"lr_decay_frac": 1.0}, "lr decays linearly over every step after warm-up (sparsify's schedule)"),
+    "kaux128": ({"k_aux": 128}, "AuxK trains 128 = d/2 dead latents per token (Gao et al.'s heuristic, sparsify's)"),
+    "init577_kaux128": ({"encoder_init_norm": 3**-0.5, "k_aux": 128}, "init577 and kaux128"),
+    "all": (
+        {"encoder_init_norm": 3**-0.5, "grad_clip": 1e9, "eps": 1e-8, "lr_decay_frac": 1.0},
+        "the four together",
+    ),
+}
+PEERS = {"sparsify": "sparsify's SparseCoder and Trainer steps (bench_sae.run_sparsify)"}
+COSINE = 0.9
+COLUMNS = {  # markdown columns after the held-out FVU, with their formats
+    "train_fvu_step256": ".4f",
+    "dead_step512": ".3f",
+    "dead_end": ".3f",
+    "alive_on_test": ".0f",
+    "atoms_mean_cos": ".3f",
+    "atoms_recovered": ".0f",
+}
+
+
+def data_args(tokens: int) -> argparse.Namespace:
+    """bench_sae's defaults, at ``tokens`` training tokens."""
+    return parser().parse_args(["--tokens", str(tokens)])
+
+
+def run_diffdict(train, a, seed: int, settings: dict):
+    """-> (encode, decode, directions, log rows) of a diffdict SAE trained like bench_sae's."""
+    cfg = diffdict_config(a, log_every=32, seed=seed, **settings)
+    rows = []
+    sae = train_sae(
+        lambda e: batches(train, 4096, e), train.shape[1], cfg, progress=False, callback=lambda s, r: rows.append(r)
+    )
+
+    def encode(x):
+        c = sae.encode(x)
+        return c.indices[c.values > 0]
+
+    return encode, lambda x: sae.decode(sae.encode(x)), sae.directions, rows
+
+
+def run_peer(train, a, seed: int):
+    torch.manual_seed(seed)  # sparsify draws its init from the global generator
+    sae = train_sparsify(train, a)
+
+    def encode(x):
+        out = sae.encode(x)
+        return out.top_indices[out.top_acts > 0]
+
+    w = sae.W_dec.detach()
+    return encode, lambda x: sae(x).sae_out, w / w.norm(dim=1, keepdim=True), []
+
+
+def measure(name: str, seed: int, train, test, atoms, a) -> dict:
+    t = time.perf_counter()
+    if name in PEERS:
+        encode, recon, directions, rows = run_peer(train, a, seed)
+    else:
+        encode, recon, directions, rows = run_diffdict(train, a, seed, VARIANTS[name][0])
+    with torch.no_grad():
+        alive = torch.zeros(a.width, dtype=torch.bool)
+        alive[encode(test)] = True
+        best = (atoms @ directions[alive].T).max(1).values
+        held_out = fvu(recon, test)
+    at = {r["step"]: r for r in rows}
+    return {
+        "variant": name,
+        "seed": seed,
+        "fvu": held_out,
+        "train_fvu_step256": at[256]["fvu"] if 256 in at else float("nan"),
+        "dead_step512": at[512]["dead_fraction"] if 512 in at else float("nan"),
+        "dead_end": rows[-1]["dead_fraction"] if rows else float("nan"),
+        "alive_on_test": int(alive.sum()),
+        "atoms_mean_cos": float(best.mean()),
+        "atoms_recovered": int((best > COSINE).sum()),
+        "wall_s": time.perf_counter() - t,
+    }
+
+
+def markdown(df: pd.DataFrame, a, cmd: str) -> str:
+    means = df.groupby("variant", sort=False).mean(numeric_only=True)
+    out = [
+        "# The TopK SAE beside sparsify's, one difference at a time",
+        "",
+        f"Command: `{cmd}`",
+        "",
+        f"Data: bench_sae's synthetic planted dictionary ({a.n_atoms} atoms, d={a.d}); width {a.width}, k {a.k}, "
+        f"batch {a.batch}, {a.tokens:,} tokens ({a.tokens // a.batch} steps), lr {a.lr}, a latent is dead after "
+        f"{a.dead_tokens:,} tokens without firing. Mean over the seeds; each seed's value in the .csv.",
+        "",
+        "| variant | seeds | held-out FVU | training FVU, step 256 | dead, step 512 | dead, end "
+        f"| live latents (held-out) | atoms: mean best cosine | atoms recovered (cos > {COSINE}) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in means.iterrows():
+        n = int((df["variant"] == name).sum())
+        fvus = " / ".join(f"{v:.4f}" for v in df.loc[df["variant"] == name, "fvu"])
+        cells = [f"{m[c]:{f}}" if pd.notna(m[c]) else "—" for c, f in COLUMNS.items()]
+        out.append(f"| {name} | {n} | {m['fvu']:.4f} ({fvus}) | " + " | ".join(cells) + " |")
+    out += ["", "Variants:", ""]
+    out += [f"- `{k}`: {d}" for k, (_, d) in VARIANTS.items() if k in set(df["variant"])]
+    out += [f"- `{k}`: {d}" for k, d in PEERS.items() if k in set(df["variant"])]
+    out += ["", "sparsify's trainer logs no FVU or dead fraction by step (—).", ""]
+    return "\n".join(out)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", nargs="+", choices=[*VARIANTS, *PEERS], default=["init1", "init577", "sparsify"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--tokens", type=int, default=2**21, help="training tokens (bench_sae_long's 2,097,152)")
+    ap.add_argument("--out", required=True, help="path stem: writes <out>.md and <out>.csv")
+    o = ap.parse_args(argv)
+    a = data_args(o.tokens)
+    train, test, _ = make_data(a)
+    p = planted_world(a)
+    atoms = p.atoms * p.massive  # the atoms as they appear in the data (massive dimensions scaled)
+    atoms = atoms / atoms.norm(dim=1, keepdim=True)
+    rows = []
+    for seed in o.seeds:
+        for name in o.variants:
+            rows.append(measure(name, seed, train, test, atoms, a))
+            print({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True)
+    df = pd.DataFrame(rows)
+    cmd = shlex.join([".venv/bin/python", "benchmarks/sae_gap.py", *(sys.argv[1:] if argv is None else argv)])
+    out = ROOT / o.out if not o.out.startswith("/") else o.out
+    with atomic_path(f"{out}.csv") as tmp:
+        df.to_csv(tmp, index=False, float_format="%.5g")
+    with atomic_path(f"{out}.md") as tmp:
+        tmp.write_text(markdown(df, a, cmd))
+    print(markdown(df, a, cmd))
+
+
+if __name__ == "__main__":
+    main()
