@@ -41,7 +41,7 @@ VARIANTS = {
     "init577_kaux128": ({"encoder_init_norm": 3**-0.5, "k_aux": 128}, "init577 and kaux128"),
     "all": (
         {"encoder_init_norm": 3**-0.5, "grad_clip": 1e9, "eps": 1e-8, "lr_decay_frac": 1.0},
-        "the four together",
+        "init577, noclip, eps1e-8 and decay_all together",
     ),
 }
 PEERS = {"sparsify": "sparsify's SparseCoder and Trainer steps (bench_sae.run_sparsify)"}
@@ -62,7 +62,8 @@ def data_args(tokens: int) -> argparse.Namespace:
 
 
 def run_diffdict(train, a, seed: int, settings: dict):
-    """-> (encode, decode, directions, log rows) of a diffdict SAE trained like bench_sae's."""
+    """-> (live-latent indices of x, reconstruction of x, unit decoder directions, log rows) of a diffdict
+    SAE trained like bench_sae's; `run_peer` returns the same for sparsify."""
     cfg = diffdict_config(a, log_every=32, seed=seed, **settings)
     rows = []
     sae = train_sae(
