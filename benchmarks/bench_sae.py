@@ -12,7 +12,9 @@ FVU on a held-out split: sum ||x - x_hat||^2 / sum ||x - mean_split||^2 (as
 `diffdict.metrics.reconstruction`). Throughput: training tokens / wall seconds (and / CPU
 seconds of this process, less sensitive to other jobs on a shared machine).
 
-Run with the benchmark venv (peers installed there, never in the project venv):
+Run in an environment with the peers: `.venv` once `make test` (or `make .venv/.peers`) has installed
+requirements-peers.txt, or the separate `.venv-bench` of benchmarks/README.md, which the recorded
+commands used:
 
     .venv-bench/bin/python benchmarks/bench_sae.py            # writes benchmarks/results/bench_sae.{json,md}
 """
