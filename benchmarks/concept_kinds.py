@@ -22,7 +22,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ground_truth_runs import run_spec  # noqa: E402
+from ground_truth_runs import run_spec, run_table  # noqa: E402
 
 from diffdict.metrics.concept_summary import summarize_concepts  # noqa: E402
 from diffdict.plots.concepts import GROUP_ORDER  # noqa: E402
@@ -90,10 +90,7 @@ def main(argv=None):
     cmd = shlex.join([".venv/bin/python", "benchmarks/concept_kinds.py", *(sys.argv[1:] if argv is None else argv)])
     frames = []
     for name, run in a.runs:
-        path = run / "tables" / "concepts.csv"
-        if not path.exists():
-            raise SystemExit(f"{path} is missing: run the workflow to {path} first")
-        frames.append(by_kind(pd.read_csv(path), a.n_boot).assign(run=name))
+        frames.append(by_kind(run_table(run, "concepts"), a.n_boot).assign(run=name))
     df = pd.concat(frames, ignore_index=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(a.out.with_suffix(".csv"), index=False)

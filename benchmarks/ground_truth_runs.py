@@ -32,15 +32,17 @@ def run_spec(spec: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
+def run_table(run: Path, table: str) -> pd.DataFrame:
+    """``<run>/tables/<table>.csv`` of a finished run; a missing one is refused with the target to build."""
+    path = run / "tables" / f"{table}.csv"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run the workflow to {path} first")
+    return pd.read_csv(path)
+
+
 def collect(runs: dict[str, Path]) -> pd.DataFrame:
     """Every run's checks, with a ``run`` column (in the order given)."""
-    frames = []
-    for name, run in runs.items():
-        path = run / "tables" / "ground_truth.csv"
-        if not path.exists():
-            raise SystemExit(f"{path} is missing: run the workflow to {path} first")
-        frames.append(pd.read_csv(path).assign(run=name))
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat([run_table(run, "ground_truth").assign(run=name) for name, run in runs.items()], ignore_index=True)
 
 
 def markdown(df: pd.DataFrame, runs: list[str], cmd: str) -> str:

@@ -28,7 +28,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ground_truth_runs import run_spec  # noqa: E402
+from ground_truth_runs import run_spec, run_table  # noqa: E402
 
 from diffdict.config import replicate_name  # noqa: E402
 from diffdict.dictionaries import load_dictionary  # noqa: E402
@@ -74,7 +74,7 @@ def fvu_table(runs: dict[str, Path]) -> pd.DataFrame:
 def concept_table(runs: dict[str, Path]) -> pd.DataFrame:
     frames = []
     for name, run in runs.items():
-        s = pd.read_csv(run / "tables" / "concepts_summary.csv")
+        s = run_table(run, "concepts_summary")
         s = s[(s["dict"] == "sae") & (s["metric"].isin(["token_auroc", "kind_token_auroc"]))]
         frames.append(s.assign(run=name))
     return pd.concat(frames, ignore_index=True)

@@ -161,12 +161,12 @@ def main(argv=None) -> None:
             print({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True)
     df = pd.DataFrame(rows)
     cmd = shlex.join([".venv/bin/python", "benchmarks/sae_gap.py", *(sys.argv[1:] if argv is None else argv)])
-    out = ROOT / o.out if not o.out.startswith("/") else o.out
+    out, text = ROOT / o.out, markdown(df, a, cmd)  # an absolute --out stays as given
     with atomic_path(f"{out}.csv") as tmp:
         df.to_csv(tmp, index=False, float_format="%.5g")
     with atomic_path(f"{out}.md") as tmp:
-        tmp.write_text(markdown(df, a, cmd))
-    print(markdown(df, a, cmd))
+        tmp.write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":
