@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_sae import batches, fvu, make_data, timed  # noqa: E402
 
-from diffdict.atomic import atomic_path, write_json  # noqa: E402
+from diffdict.atomic import write_json, write_text  # noqa: E402
 from diffdict.dictionaries.itda import ITDAConfig, build_itda  # noqa: E402
 from diffdict.dictionaries.train_sae import SAEConfig, train_sae  # noqa: E402
 
@@ -143,8 +143,7 @@ def main():
             f"(cos_threshold {b['cos_threshold']}, max_atoms {b['max_atoms']}, {b['build_s']:.2f} s) against the "
             f"SAE's {sae_fvu:.4f}.",
         ]
-    with atomic_path(a.out + ".md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+    write_text(a.out + ".md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

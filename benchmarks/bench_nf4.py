@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import shlex
 import sys
 from pathlib import Path
 
 import torch
 
+from diffdict.atomic import write_json, write_text
 from diffdict.model.nf4 import linear_weight_bytes, quantize_nf4
 from diffdict.model.tiny import tiny_transformer
 
@@ -99,7 +99,7 @@ def main(argv=None):
     }
     res["ok"] = all(r["rel_err"] <= 0.15 for r in rows.values()) and rows["bf16"]["rel_err"] <= 0.02
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_nf4.json").write_text(json.dumps(res, indent=2) + "\n")
+    write_json(RESULTS / "bench_nf4.json", res, sort_keys=False)
     md = [
         "# NF4 vs fp32 / bf16 on a small random Flux transformer (CPU)",
         "",
@@ -126,7 +126,7 @@ def main(argv=None):
         f"({'met' if res['ok'] else 'NOT met'}). NF4 bytes include the 4-bit codes, the (double-quantised) "
         "absmax per 64-weight block and the code tables.",
     ]
-    (RESULTS / "bench_nf4.md").write_text("\n".join(md) + "\n")
+    write_text(RESULTS / "bench_nf4.md", "\n".join(md) + "\n")
     print("\n".join(md))
     return res
 

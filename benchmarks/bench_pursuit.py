@@ -23,7 +23,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from diffdict.atomic import atomic_path, write_json  # noqa: E402
+from diffdict.atomic import write_json, write_text  # noqa: E402
 from diffdict.dictionaries.pursuit import pursuit, use_gram  # noqa: E402
 
 
@@ -100,8 +100,7 @@ def main(argv=None):
             f"{r['residual_fvu']:.4f} / {r['atom_fvu']:.4f} |"
         )
     lines += ["", f"`use_gram` picks the faster engine in {agree} of {len(rows)} cases."]
-    with atomic_path(a.out + ".md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+    write_text(a.out + ".md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -12,7 +12,6 @@ Writes benchmarks/results/bench_replay.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shlex
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from diffdict.atomic import write_json, write_text
 from diffdict.model import capture, generate_shard
 from diffdict.model.tiny import tiny_pipeline
 from diffdict.sites import Site
@@ -133,7 +133,7 @@ def main(argv=None):
         "sites": rows,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_replay.json").write_text(json.dumps(res, indent=2) + "\n")
+    write_json(RESULTS / "bench_replay.json", res, sort_keys=False)
     md = [
         "# Replay capture vs full generation (tiny model, CPU)",
         "",
@@ -153,7 +153,7 @@ def main(argv=None):
         f"| {r['site']} | {r['depth']} | {r['capture_s']:.3f} | {r['ratio']:.3f} | {r['bound']:.3f} | {r['ok']} |"
         for r in rows
     ]
-    (RESULTS / "bench_replay.md").write_text("\n".join(md) + "\n")
+    write_text(RESULTS / "bench_replay.md", "\n".join(md) + "\n")
     print("\n".join(md))
     return res
 

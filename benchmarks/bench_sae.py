@@ -35,9 +35,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from diffdict.atomic import atomic_path, write_json  # noqa: E402
+from diffdict.atomic import write_json, write_text  # noqa: E402
 from diffdict.dictionaries.synthetic import planted  # noqa: E402
-from diffdict.dictionaries.train_sae import SAEConfig, train_sae  # noqa: E402
+from diffdict.dictionaries.train_sae import SAEConfig, geometric_median, train_sae  # noqa: E402
 
 
 def make_data(args):
@@ -106,9 +106,9 @@ def median_step(times, batch):
 
 
 def diffdict_config(a, normalize="scalar", log_every=1, **settings) -> SAEConfig:
-    """diffdict's SAE settings for the benchmark's width, k, batch, tokens, lr and dead threshold."""
-    return SAEConfig(
-        **settings,
+    """diffdict's SAE settings for the benchmark's width, k, batch, tokens, lr and dead threshold;
+    ``settings`` override any of them."""
+    base = dict(
         n_features=a.width,
         k=a.k,
         batch_size=a.batch,
@@ -121,6 +121,7 @@ def diffdict_config(a, normalize="scalar", log_every=1, **settings) -> SAEConfig
         log_every=log_every,
         normalize=normalize,
     )
+    return SAEConfig(**base | settings)
 
 
 def run_diffdict(train, test, a, normalize="scalar", **settings):
@@ -139,8 +140,11 @@ def run_diffdict(train, test, a, normalize="scalar", **settings):
         }
 
 
-def train_sparsify(train, a, step_times=None):
-    """sparsify's `SparseCoder`, trained by the steps of its `Trainer` (``step_times``: appended per step)."""
+def train_sparsify(train, a, step_times=None, rows=None, b_dec_median=False):
+    """sparsify's `SparseCoder`, trained by the steps of its `Trainer` (``step_times``: appended per step).
+    ``rows``: appended every 32 steps, like diffdict's train_log (step, mean training FVU since the last
+    row, fraction of latents dead by its AuxK's count). ``b_dec_median``: b_dec starts at the first batch's
+    geometric median (diffdict's init) rather than its mean."""
     from sparsify import SparseCoder, SparseCoderConfig
     from transformers import get_linear_schedule_with_warmup
 
@@ -151,11 +155,12 @@ def train_sparsify(train, a, step_times=None):
     sched = get_linear_schedule_with_warmup(opt, 50, steps)
     since = torch.zeros(a.width, dtype=torch.long)
     data = endless(train, a.batch)
+    window = []
     for step in range(steps):
         x = next(data)
         t0 = time.perf_counter()
         if step == 0:
-            sae.b_dec.data = x.mean(0)
+            sae.b_dec.data = geometric_median(x).float() if b_dec_median else x.mean(0)
         sae.set_decoder_norm_to_unit_norm()
         out = sae(x, dead_mask=since > a.dead_tokens)
         (out.fvu + out.auxk_loss / 32).backward()
@@ -168,6 +173,12 @@ def train_sparsify(train, a, step_times=None):
             since[out.latent_indices.flatten()] = 0
         if step_times is not None:
             step_times.append(time.perf_counter() - t0)
+        if rows is not None:
+            window.append(float(out.fvu))
+            if (step + 1) % 32 == 0:
+                dead = float((since > a.dead_tokens).float().mean())
+                rows.append({"step": step + 1, "fvu": sum(window) / len(window), "dead_fraction": dead})
+                window = []
     return sae
 
 
@@ -397,8 +408,7 @@ def main():
         "Wall-clock numbers on the shared 2-core machine carry noise from any other job; "
         "'median step' is the least sensitive column.",
     ]
-    with atomic_path(a.out + ".md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+    write_text(a.out + ".md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

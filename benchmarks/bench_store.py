@@ -14,7 +14,6 @@ Writes benchmarks/results/bench_store.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import shutil
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diffdict.atomic import write_json, write_text
 from diffdict.store import CHUNK_ROWS, ActivationStore, ActivationWriter, shuffle_buffer
 
 RESULTS = Path(__file__).parent / "results"
@@ -109,7 +109,7 @@ def main(argv=None):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_store.json").write_text(json.dumps(res, indent=2) + "\n")
+    write_json(RESULTS / "bench_store.json", res, sort_keys=False)
     md = [
         "# Activation store: shuffled minibatch reads, zarr vs numpy memmap",
         "",
@@ -129,7 +129,7 @@ def main(argv=None):
         f"zarr / memmap throughput: **{ratio[False]:.2f}x** without prefetch, **{ratio[True]:.2f}x** with "
         f"(target >= 0.5x: {'met' if res['ok'] else 'NOT met'}).",
     ]
-    (RESULTS / "bench_store.md").write_text("\n".join(md) + "\n")
+    write_text(RESULTS / "bench_store.md", "\n".join(md) + "\n")
     print("\n".join(md))
     return res
 

@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from concept_sweep import RANDOM, SAE, batches_of, summary  # noqa: E402
 
+from diffdict.atomic import write_text  # noqa: E402
 from diffdict.dictionaries import build, load_dictionary  # noqa: E402
 from diffdict.metrics.concept_geometry import (  # noqa: E402
     class_geometry,
@@ -510,7 +511,7 @@ def main():
             "",
         ]
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text("\n".join(parts))
+    write_text(a.out, "\n".join(parts))
     print(a.out.read_text())
 
 

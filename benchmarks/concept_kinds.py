@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from ground_truth_runs import run_spec, run_table  # noqa: E402
 
+from diffdict.atomic import write_table, write_text  # noqa: E402
 from diffdict.metrics.concept_summary import summarize_concepts  # noqa: E402
 from diffdict.plots.concepts import GROUP_ORDER  # noqa: E402
 from diffdict.world.scene import concept_kind  # noqa: E402
@@ -93,8 +94,8 @@ def main(argv=None):
         frames.append(by_kind(run_table(run, "concepts"), a.n_boot).assign(run=name))
     df = pd.concat(frames, ignore_index=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(a.out.with_suffix(".csv"), index=False)
-    a.out.with_suffix(".md").write_text(markdown(df, cmd))
+    write_table(a.out.with_suffix(".csv"), df)
+    write_text(a.out.with_suffix(".md"), markdown(df, cmd))
     print(a.out.with_suffix(".md").read_text())
 
 

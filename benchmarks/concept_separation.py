@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from concept_geometry import Split, open_store  # noqa: E402
 from concept_sweep import RANDOM, SAE, batches_of, summary  # noqa: E402
 
+from diffdict.atomic import atomic_path, write_table, write_text  # noqa: E402
 from diffdict.dictionaries import build  # noqa: E402
 from diffdict.metrics.concept_geometry import class_geometry, class_plane, variance_share  # noqa: E402
 from diffdict.metrics.concepts import concept_recovery, probe_recovery  # noqa: E402
@@ -166,7 +167,6 @@ def figure(df: pd.DataFrame, out: Path) -> None:
     world's colours (measured on the unchanged data) as the reference."""
     import matplotlib.pyplot as plt
 
-    from diffdict.atomic import atomic_path
     from diffdict.plots.style import DPI, KIND_LABELS, apply_style, dict_palette
 
     apply_style()
@@ -226,7 +226,7 @@ def main():
         rows += run(a.results, site, train, interp, a.separations, a.geometries, a.seeds)
     df = pd.DataFrame(rows)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(a.out.with_suffix(".csv"), index=False)
+    write_table(a.out.with_suffix(".csv"), df)
     figure(df, a.out.with_suffix(".png"))
     text = [
         "# Concepts planted in the toy's activations: when does the SAE find them?",
@@ -241,7 +241,7 @@ def main():
         table(df).round(3).to_markdown(index=False),
         "",
     ]
-    a.out.write_text("\n".join(text))
+    write_text(a.out, "\n".join(text))
     print(a.out.read_text())
 
 

@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from diffdict.atomic import write_table, write_text  # noqa: E402
 from diffdict.dictionaries import load_dictionary  # noqa: E402
 from diffdict.metrics.concept_summary import summarize_concepts  # noqa: E402
 from diffdict.metrics.sparse_probe import sparse_probe_recovery  # noqa: E402
@@ -150,10 +151,10 @@ def main():
     else:
         table = pd.concat([site_table(a.results, s, a.ks) for s in a.sites], ignore_index=True)
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(f"{a.out}.csv", index=False)
+        write_table(f"{a.out}.csv", table)
     ks = [str(k) for k in a.ks] + ["all"]
     cmd = "python " + shlex.join(x for x in sys.argv if x != "--from-csv")  # the run that made OUT.csv
-    Path(f"{a.out}.md").write_text(markdown(table, ks, cmd, tuple(a.kinds)))
+    write_text(f"{a.out}.md", markdown(table, ks, cmd, tuple(a.kinds)))
     print(Path(f"{a.out}.md").read_text())
 
 

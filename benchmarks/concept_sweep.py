@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from diffdict.atomic import write_table, write_text  # noqa: E402
 from diffdict.dictionaries import build  # noqa: E402
 from diffdict.dictionaries.synthetic import planted  # noqa: E402
 from diffdict.metrics.concept_summary import CORE_KINDS, shared_best_feature  # noqa: E402
@@ -361,9 +362,9 @@ def main():
     atoms = pd.DataFrame([] if a.skip_toy else itda_atoms(a.results, a.sites, a.model))
     n_concepts = 0 if a.skip_toy else len(np.load(a.results / "annotations" / "interp.npz")["concepts"])
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(f"{a.out}.csv", index=False)
-    syn.to_csv(f"{a.out}_synthetic.csv", index=False)
-    Path(f"{a.out}.md").write_text(markdown(df, syn, atoms, "python " + shlex.join(sys.argv), n_concepts))
+    write_table(f"{a.out}.csv", df)
+    write_table(f"{a.out}_synthetic.csv", syn)
+    write_text(f"{a.out}.md", markdown(df, syn, atoms, "python " + shlex.join(sys.argv), n_concepts))
     print(Path(f"{a.out}.md").read_text())
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from diffdict.atomic import write_json, write_text
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -125,11 +127,12 @@ def main(argv=None):
     RESULTS.mkdir(exist_ok=True)
     if not torch.cuda.is_available():
         print("gpu_smoke: CUDA not available, skipped")
-        (RESULTS / "gpu_smoke.json").write_text(json.dumps({"command": command, "skipped": "no CUDA"}, indent=2) + "\n")
-        (RESULTS / "gpu_smoke.md").write_text(
+        write_json(RESULTS / "gpu_smoke.json", {"command": command, "skipped": "no CUDA"}, sort_keys=False)
+        write_text(
+            RESULTS / "gpu_smoke.md",
             f"# GPU smoke: random FLUX.1-size transformer\n\nNot run yet: `{command}` found no CUDA device "
             "(it exits 0 and records this). Run it on a GPU machine to fill in peak memory, s/step and "
-            "capture overhead for bf16 and NF4.\n"
+            "capture overhead for bf16 and NF4.\n",
         )
         return 0
     from diffdict.sites import Site
@@ -155,7 +158,7 @@ def main(argv=None):
             print(json.dumps(run))
         del m
         torch.cuda.empty_cache()
-    (RESULTS / "gpu_smoke.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_json(RESULTS / "gpu_smoke.json", out, sort_keys=False)
     md = [
         "# GPU smoke: random FLUX.1-size transformer",
         "",
@@ -170,7 +173,7 @@ def main(argv=None):
         f"{100 * r['recording_overhead']:.1f} % |"
         for r in out["runs"]
     ]
-    (RESULTS / "gpu_smoke.md").write_text("\n".join(md) + "\n")
+    write_text(RESULTS / "gpu_smoke.md", "\n".join(md) + "\n")
     print("\n".join(md))
     return 0
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from diffdict.atomic import write_table, write_text  # noqa: E402
 from diffdict.metrics.ground_truth import RULE, rule_of, value_text  # noqa: E402
 
 
@@ -87,9 +88,9 @@ def main(argv=None) -> None:
     cmd = shlex.join([".venv/bin/python", "benchmarks/ground_truth_runs.py", *(argv or sys.argv[1:])])
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out.with_suffix(".csv"), index=False, float_format="%.4g")
+    write_table(out.with_suffix(".csv"), df, float_format="%.4g")
     text = markdown(df, list(runs), cmd)
-    out.with_suffix(".md").write_text(text)
+    write_text(out.with_suffix(".md"), text)
     print(text)
 
 

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from ground_truth_runs import run_spec, run_table  # noqa: E402
 
+from diffdict.atomic import write_table, write_text  # noqa: E402
 from diffdict.config import replicate_name  # noqa: E402
 from diffdict.dictionaries import load_dictionary  # noqa: E402
 from diffdict.metrics.reconstruction import reconstruction_metrics  # noqa: E402
@@ -138,9 +139,9 @@ def main(argv=None) -> None:
     cmd = shlex.join([".venv/bin/python", "benchmarks/init_scale.py", *(argv or sys.argv[1:])])
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fvu.to_csv(out.with_suffix(".csv"), index=False, float_format="%.5g")
+    write_table(out.with_suffix(".csv"), fvu, float_format="%.5g")
     text = markdown(fvu, concepts, list(runs), cmd)
-    out.with_suffix(".md").write_text(text)
+    write_text(out.with_suffix(".md"), text)
     print(text)
 
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from ground_truth_runs import run_spec  # noqa: E402
 
+from diffdict.atomic import write_table, write_text  # noqa: E402
 from diffdict.bootstrap import hierarchical_ci  # noqa: E402
 from diffdict.dictionaries.matryoshka import MatryoshkaConfig  # noqa: E402
 from diffdict.interp.protocol import eligibility  # noqa: E402
@@ -154,8 +155,8 @@ def main(argv=None) -> None:
     cmd = shlex.join([".venv/bin/python", "benchmarks/matryoshka_latents.py", *(argv or sys.argv[1:])])
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out.with_suffix(".csv"), index=False, float_format="%.4g")
-    out.with_suffix(".md").write_text(markdown(df, cmd, a.baseline))
+    write_table(out.with_suffix(".csv"), df, float_format="%.4g")
+    write_text(out.with_suffix(".md"), markdown(df, cmd, a.baseline))
     print(markdown(df, cmd, a.baseline))
 
 

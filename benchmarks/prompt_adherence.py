@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffdict.atomic import write_json
+from diffdict.atomic import write_json, write_text
 from diffdict.config import load_yaml
 from diffdict.model import generate_images
 from diffdict.world import TRAIN_DOMAIN, prompts_table, sample_scenes
@@ -139,7 +139,7 @@ def main(argv=None):
         "![samples](toy_samples.png)",
         "",
     ]
-    (out / "prompt_adherence.md").write_text("\n".join(md) + "\n")
+    write_text(out / "prompt_adherence.md", "\n".join(md) + "\n")
     print(json.dumps({k: v for k, v in res.items() if not isinstance(v, dict)}, indent=2))
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from bench_sae import ROOT, batches, diffdict_config, fvu, make_data, parser, planted_world, train_sparsify
 
-from diffdict.atomic import atomic_path
+from diffdict.atomic import write_table, write_text
 from diffdict.dictionaries.train_sae import train_sae
 
 # each diffdict variant: the settings that differ from diffdict's own trainer
@@ -43,8 +43,26 @@ VARIANTS = {
         {"encoder_init_norm": 3**-0.5, "grad_clip": 1e9, "eps": 1e-8, "lr_decay_frac": 1.0},
         "init577, noclip, eps1e-8 and decay_all together",
     ),
+    "raw": (
+        {"normalize": "none"},
+        "the raw activations, neither centred nor scaled (sparsify's input; b_dec still starts at their geometric "
+        "median, sparsify's at the first batch's mean)",
+    ),
+    "noauxk": ({"auxk_coef": 0.0}, "no AuxK loss (its only parameter shared with the live latents is b_dec)"),
+    "all_noauxk": (
+        {"encoder_init_norm": 3**-0.5, "grad_clip": 1e9, "eps": 1e-8, "lr_decay_frac": 1.0, "auxk_coef": 0.0},
+        "all and noauxk together",
+    ),
+    "all_raw": (
+        {"encoder_init_norm": 3**-0.5, "grad_clip": 1e9, "eps": 1e-8, "lr_decay_frac": 1.0, "normalize": "none"},
+        "all and raw together",
+    ),
 }
-PEERS = {"sparsify": "sparsify's SparseCoder and Trainer steps (bench_sae.run_sparsify)"}
+# sparsify, and sparsify with diffdict's b_dec init (b_enc starts at zero in both): options, description
+PEERS = {
+    "sparsify": ({}, "sparsify's SparseCoder and Trainer steps (bench_sae.run_sparsify)"),
+    "sparsify_gm": ({"b_dec_median": True}, "sparsify, b_dec at the first batch's geometric median (diffdict's)"),
+}
 COSINE = 0.9
 COLUMNS = {  # markdown columns after the held-out FVU, with their formats
     "train_fvu_step256": ".4f",
@@ -77,22 +95,23 @@ def run_diffdict(train, a, seed: int, settings: dict):
     return encode, lambda x: sae.decode(sae.encode(x)), sae.directions, rows
 
 
-def run_peer(train, a, seed: int):
+def run_peer(train, a, seed: int, options: dict):
     torch.manual_seed(seed)  # sparsify draws its init from the global generator
-    sae = train_sparsify(train, a)
+    rows = []
+    sae = train_sparsify(train, a, rows=rows, **options)
 
     def encode(x):
         out = sae.encode(x)
         return out.top_indices[out.top_acts > 0]
 
     w = sae.W_dec.detach()
-    return encode, lambda x: sae(x).sae_out, w / w.norm(dim=1, keepdim=True), []
+    return encode, lambda x: sae(x).sae_out, w / w.norm(dim=1, keepdim=True), rows
 
 
 def measure(name: str, seed: int, train, test, atoms, a) -> dict:
     t = time.perf_counter()
     if name in PEERS:
-        encode, recon, directions, rows = run_peer(train, a, seed)
+        encode, recon, directions, rows = run_peer(train, a, seed, PEERS[name][0])
     else:
         encode, recon, directions, rows = run_diffdict(train, a, seed, VARIANTS[name][0])
     with torch.no_grad():
@@ -137,8 +156,8 @@ def markdown(df: pd.DataFrame, a, cmd: str) -> str:
         out.append(f"| {name} | {n} | {m['fvu']:.4f} ({fvus}) | " + " | ".join(cells) + " |")
     out += ["", "Variants:", ""]
     out += [f"- `{k}`: {d}" for k, (_, d) in VARIANTS.items() if k in set(df["variant"])]
-    out += [f"- `{k}`: {d}" for k, d in PEERS.items() if k in set(df["variant"])]
-    out += ["", "sparsify's trainer logs no FVU or dead fraction by step (—).", ""]
+    out += [f"- `{k}`: {d}" for k, (_, d) in PEERS.items() if k in set(df["variant"])]
+    out += ["", "Training FVU and dead fraction: each trainer's own, logged every 32 steps (—: not logged).", ""]
     return "\n".join(out)
 
 
@@ -162,10 +181,8 @@ def main(argv=None) -> None:
     df = pd.DataFrame(rows)
     cmd = shlex.join([".venv/bin/python", "benchmarks/sae_gap.py", *(sys.argv[1:] if argv is None else argv)])
     out, text = ROOT / o.out, markdown(df, a, cmd)  # an absolute --out stays as given
-    with atomic_path(f"{out}.csv") as tmp:
-        df.to_csv(tmp, index=False, float_format="%.5g")
-    with atomic_path(f"{out}.md") as tmp:
-        tmp.write_text(text)
+    write_table(f"{out}.csv", df, float_format="%.5g")
+    write_text(f"{out}.md", text)
     print(text)
 
 

@@ -38,9 +38,13 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
+def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, sort_keys: bool = True) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=sort_keys, default=_json_default) + "\n")
 
 
 def write_parquet(path: str | os.PathLike, df) -> None:
@@ -48,13 +52,14 @@ def write_parquet(path: str | os.PathLike, df) -> None:
         df.to_parquet(tmp, index=False)
 
 
-def write_table(path: str | os.PathLike, df) -> None:
-    """A tidy table, atomically: ``.parquet`` or ``.csv`` by suffix."""
+def write_table(path: str | os.PathLike, df, **options) -> None:
+    """A tidy table, atomically: ``.parquet`` or ``.csv`` by suffix; ``options`` go to the writer
+    (e.g. ``float_format`` for a csv)."""
     suffix = os.fspath(path).rsplit(".", 1)[-1].lower()
     if suffix not in ("parquet", "csv"):
         raise ValueError(f"{path}: write .parquet or .csv")
     with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False) if suffix == "parquet" else df.to_csv(tmp, index=False)
+        df.to_parquet(tmp, index=False, **options) if suffix == "parquet" else df.to_csv(tmp, index=False, **options)
 
 
 def _json_default(o: Any) -> Any:
