@@ -5,9 +5,10 @@ Trains on `bench_sae.py`'s synthetic data (its planted atoms known) at its long 
 several seeds: diffdict with its defaults (`normalize: scalar`, the peers' objective), and with
 one difference from sparsify's trainer removed at a time (the encoder's initial scale; the
 gradient clip; Adam's epsilon; the learning rate decaying over every step instead of the last
-20 %; all of them), beside sparsify itself. Per run: held-out FVU, the training FVU at step 256
-(bench_sae's default length), the fraction of latents dead (AuxK's count) at step 512 and at the
-end, the latents that fire on the held-out split, and how close the live latents' decoder
+20 %; the input normalisation; AuxK's normaliser, or AuxK itself; several together), beside
+sparsify itself and sparsify with diffdict's b_dec init. Per run: held-out FVU, the training FVU
+at step 256 (bench_sae's default length), the fraction of latents dead (each trainer's AuxK
+count) at step 512 and at the end, the latents that fire on the held-out split, and how close the live latents' decoder
 directions come to the planted atoms (as they appear in the data, massive dimensions scaled):
 the mean over atoms of the best cosine, and the atoms with one above 0.9. Needs sparsify in the
 interpreter's environment (`make .venv/.peers`, or the `.venv-bench` of benchmarks/README.md):
@@ -53,6 +54,8 @@ VARIANTS = {
         {"encoder_init_norm": 3**-0.5, "grad_clip": 1e9, "eps": 1e-8, "lr_decay_frac": 1.0, "auxk_coef": 0.0},
         "all and noauxk together",
     ),
+    "auxk_total": ({"auxk_normalizer": "total"}, "AuxK divided by the batch's total variance (sparsify's)"),
+    "init577_auxk_total": ({"encoder_init_norm": 3**-0.5, "auxk_normalizer": "total"}, "init577 and auxk_total"),
     "all_raw": (
         {"encoder_init_norm": 3**-0.5, "grad_clip": 1e9, "eps": 1e-8, "lr_decay_frac": 1.0, "normalize": "none"},
         "all and raw together",

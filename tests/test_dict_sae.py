@@ -56,6 +56,22 @@ def test_auxk_is_zero_when_nothing_is_dead_and_positive_otherwise():
     assert sae.W_enc.grad[:16].abs().sum() > 0  # dead latents receive gradient through AuxK
 
 
+def test_auxk_normalizer_divides_by_the_residual_or_the_total_variance():
+    sae = tiny_sae()
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
+    dead = torch.zeros(32, dtype=torch.bool)
+    dead[:16] = True
+    _, fvu, residual, *_ = sae_loss(sae, x, dead, SAEConfig(n_features=32, k=3, k_aux=4))
+    _, _, total, *_ = sae_loss(sae, x, dead, SAEConfig(n_features=32, k=3, k_aux=4, auxk_normalizer="total"))
+    # AuxK(total) = AuxK(residual) x (the residual's variance / the batch's)
+    with torch.no_grad():
+        e = x - sae.decode(sae.encode(x))
+        ratio = (e - e.mean(0)).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
+    assert total.item() == pytest.approx(residual.item() * ratio.item(), rel=1e-4)
+    with pytest.raises(ValueError, match=r"auxk_normalizer 'batch' is not one of \['residual', 'total'\]"):
+        SAEConfig(auxk_normalizer="batch")
+
+
 def test_parallel_gradient_removed():
     sae = tiny_sae()
     sae.W_dec.grad = torch.randn_like(sae.W_dec)

@@ -13,7 +13,8 @@
 * b_dec starts at the geometric median of that sample; W_enc = encoder_init_norm x W_dec^T, the
   decoder's rows unit-norm.
 * Loss = FVU of the batch + auxk_coef * AuxK, where AuxK asks the top-k_aux *dead* latents to
-  reconstruct the residual error, normalised by the error's variance (0 when nothing is dead).
+  reconstruct the residual error, normalised by the error's variance (``auxk_normalizer``;
+  0 when nothing is dead).
 * Before each step the decoder gradient's component parallel to each row is removed; after
   it the rows are renormalised.
 * Checkpoints (model, optimiser, step, data position, dead counters, RNG, log rows) go to
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 LOG_COLUMNS = ("step", "tokens", "loss", "fvu", "auxk", "l0", "dead_fraction", "lr", "tokens_per_s")
 NORMALIZE = ("dim", "scalar", "robust", "none")
+AUXK_NORMALIZERS = ("residual", "total")
 ROBUST_LIMIT = 10.0  # `robust`: the largest std a dimension keeps, in units of the median std
 
 
@@ -67,6 +69,11 @@ class SAEConfig:
         64,
         "dead latents used by the AuxK loss (the paper's code); d/2 (Gao et al.'s heuristic, sparsify's) gave a "
         "higher FVU on bench_sae's data (benchmarks/results/sae_gap_kaux.md)",
+    )
+    auxk_normalizer: Literal["residual", "total"] = setting(
+        "residual",
+        "what AuxK's squared error is divided by: the residual's variance (Gao et al.'s, OpenAI's code) or "
+        "the batch's total variance (sparsify's; weaker by the FVU's factor)",
     )
     dead_tokens: int | None = setting(
         None, "tokens without firing after which a latent is dead; null: min(10M, tokens // 10)"
@@ -93,6 +100,8 @@ class SAEConfig:
         self.betas = tuple(self.betas)
         if self.normalize not in NORMALIZE:
             raise ValueError(f"normalize '{self.normalize}' is not one of {list(NORMALIZE)}")
+        if self.auxk_normalizer not in AUXK_NORMALIZERS:
+            raise ValueError(f"auxk_normalizer '{self.auxk_normalizer}' is not one of {list(AUXK_NORMALIZERS)}")
         if not 0 < self.k <= self.n_features:
             raise ValueError(f"k={self.k} must be in 1..n_features={self.n_features}")
         if not self.encoder_init_norm > 0:
@@ -167,9 +176,10 @@ def sae_loss(sae: TopKSAE, x: torch.Tensor, dead: torch.Tensor, cfg: SAEConfig):
     """-> (loss, fvu, auxk, values, index) for a normalised batch x; ``dead`` [n_features] bool.
 
     FVU is centred on the batch mean. AuxK: the top-k_aux dead latents reconstruct the error
-    e = x - x_hat (detached), normalised by e's variance and scaled by min(1, n_dead / k_aux)
-    while few latents are dead; exactly 0 when none is. With ``cfg.prefix_sizes`` (Matryoshka)
-    the reconstruction term is the mean FVU of the full code and of each prefix's share of it."""
+    e = x - x_hat (detached), normalised by e's variance (or x's, ``cfg.auxk_normalizer``) and
+    scaled by min(1, n_dead / k_aux) while few latents are dead; exactly 0 when none is. With
+    ``cfg.prefix_sizes`` (Matryoshka) the reconstruction term is the mean FVU of the full code
+    and of each prefix's share of it."""
     n_dead = int(dead.sum())
     k_aux = min(cfg.k_aux, n_dead) if cfg.auxk_coef > 0 else 0
     patterns = SparsePattern(), SparsePattern()  # one sort per index set, shared by encoder and decoder
@@ -189,7 +199,8 @@ def sae_loss(sae: TopKSAE, x: torch.Tensor, dead: torch.Tensor, cfg: SAEConfig):
     if k_aux:
         r = e.detach()
         e_hat = sae.decode_sparse(aux_v, aux_i, bias=False, pattern=patterns[1]).float()
-        auxk = (e_hat - r).pow(2).sum() / (r - r.mean(0)).pow(2).sum() * min(1.0, n_dead / cfg.k_aux)
+        norm = (r - r.mean(0)).pow(2).sum() if cfg.auxk_normalizer == "residual" else total
+        auxk = (e_hat - r).pow(2).sum() / norm * min(1.0, n_dead / cfg.k_aux)
     return recon + cfg.auxk_coef * auxk, fvu, auxk, values, index
 
 
