@@ -8,10 +8,11 @@ gradient clip; Adam's epsilon; the learning rate decaying over every step instea
 20 %; the input normalisation; AuxK's normaliser, or AuxK itself; several together), beside
 sparsify itself and sparsify with diffdict's b_dec init. Per run: held-out FVU, the training FVU
 at step 256 (bench_sae's default length), the fraction of latents dead (each trainer's AuxK
-count) at step 512 and at the end, the latents that fire on the held-out split, and how close the live latents' decoder
-directions come to the planted atoms (as they appear in the data, massive dimensions scaled):
-the mean over atoms of the best cosine, and the atoms with one above 0.9. Needs sparsify in the
-interpreter's environment (`make .venv/.peers`, or the `.venv-bench` of benchmarks/README.md):
+count) at step 512 and at the end, the latents that fire on the held-out split, and how close
+the live latents' decoder directions come to the planted atoms (as they appear in the data,
+massive dimensions scaled): the mean over atoms of the best cosine, and the atoms with one above
+0.9. Needs sparsify in the interpreter's environment (`make .venv/.peers`, or the `.venv-bench`
+of benchmarks/README.md):
 
     .venv/bin/python benchmarks/sae_gap.py --variants init1 init577 sparsify --seeds 0 1 2 \\
         --out benchmarks/results/sae_gap
