@@ -140,11 +140,11 @@ def run_diffdict(train, test, a, normalize="scalar", **settings):
         }
 
 
-def train_sparsify(train, a, step_times=None, rows=None, b_dec_median=False):
+def train_sparsify(train, a, step_times=None, rows=None, b_dec_median=False, auxk=True):
     """sparsify's `SparseCoder`, trained by the steps of its `Trainer` (``step_times``: appended per step).
     ``rows``: appended every 32 steps, like diffdict's train_log (step, mean training FVU since the last
     row, fraction of latents dead by its AuxK's count). ``b_dec_median``: b_dec starts at the first batch's
-    geometric median (diffdict's init) rather than its mean."""
+    geometric median (diffdict's init) rather than its mean. ``auxk=False``: no AuxK loss."""
     from sparsify import SparseCoder, SparseCoderConfig
     from transformers import get_linear_schedule_with_warmup
 
@@ -162,7 +162,7 @@ def train_sparsify(train, a, step_times=None, rows=None, b_dec_median=False):
         if step == 0:
             sae.b_dec.data = geometric_median(x).float() if b_dec_median else x.mean(0)
         sae.set_decoder_norm_to_unit_norm()
-        out = sae(x, dead_mask=since > a.dead_tokens)
+        out = sae(x, dead_mask=since > a.dead_tokens if auxk else None)
         (out.fvu + out.auxk_loss / 32).backward()
         sae.remove_gradient_parallel_to_decoder_directions()
         opt.step()

@@ -62,10 +62,11 @@ VARIANTS = {
         "all and raw together",
     ),
 }
-# sparsify, and sparsify with diffdict's b_dec init (b_enc starts at zero in both): options, description
+# sparsify, and sparsify with one change (b_enc starts at zero in both): train_sparsify's options, description
 PEERS = {
     "sparsify": ({}, "sparsify's SparseCoder and Trainer steps (bench_sae.run_sparsify)"),
     "sparsify_gm": ({"b_dec_median": True}, "sparsify, b_dec at the first batch's geometric median (diffdict's)"),
+    "sparsify_noauxk": ({"auxk": False}, "sparsify without its AuxK loss"),
 }
 COSINE = 0.9
 COLUMNS = {  # markdown columns after the held-out FVU, with their formats
