@@ -98,7 +98,6 @@ def main(argv=None):
         "tolerance": {"nf4_rel_err_max": 0.15, "bf16_rel_err_max": 0.02},
     }
     res["ok"] = all(r["rel_err"] <= 0.15 for r in rows.values()) and rows["bf16"]["rel_err"] <= 0.02
-    RESULTS.mkdir(exist_ok=True)
     write_json(RESULTS / "bench_nf4.json", res, sort_keys=False)
     md = [
         "# NF4 vs fp32 / bf16 on a small random Flux transformer (CPU)",

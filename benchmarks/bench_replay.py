@@ -132,7 +132,6 @@ def main(argv=None):
         "full_generation_transformer_s_all": gen_tr,
         "sites": rows,
     }
-    RESULTS.mkdir(exist_ok=True)
     write_json(RESULTS / "bench_replay.json", res, sort_keys=False)
     md = [
         "# Replay capture vs full generation (tiny model, CPU)",

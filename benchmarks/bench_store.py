@@ -108,7 +108,6 @@ def main(argv=None):
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    RESULTS.mkdir(exist_ok=True)
     write_json(RESULTS / "bench_store.json", res, sort_keys=False)
     md = [
         "# Activation store: shuffled minibatch reads, zarr vs numpy memmap",

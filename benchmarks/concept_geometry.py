@@ -510,7 +510,6 @@ def main():
             agg.to_markdown(),
             "",
         ]
-    a.out.parent.mkdir(parents=True, exist_ok=True)
     write_text(a.out, "\n".join(parts))
     print(a.out.read_text())
 

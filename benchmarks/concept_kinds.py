@@ -93,7 +93,6 @@ def main(argv=None):
     for name, run in a.runs:
         frames.append(by_kind(run_table(run, "concepts"), a.n_boot).assign(run=name))
     df = pd.concat(frames, ignore_index=True)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
     write_table(a.out.with_suffix(".csv"), df)
     write_text(a.out.with_suffix(".md"), markdown(df, cmd))
     print(a.out.with_suffix(".md").read_text())

@@ -225,7 +225,6 @@ def main():
     for site in a.sites:
         rows += run(a.results, site, train, interp, a.separations, a.geometries, a.seeds)
     df = pd.DataFrame(rows)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
     write_table(a.out.with_suffix(".csv"), df)
     figure(df, a.out.with_suffix(".png"))
     text = [

@@ -150,7 +150,6 @@ def main():
         table = pd.read_csv(f"{a.out}.csv", dtype={"k": str})
     else:
         table = pd.concat([site_table(a.results, s, a.ks) for s in a.sites], ignore_index=True)
-        a.out.parent.mkdir(parents=True, exist_ok=True)
         write_table(f"{a.out}.csv", table)
     ks = [str(k) for k in a.ks] + ["all"]
     cmd = "python " + shlex.join(x for x in sys.argv if x != "--from-csv")  # the run that made OUT.csv

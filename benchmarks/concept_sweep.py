@@ -361,7 +361,6 @@ def main():
     )
     atoms = pd.DataFrame([] if a.skip_toy else itda_atoms(a.results, a.sites, a.model))
     n_concepts = 0 if a.skip_toy else len(np.load(a.results / "annotations" / "interp.npz")["concepts"])
-    a.out.parent.mkdir(parents=True, exist_ok=True)
     write_table(f"{a.out}.csv", df)
     write_table(f"{a.out}_synthetic.csv", syn)
     write_text(f"{a.out}.md", markdown(df, syn, atoms, "python " + shlex.join(sys.argv), n_concepts))

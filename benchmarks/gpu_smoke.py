@@ -124,7 +124,6 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args(argv)
     command = command_line(argv)
-    RESULTS.mkdir(exist_ok=True)
     if not torch.cuda.is_available():
         print("gpu_smoke: CUDA not available, skipped")
         write_json(RESULTS / "gpu_smoke.json", {"command": command, "skipped": "no CUDA"}, sort_keys=False)

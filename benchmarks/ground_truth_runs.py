@@ -87,7 +87,6 @@ def main(argv=None) -> None:
         df = df[df["dict"].isin(a.dicts)]
     cmd = shlex.join([".venv/bin/python", "benchmarks/ground_truth_runs.py", *(argv or sys.argv[1:])])
     out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     write_table(out.with_suffix(".csv"), df, float_format="%.4g")
     text = markdown(df, list(runs), cmd)
     write_text(out.with_suffix(".md"), text)

@@ -138,7 +138,6 @@ def main(argv=None) -> None:
     concepts = concept_table(runs)
     cmd = shlex.join([".venv/bin/python", "benchmarks/init_scale.py", *(argv or sys.argv[1:])])
     out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     write_table(out.with_suffix(".csv"), fvu, float_format="%.5g")
     text = markdown(fvu, concepts, list(runs), cmd)
     write_text(out.with_suffix(".md"), text)

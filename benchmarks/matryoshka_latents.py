@@ -154,7 +154,6 @@ def main(argv=None) -> None:
     df = table(runs, a.dicts, a.baseline, a.explainer, a.n_boot)
     cmd = shlex.join([".venv/bin/python", "benchmarks/matryoshka_latents.py", *(argv or sys.argv[1:])])
     out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     write_table(out.with_suffix(".csv"), df, float_format="%.4g")
     write_text(out.with_suffix(".md"), markdown(df, cmd, a.baseline))
     print(markdown(df, cmd, a.baseline))

@@ -32,35 +32,28 @@ from bench_sae import ROOT, batches, diffdict_config, fvu, make_data, parser, pl
 from diffdict.atomic import write_table, write_text
 from diffdict.dictionaries.train_sae import train_sae
 
+INIT577 = {"encoder_init_norm": 3**-0.5}  # sparsify's nn.Linear row norm, 1/sqrt(3)
+ALL = {**INIT577, "grad_clip": 1e9, "eps": 1e-8, "lr_decay_frac": 1.0}  # sparsify's optimiser settings too
 # each diffdict variant: the settings that differ from diffdict's own trainer
 VARIANTS = {
     "init1": ({}, "diffdict as bench_sae runs it (encoder rows = unit decoder rows)"),
-    "init577": ({"encoder_init_norm": 3**-0.5}, "encoder rows at sparsify's nn.Linear norm, 1/sqrt(3)"),
+    "init577": (INIT577, "encoder rows at sparsify's nn.Linear norm, 1/sqrt(3)"),
     "noclip": ({"grad_clip": 1e9}, "no gradient clip (sparsify has none)"),
     "eps1e-8": ({"eps": 1e-8}, "Adam's default epsilon (sparsify's)"),
     "decay_all": ({"lr_decay_frac": 1.0}, "lr decays linearly over every step after warm-up (sparsify's schedule)"),
     "kaux128": ({"k_aux": 128}, "AuxK trains 128 = d/2 dead latents per token (Gao et al.'s heuristic, sparsify's)"),
-    "init577_kaux128": ({"encoder_init_norm": 3**-0.5, "k_aux": 128}, "init577 and kaux128"),
-    "all": (
-        {"encoder_init_norm": 3**-0.5, "grad_clip": 1e9, "eps": 1e-8, "lr_decay_frac": 1.0},
-        "init577, noclip, eps1e-8 and decay_all together",
-    ),
+    "init577_kaux128": ({**INIT577, "k_aux": 128}, "init577 and kaux128"),
+    "all": (ALL, "init577, noclip, eps1e-8 and decay_all together"),
     "raw": (
         {"normalize": "none"},
         "the raw activations, neither centred nor scaled (sparsify's input; b_dec still starts at their geometric "
         "median, sparsify's at the first batch's mean)",
     ),
     "noauxk": ({"auxk_coef": 0.0}, "no AuxK loss (its only parameter shared with the live latents is b_dec)"),
-    "all_noauxk": (
-        {"encoder_init_norm": 3**-0.5, "grad_clip": 1e9, "eps": 1e-8, "lr_decay_frac": 1.0, "auxk_coef": 0.0},
-        "all and noauxk together",
-    ),
+    "all_noauxk": ({**ALL, "auxk_coef": 0.0}, "all and noauxk together"),
     "auxk_total": ({"auxk_normalizer": "total"}, "AuxK divided by the batch's total variance (sparsify's)"),
-    "init577_auxk_total": ({"encoder_init_norm": 3**-0.5, "auxk_normalizer": "total"}, "init577 and auxk_total"),
-    "all_raw": (
-        {"encoder_init_norm": 3**-0.5, "grad_clip": 1e9, "eps": 1e-8, "lr_decay_frac": 1.0, "normalize": "none"},
-        "all and raw together",
-    ),
+    "init577_auxk_total": ({**INIT577, "auxk_normalizer": "total"}, "init577 and auxk_total"),
+    "all_raw": ({**ALL, "normalize": "none"}, "all and raw together"),
 }
 # sparsify, and sparsify with one change (b_enc starts at zero in both): train_sparsify's options, description
 PEERS = {

@@ -61,7 +61,7 @@ def test_auxk_normalizer_divides_by_the_residual_or_the_total_variance():
     x = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
     dead = torch.zeros(32, dtype=torch.bool)
     dead[:16] = True
-    _, fvu, residual, *_ = sae_loss(sae, x, dead, SAEConfig(n_features=32, k=3, k_aux=4))
+    _, _, residual, *_ = sae_loss(sae, x, dead, SAEConfig(n_features=32, k=3, k_aux=4))
     _, _, total, *_ = sae_loss(sae, x, dead, SAEConfig(n_features=32, k=3, k_aux=4, auxk_normalizer="total"))
     # AuxK(total) = AuxK(residual) x (the residual's variance / the batch's)
     with torch.no_grad():
