@@ -140,19 +140,28 @@ def run_diffdict(train, test, a, normalize="scalar", **settings):
         }
 
 
-def train_sparsify(train, a, step_times=None, rows=None, b_dec_median=False, auxk=True):
+def train_sparsify(train, a, step_times=None, rows=None, b_dec_median=False, auxk=True, init=None, lr_lambda=None):
     """sparsify's `SparseCoder`, trained by the steps of its `Trainer` (``step_times``: appended per step).
     ``rows``: appended every 32 steps, like diffdict's train_log (step, mean training FVU since the last
     row, fraction of latents dead by its AuxK's count). ``b_dec_median``: b_dec starts at the first batch's
-    geometric median (diffdict's init) rather than its mean. ``auxk=False``: no AuxK loss."""
+    geometric median (diffdict's init) rather than its mean. ``auxk=False``: no AuxK loss.
+    ``init``: called on the new SparseCoder (no grad) to replace its initial weights; ``lr_lambda``: the
+    learning rate's factor at each step instead of its warm-up/decay schedule."""
     from sparsify import SparseCoder, SparseCoderConfig
     from transformers import get_linear_schedule_with_warmup
 
     d = train.shape[1]
     sae = SparseCoder(d, SparseCoderConfig(num_latents=a.width, k=a.k))
+    if init is not None:
+        with torch.no_grad():
+            init(sae)
     opt = torch.optim.Adam(sae.parameters(), lr=a.lr)
     steps = a.tokens // a.batch
-    sched = get_linear_schedule_with_warmup(opt, 50, steps)
+    sched = (
+        get_linear_schedule_with_warmup(opt, 50, steps)
+        if lr_lambda is None
+        else torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+    )
     since = torch.zeros(a.width, dtype=torch.long)
     data = endless(train, a.batch)
     window = []

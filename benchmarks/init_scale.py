@@ -10,7 +10,9 @@ here, side by side, for every resid site and SAE training run:
   whether the init's effect lasts or washes out with longer training;
 * concept recovery beside random directions (`tables/concepts_summary.csv`).
 
-The ground-truth checks of both runs go side by side through `ground_truth_runs.py`.
+The ground-truth checks of both runs go side by side through `ground_truth_runs.py`. The same
+tables compare runs that differ in another initialisation setting (`init_distribution`, with
+``--title``; `benchmarks/results/texture_world/init_distribution.md`).
 
     .venv/bin/python benchmarks/init_scale.py --runs "default, init 1.0=results/toy" \\
         "default, init 0.577=results/toy_enc577" "other config, init 1.0=results/toy_seed1" \\
@@ -81,9 +83,9 @@ def concept_table(runs: dict[str, Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def markdown(fvu: pd.DataFrame, concepts: pd.DataFrame, runs: list[str], cmd: str) -> str:
+def markdown(fvu: pd.DataFrame, concepts: pd.DataFrame, runs: list[str], cmd: str, title: str) -> str:
     out = [
-        "# The SAE's initial encoder scale on the toy",
+        f"# {title}",
         "",
         f"Command: `{cmd}`",
         "",
@@ -132,6 +134,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", nargs="+", required=True, type=run_spec, help="name=results/<model> of finished runs")
     ap.add_argument("--out", required=True, help="path stem: writes <out>.md and <out>.csv")
+    ap.add_argument("--title", default="The SAE's initial encoder scale on the toy", help="the .md's heading")
     a = ap.parse_args(argv)
     runs = dict(a.runs)
     fvu = fvu_table(runs)
@@ -139,7 +142,7 @@ def main(argv=None) -> None:
     cmd = shlex.join([".venv/bin/python", "benchmarks/init_scale.py", *(argv or sys.argv[1:])])
     out = Path(a.out)
     write_table(out.with_suffix(".csv"), fvu, float_format="%.5g")
-    text = markdown(fvu, concepts, list(runs), cmd)
+    text = markdown(fvu, concepts, list(runs), cmd, a.title)
     write_text(out.with_suffix(".md"), text)
     print(text)
 

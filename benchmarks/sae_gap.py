@@ -5,12 +5,14 @@ Trains on `bench_sae.py`'s synthetic data (its planted atoms known) at its long 
 several seeds: diffdict with its defaults (`normalize: scalar`, the peers' objective), and with
 one difference from sparsify's trainer removed at a time (the encoder's initial scale; the
 gradient clip; Adam's epsilon; the learning rate decaying over every step instead of the last
-20 %; the input normalisation; AuxK's normaliser, or AuxK itself; several together), beside
-sparsify itself and sparsify with diffdict's b_dec init. Per run: held-out FVU, the training FVU
-at step 256 (bench_sae's default length), the fraction of latents dead (each trainer's AuxK
-count) at step 512 and at the end, the latents that fire on the held-out split, and how close
-the live latents' decoder directions come to the planted atoms (as they appear in the data,
-massive dimensions scaled): the mean over atoms of the best cosine, and the atoms with one above
+20 %; the input normalisation; AuxK's normaliser, or AuxK itself; the initial rows' distribution;
+several together), beside sparsify itself and sparsify with one of diffdict's choices in turn
+(b_dec's init; no AuxK; diffdict's initial weights at the same seed, or only their Gaussian
+directions; its schedule). Per run: held-out FVU, the training FVU at step 256 (bench_sae's
+default length), the fraction of latents dead (each trainer's AuxK count) at step 512 and at the
+end, the latents that fire on the held-out split, and how close the live latents' decoder
+directions come to the planted atoms (as they appear in the data, massive dimensions scaled):
+the mean over atoms of the best cosine, and the atoms with one above
 0.9. Needs sparsify in the interpreter's environment (`make .venv/.peers`, or the `.venv-bench`
 of benchmarks/README.md):
 
@@ -30,6 +32,7 @@ import torch
 from bench_sae import ROOT, batches, diffdict_config, fvu, make_data, parser, planted_world, train_sparsify
 
 from diffdict.atomic import write_table, write_text
+from diffdict.dictionaries.sae import TopKSAE
 from diffdict.dictionaries.train_sae import train_sae
 
 INIT577 = {"encoder_init_norm": 3**-0.5}  # sparsify's nn.Linear row norm, 1/sqrt(3)
@@ -54,12 +57,37 @@ VARIANTS = {
     "auxk_total": ({"auxk_normalizer": "total"}, "AuxK divided by the batch's total variance (sparsify's)"),
     "init577_auxk_total": ({**INIT577, "auxk_normalizer": "total"}, "init577 and auxk_total"),
     "all_raw": ({**ALL, "normalize": "none"}, "all and raw together"),
+    "uniform": (
+        {"init_distribution": "uniform"},
+        "initial rows' entries uniform on [-1, 1] before normalising (nn.Linear's, sparsify's), not Gaussian",
+    ),
+    "init577_uniform": ({**INIT577, "init_distribution": "uniform"}, "init577 and uniform"),
 }
 # sparsify, and sparsify with one change (b_enc starts at zero in both): train_sparsify's options, description
 PEERS = {
     "sparsify": ({}, "sparsify's SparseCoder and Trainer steps (bench_sae.run_sparsify)"),
     "sparsify_gm": ({"b_dec_median": True}, "sparsify, b_dec at the first batch's geometric median (diffdict's)"),
     "sparsify_noauxk": ({"auxk": False}, "sparsify without its AuxK loss"),
+    "sparsify_noauxk_init": (
+        {"auxk": False, "diffdict_init": True},
+        "sparsify_noauxk from diffdict's initial weights at the same seed (`all`'s: Gaussian unit decoder rows, "
+        "encoder = 1/sqrt(3) x decoder^T; sparsify draws nn.Linear's uniform rows)",
+    ),
+    "sparsify_noauxk_sphere": (
+        {"auxk": False, "sphere_init": True},
+        "sparsify_noauxk with Gaussian directions (uniform on the sphere, like diffdict's) drawn from its own "
+        "generator, each row at the norm of the nn.Linear row it replaces",
+    ),
+    "sparsify_noauxk_sched": (
+        {"auxk": False, "diffdict_schedule": True},
+        "sparsify_noauxk with `all`'s learning-rate schedule (warm-up factor (step+1)/50, linear decay over every "
+        "step from step 0; sparsify's: step/50, decay from the end of warm-up)",
+    ),
+    "sparsify_noauxk_both": (
+        {"auxk": False, "diffdict_init": True, "diffdict_schedule": True},
+        "sparsify_noauxk_init and sparsify_noauxk_sched together: sparsify's trainer with all_noauxk's initial "
+        "weights, schedule and data order (its gradients equal diffdict's on the same weights and batch)",
+    ),
 }
 COSINE = 0.9
 COLUMNS = {  # markdown columns after the held-out FVU, with their formats
@@ -93,9 +121,29 @@ def run_diffdict(train, a, seed: int, settings: dict):
     return encode, lambda x: sae.decode(sae.encode(x)), sae.directions, rows
 
 
+def sphere_rows(sae) -> None:
+    """Gaussian (uniform on the sphere) directions from sparsify's generator, each encoder row keeping the
+    norm of the nn.Linear row it replaces; the decoder's rows the same directions at unit norm."""
+    w = torch.randn_like(sae.encoder.weight)
+    w /= w.norm(dim=1, keepdim=True)
+    sae.encoder.weight.copy_(w * sae.encoder.weight.norm(dim=1, keepdim=True))
+    sae.W_dec.copy_(w)
+
+
 def run_peer(train, a, seed: int, options: dict):
     torch.manual_seed(seed)  # sparsify draws its init from the global generator
-    rows = []
+    options, rows = dict(options), []
+    if options.pop("diffdict_init", False):  # the rows train_sae draws for `all` at this seed
+        init = TopKSAE(train.shape[1], a.width, a.k)
+        init.init_weights(
+            torch.zeros(train.shape[1]), torch.Generator().manual_seed(seed), INIT577["encoder_init_norm"]
+        )
+        options["init"] = lambda sae: (sae.encoder.weight.copy_(init.W_enc), sae.W_dec.copy_(init.W_dec))
+    if options.pop("sphere_init", False):
+        options["init"] = sphere_rows
+    if options.pop("diffdict_schedule", False):
+        cfg = diffdict_config(a, **ALL)
+        options["lr_lambda"] = lambda step: cfg.lr_at(step) / cfg.lr_value
     sae = train_sparsify(train, a, rows=rows, **options)
 
     def encode(x):

@@ -82,21 +82,22 @@ def test_every_benchmark_overlay_is_valid(default, repo):
 
 
 @pytest.mark.parametrize(
-    "base, overlay",
-    [((), "init_scale/enc577.yaml"), (("sweep_sites.yaml", "other_seeds.yaml"), "init_scale/other_enc577.yaml")],
+    "base, overlay, key, values",
+    [
+        ((), "init_scale/enc577.yaml", "encoder_init_norm", (1.0, 0.577)),
+        (("sweep_sites.yaml", "other_seeds.yaml"), "init_scale/other_enc577.yaml", "encoder_init_norm", (1.0, 0.577)),
+        ((), "init_scale/uniform.yaml", "init_distribution", ("normal", "uniform")),
+    ],
 )
-def test_init_scale_runs_differ_from_their_base_only_in_the_init(default, repo, base, overlay):
-    """benchmarks/results/texture_world/init_scale.md compares runs that differ in encoder_init_norm alone
-    (and in the results tree's name)."""
+def test_init_runs_differ_from_their_base_only_in_the_init(default, repo, base, overlay, key, values):
+    """benchmarks/results/texture_world/init_scale.md and init_distribution.md compare runs that differ in
+    one initialisation setting alone (and in the results tree's name)."""
     a, b = _layered(default, repo, *base), _layered(default, repo, *base, overlay)
     assert b["model"]["name"] != a["model"]["name"]
-    assert (a["dictionaries"]["sae"].get("encoder_init_norm", 1.0), b["dictionaries"]["sae"]["encoder_init_norm"]) == (
-        1.0,
-        0.577,
-    )
+    assert (a["dictionaries"]["sae"].get(key, values[0]), b["dictionaries"]["sae"][key]) == values
     for cfg in (a, b):
         cfg["model"].pop("name")
-        cfg["dictionaries"]["sae"].pop("encoder_init_norm", None)
+        cfg["dictionaries"]["sae"].pop(key, None)
     assert a == b
 
 

@@ -35,6 +35,26 @@ def test_encoder_init_norm_scales_only_the_encoder(tmp_path):
     torch.testing.assert_close(trained.W_enc.norm(dim=1), torch.full((32,), 0.5))
 
 
+def test_init_distribution_draws_the_rows_entries():
+    normal, uniform = TopKSAE(64, 512, 3), TopKSAE(64, 512, 3)
+    normal.init_weights(torch.zeros(64), torch.Generator().manual_seed(0))
+    uniform.init_weights(torch.zeros(64), torch.Generator().manual_seed(0), distribution="uniform")
+    expected = torch.rand(512, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    torch.testing.assert_close(uniform.W_dec, expected / expected.norm(dim=1, keepdim=True))
+    torch.testing.assert_close(uniform.W_enc, uniform.W_dec)
+    # bounded entries: no unit row leans as far into one dimension as Gaussian rows' tails do
+    assert uniform.W_dec.abs().max() < 0.75 * normal.W_dec.abs().max()
+    with pytest.raises(ValueError, match=r"init_distribution 'cube' is not one of \['normal', 'uniform'\]"):
+        SAEConfig(init_distribution="cube")
+    # the trainer passes it on: one step at lr 0 leaves the initial rows
+    x = torch.randn(512, 64)
+    cfg = SAEConfig(
+        n_features=512, k=3, batch_size=256, tokens=256, lr=0.0, normalize="none", init_distribution="uniform"
+    )
+    trained = train_sae(lambda e: [x], 64, cfg, progress=False)
+    torch.testing.assert_close(trained.W_dec, uniform.W_dec)
+
+
 def test_geometric_median_is_robust_to_outliers():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(999, 4, generator=g) * 0.1 + torch.tensor([1.0, 2.0, 3.0, 4.0])

@@ -20,6 +20,8 @@ from torch import nn
 from .base import Dictionary, SparseCodes
 from .kernels import SparsePattern, preactivations, row_topk, sparse_decode, topk_encode
 
+INIT_DISTRIBUTIONS = ("normal", "uniform")  # the initial rows' entries, before normalising
+
 
 class TopKSAE(Dictionary):
     kind = "topk_sae"
@@ -38,10 +40,23 @@ class TopKSAE(Dictionary):
 
     @torch.no_grad()
     def init_weights(
-        self, b_dec: torch.Tensor, generator: torch.Generator | None = None, encoder_norm: float = 1.0
+        self,
+        b_dec: torch.Tensor,
+        generator: torch.Generator | None = None,
+        encoder_norm: float = 1.0,
+        distribution: str = "normal",
     ) -> None:
-        """Random unit-norm decoder rows, encoder = `encoder_norm` x decoder^T, zero encoder bias."""
-        w = torch.randn(self.n_features, self.d_model, generator=generator)
+        """Random unit-norm decoder rows, encoder = `encoder_norm` x decoder^T, zero encoder bias.
+        The rows' entries are drawn from ``distribution`` before normalising: ``normal`` (directions
+        uniform on the sphere) or ``uniform`` on [-1, 1] (nn.Linear's, sparsify's: no row leans far
+        into a few dimensions)."""
+        if distribution not in INIT_DISTRIBUTIONS:
+            raise ValueError(f"init distribution '{distribution}' is not one of {list(INIT_DISTRIBUTIONS)}")
+        shape = (self.n_features, self.d_model)
+        if distribution == "normal":
+            w = torch.randn(shape, generator=generator)
+        else:
+            w = torch.rand(shape, generator=generator) * 2 - 1
         self.W_dec.copy_(w / w.norm(dim=1, keepdim=True))
         self.W_enc.copy_(self.W_dec * encoder_norm)
         self.b_enc.zero_()
