@@ -15,15 +15,17 @@ size. Explains `sae_gap_peer_steps.md` / `sae_gap_peer_sphere.md`:
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 
 import pandas as pd
 import torch
 from bench_sae import ROOT, make_data, parser, planted_world
+from sae_gap import INIT577, diffdict_initial
 
 from diffdict.atomic import write_table, write_text
-from diffdict.dictionaries.sae import TopKSAE
 
-NORM = 3**-0.5  # sparsify's nn.Linear row norm; diffdict's rows set to it (encoder_init_norm 0.577)
+NORM = INIT577["encoder_init_norm"]  # sparsify's nn.Linear row norm; diffdict's rows set to it
 TOKENS = 16384
 BUSIEST = 0.05
 
@@ -31,9 +33,7 @@ BUSIEST = 0.05
 def rows(kind: str, d: int, n: int, seed: int) -> torch.Tensor:
     """[n, d] initial encoder rows as the trainer named ``kind`` draws them at ``seed``."""
     if kind == "sphere (diffdict)":
-        sae = TopKSAE(d, n, 1)
-        sae.init_weights(torch.zeros(d), torch.Generator().manual_seed(seed), NORM)
-        return sae.W_enc.detach()
+        return diffdict_initial(d, n, seed).W_enc.detach()
     torch.manual_seed(seed)  # sparsify draws from the global generator
     return torch.nn.Linear(d, n).weight.detach()
 
@@ -69,9 +69,7 @@ def main(argv=None) -> None:
                 out.append({"data": name, "rows": kind, "seed": seed, **shares(w, xs, a.k, massive)})
     df = pd.DataFrame(out)
     means = df.groupby(["data", "rows"], sort=False).mean(numeric_only=True).drop(columns="seed")
-    cmd = ".venv/bin/python benchmarks/init_topk_share.py --out " + o.out
-    if o.seeds != [0, 1, 2]:
-        cmd += " --seeds " + " ".join(map(str, o.seeds))
+    cmd = shlex.join([".venv/bin/python", "benchmarks/init_topk_share.py", *(sys.argv[1:] if argv is None else argv)])
     text = "\n".join(
         [
             "# The first TopK slots under each trainer's initial rows",

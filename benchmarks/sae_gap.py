@@ -12,9 +12,8 @@ directions; its schedule). Per run: held-out FVU, the training FVU at step 256 (
 default length), the fraction of latents dead (each trainer's AuxK count) at step 512 and at the
 end, the latents that fire on the held-out split, and how close the live latents' decoder
 directions come to the planted atoms (as they appear in the data, massive dimensions scaled):
-the mean over atoms of the best cosine, and the atoms with one above
-0.9. Needs sparsify in the interpreter's environment (`make .venv/.peers`, or the `.venv-bench`
-of benchmarks/README.md):
+the mean over atoms of the best cosine, and the atoms with one above 0.9. Needs sparsify in the
+interpreter's environment (`make .venv/.peers`, or the `.venv-bench` of benchmarks/README.md):
 
     .venv/bin/python benchmarks/sae_gap.py --variants init1 init577 sparsify --seeds 0 1 2 \\
         --out benchmarks/results/sae_gap
@@ -121,6 +120,14 @@ def run_diffdict(train, a, seed: int, settings: dict):
     return encode, lambda x: sae.decode(sae.encode(x)), sae.directions, rows
 
 
+def diffdict_initial(d: int, n: int, seed: int) -> TopKSAE:
+    """The weights train_sae starts `all` from at ``seed``: Gaussian unit decoder rows, encoder rows
+    1/sqrt(3) x those (b_dec, set from the data, left at 0)."""
+    sae = TopKSAE(d, n, 1)
+    sae.init_weights(torch.zeros(d), torch.Generator().manual_seed(seed), INIT577["encoder_init_norm"])
+    return sae
+
+
 def sphere_rows(sae) -> None:
     """Gaussian (uniform on the sphere) directions from sparsify's generator, each encoder row keeping the
     norm of the nn.Linear row it replaces; the decoder's rows the same directions at unit norm."""
@@ -133,11 +140,8 @@ def sphere_rows(sae) -> None:
 def run_peer(train, a, seed: int, options: dict):
     torch.manual_seed(seed)  # sparsify draws its init from the global generator
     options, rows = dict(options), []
-    if options.pop("diffdict_init", False):  # the rows train_sae draws for `all` at this seed
-        init = TopKSAE(train.shape[1], a.width, a.k)
-        init.init_weights(
-            torch.zeros(train.shape[1]), torch.Generator().manual_seed(seed), INIT577["encoder_init_norm"]
-        )
+    if options.pop("diffdict_init", False):
+        init = diffdict_initial(train.shape[1], a.width, seed)
         options["init"] = lambda sae: (sae.encoder.weight.copy_(init.W_enc), sae.W_dec.copy_(init.W_dec))
     if options.pop("sphere_init", False):
         options["init"] = sphere_rows

@@ -5,20 +5,16 @@ diffdict and give the packages' numbers. Tolerance: 1e-5 relative (float32, diff
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
+from peers import require_peer
 
 from diffdict.dictionaries import build, load_dictionary
 from diffdict.dictionaries.synthetic import planted
 from diffdict.interop import export_dictionary, load_pretrained
 
-if os.environ.get("DIFFDICT_REQUIRE_PEERS"):
-    import sae_lens  # noqa: F401
-    import sparsify  # noqa: F401
-sae_lens = pytest.importorskip("sae_lens", reason="pip install -r requirements-peers.txt")
-sparsify = pytest.importorskip("sparsify", reason="pip install -r requirements-peers.txt")
+sae_lens = require_peer("sae_lens")
+sparsify = require_peer("sparsify")
 
 P = planted(d=16, n_atoms=32, k=2, seed=0)
 SITE = {"block": "double", "index": 1, "stream": "img", "place": "resid", "steps": [0]}

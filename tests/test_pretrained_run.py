@@ -13,12 +13,13 @@ import json
 import pandas as pd
 import pytest
 import torch
+from peers import require_peer
 
 from workflow_utils import minimal_config, snakemake
 
 pytestmark = pytest.mark.slow
-sparsify = pytest.importorskip("sparsify", reason="pip install -r requirements-peers.txt")
-sae_lens = pytest.importorskip("sae_lens", reason="pip install -r requirements-peers.txt")
+sparsify = require_peer("sparsify")
+sae_lens = require_peer("sae_lens")
 
 SITE = "double1_img"
 ACT = f"results/toy/activations/{SITE}"

@@ -9,17 +9,14 @@ benchmarks' reading of why sparsify's AuxK is inert (benchmarks/results/sae_gap_
 rests on that, so a sparsify that changes it fails here.
 """
 
-import os
-
 import pytest
 import torch
+from peers import require_peer
 
 from diffdict.dictionaries.sae import TopKSAE
 from diffdict.dictionaries.train_sae import SAEConfig, sae_loss
 
-if os.environ.get("DIFFDICT_REQUIRE_PEERS"):  # CI: must run, not skip
-    import sparsify  # noqa: F401
-sparsify = pytest.importorskip("sparsify", reason="pip install -r requirements-peers.txt")
+sparsify = require_peer("sparsify")
 
 D, N, K, TOKENS = 32, 256, 8, 128
 
