@@ -273,7 +273,15 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--only",
         nargs="*",
-        default=["diffdict", "sparsify", "saelens", "diffdict_robust", "diffdict_dim", "diffdict_enc577"],
+        default=[
+            "diffdict",
+            "sparsify",
+            "saelens",
+            "diffdict_robust",
+            "diffdict_dim",
+            "diffdict_enc577",
+            "diffdict_normal",
+        ],
     )
     ap.add_argument(
         "--rounds",
@@ -295,7 +303,8 @@ def main():
     results, versions = {}, {"torch": torch.__version__, "python": platform.python_version()}
     # diffdict: normalize=scalar, the same objective as the peers' (model-space FVU);
     # diffdict_robust: the default; diffdict_dim: per-dimension standardisation (the paper's choice);
-    # diffdict_enc577: encoder rows initialised at sparsify's scale (nn.Linear's uniform init: norm ~ 1/sqrt(3))
+    # diffdict_enc577: encoder rows initialised at sparsify's scale (nn.Linear's uniform init: norm ~ 1/sqrt(3));
+    # diffdict_normal: Gaussian initial rows, the default until stop 36
     runners = {
         "diffdict": run_diffdict,
         "sparsify": run_sparsify,
@@ -303,6 +312,7 @@ def main():
         "diffdict_robust": lambda tr, te, a: run_diffdict(tr, te, a, normalize="robust"),
         "diffdict_dim": lambda tr, te, a: run_diffdict(tr, te, a, normalize="dim"),
         "diffdict_enc577": lambda tr, te, a: run_diffdict(tr, te, a, encoder_init_norm=3**-0.5),
+        "diffdict_normal": lambda tr, te, a: run_diffdict(tr, te, a, init_distribution="normal"),
     }
     runs = {name: [] for name in a.only}
     for rnd in range(a.rounds):
@@ -410,7 +420,9 @@ def main():
         "`normalize: dim` (per-dimension standardisation, the paper's choice; trades model-space FVU for "
         "recovery of features under massive dimensions, see train_sae.py); diffdict_enc577: `normalize: scalar` "
         "with `encoder_init_norm: 0.577`, the encoder's initial rows at the norm sparsify's nn.Linear init gives "
-        "them (diffdict's default ties them to the unit decoder rows). Speed-ups compare diffdict with "
+        "them (diffdict's default ties them to the unit decoder rows); diffdict_normal: `normalize: scalar` with "
+        "`init_distribution: normal`, Gaussian initial rows (the default until stop 36; diffdict's rows are now "
+        "uniform on [-1, 1] before normalising, like nn.Linear's). Speed-ups compare diffdict with "
         "the fastest peer. The planted atoms no longer coincide with a seed-0 SAE's initial decoder "
         "(`synthetic.ATOM_SALT`); until 2026-12-05 they did, and diffdict's FVU read 0.027.",
         "",

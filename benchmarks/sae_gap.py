@@ -6,7 +6,8 @@ several seeds: diffdict with its defaults (`normalize: scalar`, the peers' objec
 one difference from sparsify's trainer removed at a time (the encoder's initial scale; the
 gradient clip; Adam's epsilon; the learning rate decaying over every step instead of the last
 20 %; the input normalisation; AuxK's normaliser, or AuxK itself; the initial rows' distribution;
-several together), beside sparsify itself and sparsify with one of diffdict's choices in turn
+several together; every variant keeps the Gaussian rows that were diffdict's default until stop 36
+unless it names the distribution), beside sparsify itself and sparsify with one of diffdict's choices in turn
 (b_dec's init; no AuxK; diffdict's initial weights at the same seed, or only their Gaussian
 directions; its schedule). Per run: held-out FVU, the training FVU at step 256 (bench_sae's
 default length), the fraction of latents dead (each trainer's AuxK count) at step 512 and at the
@@ -35,6 +36,9 @@ from diffdict.dictionaries.sae import TopKSAE
 from diffdict.dictionaries.train_sae import train_sae
 
 INIT577 = {"encoder_init_norm": 3**-0.5}  # sparsify's nn.Linear row norm, 1/sqrt(3)
+# the study starts from diffdict's trainer as it was before stop 36 flipped `init_distribution` to uniform
+# (the flip is this study's outcome), so every variant keeps Gaussian rows unless it names the distribution
+NORMAL_ROWS = {"init_distribution": "normal"}
 ALL = {**INIT577, "grad_clip": 1e9, "eps": 1e-8, "lr_decay_frac": 1.0}  # sparsify's optimiser settings too
 # each diffdict variant: the settings that differ from diffdict's own trainer
 VARIANTS = {
@@ -107,7 +111,7 @@ def data_args(tokens: int) -> argparse.Namespace:
 def run_diffdict(train, a, seed: int, settings: dict):
     """-> (live-latent indices of x, reconstruction of x, unit decoder directions, log rows) of a diffdict
     SAE trained like bench_sae's; `run_peer` returns the same for sparsify."""
-    cfg = diffdict_config(a, log_every=32, seed=seed, **settings)
+    cfg = diffdict_config(a, log_every=32, seed=seed, **{**NORMAL_ROWS, **settings})
     rows = []
     sae = train_sae(
         lambda e: batches(train, 4096, e), train.shape[1], cfg, progress=False, callback=lambda s, r: rows.append(r)
@@ -124,7 +128,7 @@ def diffdict_initial(d: int, n: int, seed: int) -> TopKSAE:
     """The weights train_sae starts `all` from at ``seed``: Gaussian unit decoder rows, encoder rows
     1/sqrt(3) x those (b_dec, set from the data, left at 0)."""
     sae = TopKSAE(d, n, 1)
-    sae.init_weights(torch.zeros(d), torch.Generator().manual_seed(seed), INIT577["encoder_init_norm"])
+    sae.init_weights(torch.zeros(d), torch.Generator().manual_seed(seed), INIT577["encoder_init_norm"], "normal")
     return sae
 
 

@@ -81,20 +81,25 @@ def test_every_benchmark_overlay_is_valid(default, repo):
         assert _layered(default, repo, str(layer))["model"]["name"], layer
 
 
+OTHER = ("sweep_sites.yaml", "other_seeds.yaml")
+
+
 @pytest.mark.parametrize(
-    "base, overlay, key, values",
+    "base, overlays, key, values",
     [
-        ((), "init_scale/enc577.yaml", "encoder_init_norm", (1.0, 0.577)),
-        (("sweep_sites.yaml", "other_seeds.yaml"), "init_scale/other_enc577.yaml", "encoder_init_norm", (1.0, 0.577)),
-        ((), "init_scale/uniform.yaml", "init_distribution", ("normal", "uniform")),
+        ((), ("init_scale/normal.yaml", "init_scale/enc577.yaml"), "encoder_init_norm", (1.0, 0.577)),
+        (OTHER, ("init_scale/other_normal.yaml", "init_scale/other_enc577.yaml"), "encoder_init_norm", (1.0, 0.577)),
+        ((), ("init_scale/normal.yaml", "init_scale/uniform.yaml"), "init_distribution", ("normal", "uniform")),
+        ((), (None, "init_scale/normal.yaml"), "init_distribution", ("uniform", "normal")),
     ],
 )
-def test_init_runs_differ_from_their_base_only_in_the_init(default, repo, base, overlay, key, values):
+def test_init_runs_differ_from_their_base_only_in_the_init(default, repo, base, overlays, key, values):
     """benchmarks/results/texture_world/init_scale.md and init_distribution.md compare runs that differ in
-    one initialisation setting alone (and in the results tree's name)."""
-    a, b = _layered(default, repo, *base), _layered(default, repo, *base, overlay)
+    one initialisation setting alone (and in the results tree's name); None: the base config itself."""
+    a, b = (_layered(default, repo, *base, *[o for o in [overlay] if o]) for overlay in overlays)
     assert b["model"]["name"] != a["model"]["name"]
-    assert (a["dictionaries"]["sae"].get(key, values[0]), b["dictionaries"]["sae"][key]) == values
+    assert tuple(c["dictionaries"]["sae"].get(key, d) for c, d in zip((a, b), values)) == values
+    assert b["dictionaries"]["sae"][key] == values[1]
     for cfg in (a, b):
         cfg["model"].pop("name")
         cfg["dictionaries"]["sae"].pop(key, None)

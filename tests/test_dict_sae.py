@@ -37,8 +37,8 @@ def test_encoder_init_norm_scales_only_the_encoder(tmp_path):
 
 def test_init_distribution_draws_the_rows_entries():
     normal, uniform = TopKSAE(64, 512, 3), TopKSAE(64, 512, 3)
-    normal.init_weights(torch.zeros(64), torch.Generator().manual_seed(0))
-    uniform.init_weights(torch.zeros(64), torch.Generator().manual_seed(0), distribution="uniform")
+    normal.init_weights(torch.zeros(64), torch.Generator().manual_seed(0), distribution="normal")
+    uniform.init_weights(torch.zeros(64), torch.Generator().manual_seed(0))  # the default
     expected = torch.rand(512, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     torch.testing.assert_close(uniform.W_dec, expected / expected.norm(dim=1, keepdim=True))
     torch.testing.assert_close(uniform.W_enc, uniform.W_dec)
@@ -49,10 +49,11 @@ def test_init_distribution_draws_the_rows_entries():
     # the trainer passes it on: one step at lr 0 leaves the initial rows
     x = torch.randn(512, 64)
     cfg = SAEConfig(
-        n_features=512, k=3, batch_size=256, tokens=256, lr=0.0, normalize="none", init_distribution="uniform"
+        n_features=512, k=3, batch_size=256, tokens=256, lr=0.0, normalize="none", init_distribution="normal"
     )
     trained = train_sae(lambda e: [x], 64, cfg, progress=False)
-    torch.testing.assert_close(trained.W_dec, uniform.W_dec)
+    torch.testing.assert_close(trained.W_dec, normal.W_dec)
+    assert SAEConfig().init_distribution == "uniform"
 
 
 def test_geometric_median_is_robust_to_outliers():

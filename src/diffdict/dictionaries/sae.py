@@ -44,12 +44,12 @@ class TopKSAE(Dictionary):
         b_dec: torch.Tensor,
         generator: torch.Generator | None = None,
         encoder_norm: float = 1.0,
-        distribution: str = "normal",
+        distribution: str = "uniform",
     ) -> None:
         """Random unit-norm decoder rows, encoder = `encoder_norm` x decoder^T, zero encoder bias.
-        The rows' entries are drawn from ``distribution`` before normalising: ``normal`` (directions
-        uniform on the sphere) or ``uniform`` on [-1, 1] (nn.Linear's, sparsify's: no row leans far
-        into a few dimensions)."""
+        The rows' entries are drawn from ``distribution`` before normalising: ``uniform`` on [-1, 1]
+        (nn.Linear's, sparsify's: no row leans far into a few dimensions) or ``normal`` (directions
+        uniform on the sphere)."""
         if distribution not in INIT_DISTRIBUTIONS:
             raise ValueError(f"init distribution '{distribution}' is not one of {list(INIT_DISTRIBUTIONS)}")
         shape = (self.n_features, self.d_model)

@@ -93,12 +93,12 @@ class SAEConfig:
         exclusiveMinimum=0,
     )
     init_distribution: Literal["normal", "uniform"] = setting(
-        "normal",
-        "the initial decoder rows' entries before normalising: normal (directions uniform on the sphere) or "
-        "uniform on [-1, 1] (nn.Linear's, sparsify's); with massive dimensions, normal rows' heavier tails "
-        "concentrate the first TopK slots and more latents die (benchmarks/results/init_topk_share.md). "
-        "uniform gave a lower held-out FVU on bench_sae's data and the toy, by rules fixed before the runs "
-        "(benchmarks/results/texture_world/init_distribution.md); the default flips with the default run's records",
+        "uniform",
+        "the initial decoder rows' entries before normalising: uniform on [-1, 1] (nn.Linear's, sparsify's) or "
+        "normal (directions uniform on the sphere; the default until stop 36); with massive dimensions, normal "
+        "rows' heavier tails concentrate the first TopK slots and more latents die "
+        "(benchmarks/results/init_topk_share.md). uniform gave a lower held-out FVU on bench_sae's data and the "
+        "toy, by rules fixed before the runs (benchmarks/results/texture_world/init_distribution.md)",
     )
     seed: int = setting(0, "initialisation and shuffling seed (replicate r uses seed + r)")
     checkpoint_every: int = setting(500, "steps between checkpoints (not a result: changing it retrains nothing)")
