@@ -95,7 +95,7 @@ class SAEConfig:
     init_distribution: Literal["normal", "uniform"] = setting(
         "uniform",
         "the initial decoder rows' entries before normalising: uniform on [-1, 1] (nn.Linear's, sparsify's) or "
-        "normal (directions uniform on the sphere; the default until stop 36); with massive dimensions, normal "
+        "normal (directions uniform on the sphere; the default until 2026-12-05); with massive dimensions, normal "
         "rows' heavier tails concentrate the first TopK slots and more latents die "
         "(benchmarks/results/init_topk_share.md). uniform gave a lower held-out FVU on bench_sae's data and the "
         "toy, by rules fixed before the runs (benchmarks/results/texture_world/init_distribution.md)",
