@@ -1,8 +1,9 @@
 """How the initial rows' distribution shares out the first TopK slots on bench_sae's data.
 
-No training: the encoder rows as each trainer draws them (diffdict: Gaussian directions, i.e.
-uniform on the sphere, `TopKSAE.init_weights`; sparsify: `nn.Linear`'s uniform init, whose
-coordinates are bounded by 1/sqrt(d)), both at row norm 1/sqrt(3), select the top k latents of
+No training: the encoder rows as each trainer drew them when this was measured (diffdict:
+Gaussian directions, i.e. uniform on the sphere, `init_distribution: normal`, its default until
+2026-12-05, when this result made it draw uniform rows too; sparsify: `nn.Linear`'s uniform init,
+whose coordinates are bounded by 1/sqrt(d)), both at row norm 1/sqrt(3), select the top k latents of
 each of 16,384 centred training tokens. Per draw: the latents that win any slot, the share of
 slots the busiest 5 % of latents take, the largest squared weight a unit row puts on the 4
 massive dimensions, and the correlation across latents between slots won and that weight. The
