@@ -9,23 +9,24 @@ baseline) and the denoising steps to read.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from .settings import REQUIRED, defaults, setting
 
-BLOCK_KINDS = ("double", "single")
-STREAMS = ("img", "txt")
-PLACES = ("resid", "mlp")
+Block = Literal["double", "single"]
+Stream = Literal["img", "txt"]
+Place = Literal["resid", "mlp"]
+BLOCK_KINDS, STREAMS, PLACES = get_args(Block), get_args(Stream), get_args(Place)
 
 
 @dataclass(frozen=True)
 class SiteSettings:
     """One entry of the `sites` config section (its name is the key)."""
 
-    block: Literal["double", "single"] = setting(REQUIRED, "double-stream or single-stream block")
+    block: Block = setting(REQUIRED, "double-stream or single-stream block")
     index: int = setting(REQUIRED, "the block's index (0-based)", minimum=0)
-    stream: Literal["img", "txt"] = setting("img", "image or text tokens")
-    place: Literal["resid", "mlp"] = setting(
+    stream: Stream = setting("img", "image or text tokens")
+    place: Place = setting(
         "resid", "resid: the block's output; mlp: the feed-forward hidden activation after GELU (neurons)"
     )
     steps: list[int] = setting(

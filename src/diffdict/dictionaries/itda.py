@@ -37,7 +37,6 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -47,8 +46,8 @@ from ..settings import setting
 from .base import Dictionary, SparseCodes
 from .data import BatchesFactory, rebatch, sample
 from .kinds import FitInputs, Kind, register
-from .pursuit import PURSUITS, pursuit, use_gram
-from .train_sae import NORMALIZE, normalisation_stats, write_log
+from .pursuit import PURSUITS, Pursuit, pursuit, use_gram
+from .train_sae import NORMALIZE, Normalize, normalisation_stats, write_log
 
 log = logging.getLogger(__name__)
 PROVENANCE = ("row", "prompt_id", "step", "token")
@@ -121,8 +120,8 @@ class ITDAConfig:
     max_atoms: int = setting(50_000, "dictionary size limit")
     batch_size: int = setting(256, "tokens per building batch")
     tokens: int | None = setting(None, "tokens to read while building; null: one pass over the training split")
-    pursuit: Literal["gradient", "matching"] = setting("gradient", "sparse pursuit used to encode")
-    normalize: Literal["robust", "scalar", "dim", "none"] = setting(
+    pursuit: Pursuit = setting("gradient", "sparse pursuit used to encode")
+    normalize: Normalize = setting(
         "robust", "input normalisation (train_sae.normalisation_stats); dim: the paper's code"
     )
     dedupe: bool = setting(True, "skip a candidate atom that duplicates one already added")

@@ -33,11 +33,13 @@ residual); those slots hold value 0, which `SparseCodes` treats as padding.
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
-PURSUITS = ("gradient", "matching")
+Pursuit = Literal["gradient", "matching"]
+PURSUITS = get_args(Pursuit)
 GRAM_MAX_ELEMENTS = 2**27  # 512 MiB of fp32 Gram matrix at most (n <= 11,585 atoms)
 
 

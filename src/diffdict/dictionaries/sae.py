@@ -14,13 +14,16 @@ back into model space by `fold_normalisation`, where decoder rows are no longer 
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import nn
 
 from .base import Dictionary, SparseCodes
 from .kernels import SparsePattern, preactivations, row_topk, sparse_decode, topk_encode
 
-INIT_DISTRIBUTIONS = ("normal", "uniform")  # the initial rows' entries, before normalising
+InitDistribution = Literal["normal", "uniform"]  # the initial rows' entries, before normalising
+INIT_DISTRIBUTIONS = get_args(InitDistribution)
 
 
 class TopKSAE(Dictionary):
@@ -44,7 +47,7 @@ class TopKSAE(Dictionary):
         b_dec: torch.Tensor,
         generator: torch.Generator | None = None,
         encoder_norm: float = 1.0,
-        distribution: str = "uniform",
+        distribution: InitDistribution = "uniform",
     ) -> None:
         """Random unit-norm decoder rows, encoder = `encoder_norm` x decoder^T, zero encoder bias.
         The rows' entries are drawn from ``distribution`` before normalising: ``uniform`` on [-1, 1]

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from tqdm.auto import tqdm
@@ -42,13 +42,15 @@ from ..settings import setting
 from .data import BatchesFactory, rebatch, sample
 from .kernels import SparsePattern
 from .kinds import FitInputs, Kind, register
-from .sae import INIT_DISTRIBUTIONS, TopKSAE
+from .sae import INIT_DISTRIBUTIONS, InitDistribution, TopKSAE
 
 log = logging.getLogger(__name__)
 
 LOG_COLUMNS = ("step", "tokens", "loss", "fvu", "auxk", "l0", "dead_fraction", "lr", "tokens_per_s")
-NORMALIZE = ("dim", "scalar", "robust", "none")
-AUXK_NORMALIZERS = ("residual", "total")
+Normalize = Literal["robust", "scalar", "dim", "none"]
+NORMALIZE = get_args(Normalize)
+AuxkNormalizer = Literal["residual", "total"]
+AUXK_NORMALIZERS = get_args(AuxkNormalizer)
 ROBUST_LIMIT = 10.0  # `robust`: the largest std a dimension keeps, in units of the median std
 
 
@@ -70,7 +72,7 @@ class SAEConfig:
         "dead latents used by the AuxK loss (the paper's code); d/2 (Gao et al.'s heuristic, sparsify's) gave a "
         "higher FVU on bench_sae's data (benchmarks/results/sae_gap_kaux.md)",
     )
-    auxk_normalizer: Literal["residual", "total"] = setting(
+    auxk_normalizer: AuxkNormalizer = setting(
         "residual",
         "what AuxK's squared error is divided by: the residual's variance (Gao et al.'s, OpenAI's code) or "
         "the batch's total variance (sparsify's; weaker by the FVU's factor)",
@@ -78,7 +80,7 @@ class SAEConfig:
     dead_tokens: int | None = setting(
         None, "tokens without firing after which a latent is dead; null: min(10M, tokens // 10)"
     )
-    normalize: Literal["robust", "scalar", "dim", "none"] = setting(
+    normalize: Normalize = setting(
         "robust", "input normalisation (train_sae.normalisation_stats); dim: the paper's code"
     )
     batch_topk: bool = setting(
@@ -92,7 +94,7 @@ class SAEConfig:
         "erases (benchmarks/results/texture_world/init_scale.md)",
         exclusiveMinimum=0,
     )
-    init_distribution: Literal["normal", "uniform"] = setting(
+    init_distribution: InitDistribution = setting(
         "uniform",
         "the initial decoder rows' entries before normalising: uniform on [-1, 1] (nn.Linear's, sparsify's) or "
         "normal (directions uniform on the sphere; the default until 2026-12-05); with massive dimensions, normal "

@@ -27,14 +27,16 @@ One procedure for every method (SAE, ITDA, neurons, random):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 
 from ..settings import defaults, setting
 
-CHOICES = {"positives": ("top", "quantiles"), "negatives": ("random", "other", "mixed")}
+Positives = Literal["top", "quantiles"]
+Negatives = Literal["random", "other", "mixed"]
+CHOICES = {"positives": get_args(Positives), "negatives": get_args(Negatives)}
 
 
 @dataclass
@@ -51,10 +53,8 @@ class ProtocolSettings:
     n_mid: int = setting(3, "mid-quantile images on the feature's card")
     n_pos: int = setting(5, "held-out positives the judge scores (and needed to be eligible)")
     n_neg: int = setting(5, "held-out negatives the judge scores (and needed to be eligible)")
-    positives: Literal["top", "quantiles"] = setting(
-        "top", "top: the top held-out images (the paper); quantiles: one per stratum"
-    )
-    negatives: Literal["random", "other", "mixed"] = setting(
+    positives: Positives = setting("top", "top: the top held-out images (the paper); quantiles: one per stratum")
+    negatives: Negatives = setting(
         "random", "random non-activating images, other features' top images (the paper's), or half of each"
     )
 

@@ -29,7 +29,7 @@ from .cards import card_pairs, make_card
 from .codes import CodeTable, encode_batches, store_batches
 from .images import ShardImages
 from .protocol import CHOICES, ProtocolSettings, build_tasks, check_choices, tasks_from_json, tasks_to_json
-from .scoring import FAILURE_POLICIES, feature_scores, summarise
+from .scoring import FAILURE_POLICIES, FailurePolicy, feature_scores, summarise
 from .stats import feature_statistics, heatmaps
 
 log = logging.getLogger("diffdict.interp")
@@ -47,7 +47,7 @@ class InterpSettings(ProtocolSettings):
     negative_quantile: float = setting(0.0, "an image is negative when its max < this quantile (0: exactly zero)")
     image_size: int = setting(256, "side of the images sent to the explainer and the judge")
     card_size: int = setting(160, "side of a card panel")
-    failure_policy: Literal["exclude", "wrong"] = setting(
+    failure_policy: FailurePolicy = setting(
         "exclude", "a failed explanation or judgement: left out, or scored as wrong"
     )
     n_boot: int = setting(1000, "bootstrap resamples of the confidence intervals")

@@ -13,12 +13,15 @@ a positive, 1 for a negative). Per method: means over features with a seeded boo
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 import pandas as pd
 
 from ..bootstrap import hierarchical_ci
 
-FAILURE_POLICIES = ("exclude", "wrong")
+FailurePolicy = Literal["exclude", "wrong"]
+FAILURE_POLICIES = get_args(FailurePolicy)
 
 
 def apply_failures(labels: np.ndarray, scores: np.ndarray, ok: np.ndarray, policy: str):

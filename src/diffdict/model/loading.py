@@ -14,11 +14,10 @@ from pathlib import Path
 import torch
 
 from ..devices import resolve_device
-from .settings import model_settings
+from .settings import MODEL_KINDS, PRECISIONS, model_settings
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "nf4")
 DTYPES = {
     "fp32": torch.float32,
     "float32": torch.float32,
@@ -185,8 +184,8 @@ def load_pipeline(model_cfg: dict):
     if precision not in PRECISIONS:
         raise ValueError(f"model.precision '{precision}' is not one of {list(PRECISIONS)}")
     kind = model_cfg.get("kind", "flux")  # the workflow's config always names it
-    if kind not in ("toy", "flux"):
-        raise ValueError(f"model.kind '{kind}' is not one of ['toy', 'flux']")
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model.kind '{kind}' is not one of {list(MODEL_KINDS)}")
     root = require_model_folder(model_cfg["path"])
     device = resolve_device(model_cfg["device"])
     offload = bool(model_cfg["cpu_offload"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from ..settings import REQUIRED, defaults, setting
 
@@ -16,17 +16,21 @@ from ..settings import REQUIRED, defaults, setting
 # raising `runtime` for SLURM or moving to another GPU reruns nothing. They travel as resources.
 EXEC_KEYS = ("gpu", "mem_mb", "runtime", "device", "cpu_offload")
 
+ModelKind = Literal["toy", "flux"]
+Precision = Literal["fp32", "bf16", "nf4"]
+MODEL_KINDS, PRECISIONS = get_args(ModelKind), get_args(Precision)
+
 
 @dataclass(frozen=True)
 class ModelSettings:
     """The `model` config section."""
 
     name: str = setting(REQUIRED, "names the results tree", pattern="^[A-Za-z0-9_.-]+$")
-    kind: Literal["toy", "flux"] = setting(REQUIRED, "toy: the shapes-world pipeline; flux: a diffusers Flux folder")
+    kind: ModelKind = setting(REQUIRED, "toy: the shapes-world pipeline; flux: a diffusers Flux folder")
     path: str = setting(
         REQUIRED, "local diffusers folder, or a Hugging Face repo id found in the local cache (toy: trained if missing)"
     )
-    precision: Literal["fp32", "bf16", "nf4"] = setting("fp32", "weights of the transformer (nf4: bitsandbytes 4-bit)")
+    precision: Precision = setting("fp32", "weights of the transformer (nf4: bitsandbytes 4-bit)")
     nf4_compute_dtype: Literal["bf16", "fp16", "fp32"] = setting("bf16", "compute dtype of the nf4 transformer")
     device: str = setting("auto", "auto | cpu | cuda | cuda:N", pattern="^(auto|cpu|cuda(:[0-9]+)?)$")
     height: int = setting(64, "image height in pixels", minimum=16)
