@@ -5,7 +5,7 @@ Trains on `bench_sae.py`'s synthetic data (its planted atoms known) at its long 
 several seeds: diffdict with its defaults (`normalize: scalar`, the peers' objective), and with
 one difference from sparsify's trainer removed at a time (the encoder's initial scale; the
 gradient clip; Adam's epsilon; the learning rate decaying over every step instead of the last
-20 %; the input normalisation; AuxK's normaliser, or AuxK itself; the initial rows' distribution;
+20 %; the input normalisation; AuxK's normaliser, what it reaches, or AuxK itself; the initial rows' distribution;
 several together; every variant keeps the Gaussian rows that were diffdict's default until stop 36
 unless it names the distribution), beside sparsify itself and sparsify with one of diffdict's choices in turn
 (b_dec's init; no AuxK; diffdict's initial weights at the same seed, or only their Gaussian
@@ -65,6 +65,16 @@ VARIANTS = {
         "initial rows' entries uniform on [-1, 1] before normalising (nn.Linear's, sparsify's), not Gaussian",
     ),
     "init577_uniform": ({**INIT577, "init_distribution": "uniform"}, "init577 and uniform"),
+    # what diffdict's AuxK reaches (auxk_grad), from the uniform rows that are diffdict's default since 2026-12-05
+    "uniform_noauxk": ({"init_distribution": "uniform", "auxk_coef": 0.0}, "uniform and noauxk"),
+    "uniform_auxk_latents": (
+        {"init_distribution": "uniform", "auxk_grad": "latents"},
+        "uniform; AuxK trains the dead latents' own parameters only, not b_dec (`auxk_grad: latents`)",
+    ),
+    "uniform_auxk_decoder": (
+        {"init_distribution": "uniform", "auxk_grad": "decoder"},
+        "uniform; AuxK trains the dead latents' decoder rows only, as sparsify 1.3.3's does (`auxk_grad: decoder`)",
+    ),
 }
 # sparsify, and sparsify with one change (b_enc starts at zero in both): train_sparsify's options, description
 PEERS = {

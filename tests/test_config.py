@@ -91,11 +91,12 @@ OTHER = ("sweep_sites.yaml", "other_seeds.yaml")
         (OTHER, ("init_scale/other_normal.yaml", "init_scale/other_enc577.yaml"), "encoder_init_norm", (1.0, 0.577)),
         ((), ("init_scale/normal.yaml", "init_scale/uniform.yaml"), "init_distribution", ("normal", "uniform")),
         ((), (None, "init_scale/normal.yaml"), "init_distribution", ("uniform", "normal")),
+        ((), (None, "auxk_latents.yaml"), "auxk_grad", ("all", "latents")),
     ],
 )
 def test_init_runs_differ_from_their_base_only_in_the_init(default, repo, base, overlays, key, values):
-    """benchmarks/results/texture_world/init_scale.md and init_distribution.md compare runs that differ in
-    one initialisation setting alone (and in the results tree's name); None: the base config itself."""
+    """benchmarks/results/texture_world/init_scale.md, init_distribution.md and auxk_grad_runs.md compare runs
+    that differ in one SAE setting alone (and in the results tree's name); None: the base config itself."""
     a, b = (_layered(default, repo, *base, *[o for o in [overlay] if o]) for overlay in overlays)
     assert b["model"]["name"] != a["model"]["name"]
     assert tuple(c["dictionaries"]["sae"].get(key, d) for c, d in zip((a, b), values)) == values

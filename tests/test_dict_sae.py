@@ -93,6 +93,34 @@ def test_auxk_normalizer_divides_by_the_residual_or_the_total_variance():
         SAEConfig(auxk_normalizer="batch")
 
 
+@pytest.mark.parametrize("reach", ["all", "latents", "decoder"])
+def test_auxk_grad_chooses_what_auxk_trains(reach):
+    """AuxK alone: only the dead latents' parameters move, and b_dec (through the pre-activations of
+    x - b_dec) or their encoder only where ``auxk_grad`` lets it; what it reaches gets the same gradient."""
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
+    dead = torch.zeros(32, dtype=torch.bool)
+    dead[:16] = True
+    grads = {}
+    for r in ("all", reach):
+        sae = tiny_sae()
+        with torch.no_grad():
+            sae.b_dec.normal_(generator=torch.Generator().manual_seed(2))
+        _, _, auxk, *_ = sae_loss(sae, x, dead, SAEConfig(n_features=32, k=3, k_aux=4, auxk_grad=r))
+        auxk.backward()
+        grads[r] = {n: p.grad if p.grad is not None else torch.zeros_like(p) for n, p in sae.named_parameters()}
+    g, full = grads[reach], grads["all"]
+    for name in ("W_enc", "W_dec", "b_enc"):
+        assert g[name][16:].abs().max() == 0  # live latents: untouched by AuxK
+    assert full["b_dec"].abs().sum() > 0 and full["W_enc"][:16].abs().sum() > 0
+    assert torch.allclose(g["W_dec"][:16], full["W_dec"][:16]) and g["W_dec"][:16].abs().sum() > 0
+    encoder = reach != "decoder"
+    for name in ("W_enc", "b_enc"):
+        assert torch.allclose(g[name], full[name] if encoder else torch.zeros_like(full[name]))
+    assert (g["b_dec"].abs().sum() > 0) == (reach == "all")
+    with pytest.raises(ValueError, match=r"auxk_grad 'bias' is not one of \['all', 'latents', 'decoder'\]"):
+        SAEConfig(auxk_grad="bias")
+
+
 def test_parallel_gradient_removed():
     sae = tiny_sae()
     sae.W_dec.grad = torch.randn_like(sae.W_dec)

@@ -6,7 +6,7 @@ AuxK loss agrees in value (with sparsify's normaliser and k_aux = d/2), but the 
 fused encoder drops the gradient of its pre-activations, so its AuxK trains only the dead
 latents' decoder rows, where diffdict's (Gao et al.'s) reaches their encoder rows too; the
 benchmarks' reading of why sparsify's AuxK is inert (benchmarks/results/sae_gap_peer_steps.md)
-rests on that, so a sparsify that changes it fails here.
+rests on that, so a sparsify that changes it fails here. `auxk_grad: decoder` trains what it does.
 """
 
 import pytest
@@ -79,3 +79,22 @@ def test_auxk_equals_sparsify_in_value_and_decoder_gradient_but_reaches_the_enco
     # sparsify 1.3.3: FusedEncoder.backward ignores its pre-activations' gradient, so no encoder gradient
     for name in ("W_enc", "b_enc", "b_dec"):
         assert g[name][1] is None or g[name][1].abs().sum() == 0, name
+
+
+def test_auxk_grad_decoder_trains_what_sparsify_trains():
+    """``auxk_grad: decoder`` is sparsify 1.3.3's AuxK: the same value and the same gradient on every
+    parameter (the dead decoder rows only)."""
+    x, sp, dd = pair(2)
+    dead = torch.zeros(N, dtype=torch.bool)
+    dead[::2] = True
+    cfg = SAEConfig(n_features=N, k=K, normalize="none", k_aux=D // 2, auxk_normalizer="total", auxk_grad="decoder")
+    _, _, auxk, *_ = sae_loss(dd, x, dead, cfg)
+    auxk.backward()
+    out = sp(x, dead_mask=dead)
+    out.auxk_loss.backward()
+    assert auxk.item() == pytest.approx(out.auxk_loss.item(), rel=1e-5)
+    for name, (g, h) in grads(sp, dd).items():
+        g = torch.zeros_like(getattr(dd, name)) if g is None else g
+        h = torch.zeros_like(g) if h is None else h
+        torch.testing.assert_close(g, h, rtol=1e-4, atol=1e-7, msg=name)
+    assert dd.W_dec.grad[dead].abs().sum() > 0

@@ -166,11 +166,12 @@ def _aux_topk(pre: torch.Tensor, mask: torch.Tensor, k_aux: int) -> tuple[torch.
 
 class TopKEncode(torch.autograd.Function):
     """relu(x W^T + b) -> top-k (values, indices), plus optionally the top-k_aux among the
-    latents in ``aux_mask`` (AuxK). Gradients flow only through the selected latents."""
+    latents in ``aux_mask`` (AuxK). Gradients flow only through the selected latents; the aux
+    codes' reach x (hence b_dec) only with ``aux_input_grad``."""
 
     @staticmethod
     @_fwd
-    def forward(ctx, x, weight, bias, k, aux_mask, k_aux, workspace, patterns):
+    def forward(ctx, x, weight, bias, k, aux_mask, k_aux, workspace, patterns, aux_input_grad):
         pre = preactivations(x, weight, bias, workspace)
         # top-k then relu == relu then top-k (up to which zeros are kept), without a dense relu
         values, index = row_topk(pre, k)
@@ -182,6 +183,7 @@ class TopKEncode(torch.autograd.Function):
         ctx.save_for_backward(x, weight, index, values, aux_index, aux_values)
         ctx.patterns = patterns or (SparsePattern(), SparsePattern())
         ctx.patterns[0].index, ctx.patterns[1].index = index, aux_index
+        ctx.aux_input_grad = aux_input_grad
         ctx.mark_non_differentiable(index, aux_index)
         return values, index, aux_values, aux_index
 
@@ -195,9 +197,8 @@ class TopKEncode(torch.autograd.Function):
         index_all, g_all = (index, g) if ga is None else (torch.cat([index, aux_index], 1), torch.cat([g, ga], 1))
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = F.embedding_bag(index_all, weight, per_sample_weights=g_all.to(weight.dtype), mode="sum").to(
-                x.dtype
-            )
+            ix, gx = (index_all, g_all) if ctx.aux_input_grad else (index, g)
+            grad_x = F.embedding_bag(ix, weight, per_sample_weights=gx.to(weight.dtype), mode="sum").to(x.dtype)
         if ctx.needs_input_grad[1]:  # the main pattern is the decoder's: sorted once for both
             grad_w = main.scatter_outer(g, x, weight.shape[0])
             if ga is not None:
@@ -206,7 +207,7 @@ class TopKEncode(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_b = torch.zeros(weight.shape[0], dtype=g.dtype, device=g.device)
             grad_b.index_add_(0, index_all.reshape(-1), g_all.reshape(-1))
-        return grad_x, grad_w, grad_b, None, None, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None, None, None
 
 
 def topk_encode(
@@ -218,10 +219,13 @@ def topk_encode(
     k_aux: int = 0,
     workspace: dict | None = None,
     patterns: tuple[SparsePattern, SparsePattern] | None = None,
+    aux_input_grad: bool = True,
 ):
     """-> (values [N, k], index [N, k], aux_values [N, m], aux_index [N, m]); the aux codes are
     the top-k_aux latents of ``aux_mask`` with m <= k_aux columns (see `_aux_topk`).
+    ``aux_input_grad``: whether the aux codes' gradient reaches ``x`` (False: only their own
+    encoder rows and biases).
     ``workspace``: a dict kept by the caller, in which the [N, n] pre-activations are reused.
     ``patterns``: two fresh `SparsePattern`s, filled with index and aux_index, to pass to
     `sparse_decode` so that decoder and encoder gradients share one sort per index set."""
-    return TopKEncode.apply(x, weight, bias, k, aux_mask, k_aux, workspace, patterns)
+    return TopKEncode.apply(x, weight, bias, k, aux_mask, k_aux, workspace, patterns, aux_input_grad)

@@ -71,12 +71,13 @@ class TopKSAE(Dictionary):
         dead: torch.Tensor | None = None,
         k_aux: int = 0,
         patterns: tuple[SparsePattern, SparsePattern] | None = None,
+        aux_input_grad: bool = True,
     ):
         """-> (values, index, aux_values, aux_index); differentiable (sparse backward).
-        ``patterns``: see `topk_encode`; pass them on to `decode_sparse`."""
+        ``patterns``, ``aux_input_grad``: see `topk_encode`; pass the patterns on to `decode_sparse`."""
         k = self.k * (1 + int(self.batch_topk and self.training))  # batch_topk: candidates
         values, index, aux_v, aux_i = topk_encode(
-            x - self.b_dec, self.W_enc, self.b_enc, k, dead, k_aux, self._workspace, patterns
+            x - self.b_dec, self.W_enc, self.b_enc, k, dead, k_aux, self._workspace, patterns, aux_input_grad
         )
         if self.batch_topk and self.training:
             # keep the k*B largest of the batch; zeroed entries become padding

@@ -51,6 +51,8 @@ Normalize = Literal["robust", "scalar", "dim", "none"]
 NORMALIZE = get_args(Normalize)
 AuxkNormalizer = Literal["residual", "total"]
 AUXK_NORMALIZERS = get_args(AuxkNormalizer)
+AuxkGrad = Literal["all", "latents", "decoder"]
+AUXK_GRADS = get_args(AuxkGrad)
 ROBUST_LIMIT = 10.0  # `robust`: the largest std a dimension keeps, in units of the median std
 
 
@@ -76,6 +78,14 @@ class SAEConfig:
         "residual",
         "what AuxK's squared error is divided by: the residual's variance (Gao et al.'s, OpenAI's code) or "
         "the batch's total variance (sparsify's; weaker by the FVU's factor)",
+    )
+    auxk_grad: AuxkGrad = setting(
+        "all",
+        "what the AuxK loss trains: all (OpenAI's code): the dead latents' encoder and decoder rows and biases, and "
+        "b_dec through their pre-activations of x - b_dec; latents: the dead latents' own parameters only; decoder: "
+        "their decoder rows only (what sparsify 1.3.3's fused backward does). On bench_sae's data the encoder path "
+        "gives AuxK's FVU gain and most of its extra dead latents; latents keeps ~2 % more alive at no higher FVU, "
+        "adopted by a rule fixed before the runs, the default not yet flipped (benchmarks/results/auxk_grad.md)",
     )
     dead_tokens: int | None = setting(
         None, "tokens without firing after which a latent is dead; null: min(10M, tokens // 10)"
@@ -114,6 +124,8 @@ class SAEConfig:
             raise ValueError(f"init_distribution '{self.init_distribution}' is not one of {list(INIT_DISTRIBUTIONS)}")
         if self.auxk_normalizer not in AUXK_NORMALIZERS:
             raise ValueError(f"auxk_normalizer '{self.auxk_normalizer}' is not one of {list(AUXK_NORMALIZERS)}")
+        if self.auxk_grad not in AUXK_GRADS:
+            raise ValueError(f"auxk_grad '{self.auxk_grad}' is not one of {list(AUXK_GRADS)}")
         if not 0 < self.k <= self.n_features:
             raise ValueError(f"k={self.k} must be in 1..n_features={self.n_features}")
         if not self.encoder_init_norm > 0:
@@ -191,11 +203,13 @@ def sae_loss(sae: TopKSAE, x: torch.Tensor, dead: torch.Tensor, cfg: SAEConfig):
     e = x - x_hat (detached), normalised by e's variance (or x's, ``cfg.auxk_normalizer``) and
     scaled by min(1, n_dead / k_aux) while few latents are dead; exactly 0 when none is. With
     ``cfg.prefix_sizes`` (Matryoshka) the reconstruction term is the mean FVU of the full code
-    and of each prefix's share of it."""
+    and of each prefix's share of it. ``cfg.auxk_grad``: which parameters AuxK's gradient reaches."""
     n_dead = int(dead.sum())
     k_aux = min(cfg.k_aux, n_dead) if cfg.auxk_coef > 0 else 0
     patterns = SparsePattern(), SparsePattern()  # one sort per index set, shared by encoder and decoder
-    values, index, aux_v, aux_i = sae.encode_topk(x, dead if k_aux else None, k_aux, patterns)
+    values, index, aux_v, aux_i = sae.encode_topk(
+        x, dead if k_aux else None, k_aux, patterns, aux_input_grad=cfg.auxk_grad == "all"
+    )
     e = x - sae.decode_sparse(values, index, pattern=patterns[0]).float()
     total = (x - x.mean(0)).pow(2).sum()
     fvu = e.pow(2).sum() / total
@@ -210,6 +224,8 @@ def sae_loss(sae: TopKSAE, x: torch.Tensor, dead: torch.Tensor, cfg: SAEConfig):
     auxk = x.new_zeros(())
     if k_aux:
         r = e.detach()
+        if cfg.auxk_grad == "decoder":
+            aux_v = aux_v.detach()
         e_hat = sae.decode_sparse(aux_v, aux_i, bias=False, pattern=patterns[1]).float()
         norm = (r - r.mean(0)).pow(2).sum() if cfg.auxk_normalizer == "residual" else total
         auxk = (e_hat - r).pow(2).sum() / norm * min(1.0, n_dead / cfg.k_aux)
