@@ -11,8 +11,9 @@ unless it names the distribution), beside sparsify itself and sparsify with one 
 (b_dec's init; no AuxK; diffdict's initial weights at the same seed, or only their Gaussian
 directions; its schedule). Per run: held-out FVU, the training FVU at step 256 (bench_sae's
 default length), the fraction of latents dead (each trainer's AuxK count) at step 512 and at the
-end, the latents that fire on the held-out split, and how close the live latents' decoder
-directions come to the planted atoms (as they appear in the data, massive dimensions scaled):
+end, the latents that fire on the held-out split, how many latents died and revived along the
+way (diffdict's log), and how close the live latents' decoder directions come to the planted
+atoms (as they appear in the data, massive dimensions scaled):
 the mean over atoms of the best cosine, and the atoms with one above 0.9. Needs sparsify in the
 interpreter's environment (`make .venv/.peers`, or the `.venv-bench` of benchmarks/README.md):
 
@@ -108,6 +109,8 @@ COLUMNS = {  # markdown columns after the held-out FVU, with their formats
     "dead_step512": ".3f",
     "dead_end": ".3f",
     "alive_on_test": ".0f",
+    "died": ".0f",
+    "revived": ".0f",
     "atoms_mean_cos": ".3f",
     "atoms_recovered": ".0f",
 }
@@ -192,6 +195,9 @@ def measure(name: str, seed: int, train, test, atoms, a) -> dict:
         "dead_step512": at[512]["dead_fraction"] if 512 in at else float("nan"),
         "dead_end": rows[-1]["dead_fraction"] if rows else float("nan"),
         "alive_on_test": int(alive.sum()),
+        # latents that changed dead state, summed over the log rows (diffdict's trainer only)
+        "died": sum(r.get("died", float("nan")) for r in rows),
+        "revived": sum(r.get("revived", float("nan")) for r in rows),
         "atoms_mean_cos": float(best.mean()),
         "atoms_recovered": int((best > COSINE).sum()),
         "wall_s": time.perf_counter() - t,
@@ -210,8 +216,9 @@ def markdown(df: pd.DataFrame, a, cmd: str) -> str:
         f"{a.dead_tokens:,} tokens without firing. Mean over the seeds; each seed's value in the .csv.",
         "",
         "| variant | seeds | held-out FVU | training FVU, step 256 | dead, step 512 | dead, end "
-        f"| live latents (held-out) | atoms: mean best cosine | atoms recovered (cos > {COSINE}) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| live latents (held-out) | died (log rows) | revived (log rows) | atoms: mean best cosine "
+        f"| atoms recovered (cos > {COSINE}) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in means.iterrows():
         n = int((df["variant"] == name).sum())
@@ -221,7 +228,12 @@ def markdown(df: pd.DataFrame, a, cmd: str) -> str:
     out += ["", "Variants:", ""]
     out += [f"- `{k}`: {d}" for k, (_, d) in VARIANTS.items() if k in set(df["variant"])]
     out += [f"- `{k}`: {d}" for k, (_, d) in PEERS.items() if k in set(df["variant"])]
-    out += ["", "Training FVU and dead fraction: each trainer's own, logged every 32 steps (—: not logged).", ""]
+    out += [
+        "",
+        "Training FVU and dead fraction: each trainer's own, logged every 32 steps (—: not logged). Died / revived:",
+        "latents whose dead state changed between log rows, summed over the run (diffdict's log only).",
+        "",
+    ]
     return "\n".join(out)
 
 

@@ -1,5 +1,6 @@
 """TopK SAE: initialisation, loss, folding, recovery of a planted dictionary, resume, NaN."""
 
+import pandas as pd
 import pytest
 import torch
 
@@ -157,7 +158,7 @@ def test_recovers_planted_atoms():
     assert fvu < 0.2
 
 
-def _run(p, ckpt, **kw):
+def _run(p, ckpt, log_every=5, **kw):
     cfg = SAEConfig(
         n_features=48,
         k=2,
@@ -165,7 +166,7 @@ def _run(p, ckpt, **kw):
         tokens=64 * 30,
         lr=1e-3,
         checkpoint_every=10,
-        log_every=5,
+        log_every=log_every,
         dead_tokens=200,
         k_aux=8,
         lr_warmup_steps=5,
@@ -185,6 +186,24 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
         assert torch.equal(v, resumed.state_dict()[name]), name
     assert (tmp_path / "a.csv").read_text().splitlines()[0].startswith("step,tokens,loss,fvu")
     assert len((tmp_path / "b.csv").read_text().splitlines()) == len((tmp_path / "a.csv").read_text().splitlines())
+
+
+def test_log_counts_latents_that_die_and_revive_across_a_resume(tmp_path):
+    """Each row's died / revived are the changes of the dead set since the previous row: their running
+    difference is the dead count, and with AuxK some dead latents come back. A checkpoint taken between
+    rows (step 20; rows every 3 steps, latents change state at steps 19 and 20 here) keeps the dead set
+    of the last row, so a resumed run logs the same changes."""
+    p = planted(d=16, n_atoms=24, k=2, seed=3)
+    _run(p, tmp_path / "a", log_every=3, log_path=tmp_path / "a.csv")
+    with pytest.raises(TrainingInterrupted):
+        _run(p, tmp_path / "b", log_every=3, stop_after=23)
+    _run(p, tmp_path / "b", log_every=3, log_path=tmp_path / "b.csv")
+    a, b = (pd.read_csv(tmp_path / f"{n}.csv") for n in "ab")
+    dead = (a["dead_fraction"] * 48).round().astype(int)
+    assert (a["died"].cumsum() - a["revived"].cumsum()).tolist() == dead.tolist()
+    assert a["died"].sum() > 0 and a["revived"].sum() > 0
+    cols = ["step", "tokens", "dead_fraction", "revived", "died"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
 
 
 def test_checkpoint_for_other_settings_is_ignored(tmp_path):

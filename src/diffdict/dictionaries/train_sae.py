@@ -46,7 +46,8 @@ from .sae import INIT_DISTRIBUTIONS, InitDistribution, TopKSAE
 
 log = logging.getLogger(__name__)
 
-LOG_COLUMNS = ("step", "tokens", "loss", "fvu", "auxk", "l0", "dead_fraction", "lr", "tokens_per_s")
+# revived / died: latents whose dead state changed since the previous row (AuxK revives; the main loss starves)
+LOG_COLUMNS = ("step", "tokens", "loss", "fvu", "auxk", "l0", "dead_fraction", "revived", "died", "lr", "tokens_per_s")
 Normalize = Literal["robust", "scalar", "dim", "none"]
 NORMALIZE = get_args(Normalize)
 AuxkNormalizer = Literal["residual", "total"]
@@ -275,9 +276,11 @@ def train_sae(
             "mean": mean,
             "scale": scale,
             "since_fired": torch.zeros(cfg.n_features, dtype=torch.long),
+            "was_dead": torch.zeros(cfg.n_features, dtype=torch.bool),
         }
     mean, scale = st["mean"].to(device), st["scale"].to(device)
     since_fired = st["since_fired"].to(device)
+    was_dead = st.get("was_dead", since_fired >= cfg.dead_threshold).to(device)  # the dead set at the last log row
     rows: list[dict] = st["rows"]
     step, tokens = st["step"], st["tokens"]
 
@@ -326,6 +329,7 @@ def train_sae(
             m = (acc / (step - win["step"])).tolist()
             if not math.isfinite(m[0]):
                 raise FloatingPointError(f"site '{site}': SAE loss became {m[0]} before step {step}")
+            dead = since_fired >= cfg.dead_threshold
             row = {
                 "step": step,
                 "tokens": tokens,
@@ -333,7 +337,9 @@ def train_sae(
                 "fvu": m[1],
                 "auxk": m[2],
                 "l0": m[3],
-                "dead_fraction": float((since_fired >= cfg.dead_threshold).float().mean()),
+                "dead_fraction": float(dead.float().mean()),
+                "revived": int((was_dead & ~dead).sum()),
+                "died": int((dead & ~was_dead).sum()),
                 "lr": lr,
                 "tokens_per_s": (tokens - win["tokens"]) / max(now - win["t"], 1e-9),
             }
@@ -342,8 +348,11 @@ def train_sae(
             if callback is not None:
                 callback(step, row)
             win, acc = {"t": time.perf_counter(), "tokens": tokens, "step": step}, acc.zero_()
+            was_dead = dead
         if ckpt_path is not None and (step % cfg.checkpoint_every == 0 or last):
-            _save_checkpoint(ckpt_path, signature, sae, opt, step, tokens, position, since_fired, rows, mean, scale)
+            _save_checkpoint(
+                ckpt_path, signature, sae, opt, step, tokens, position, since_fired, was_dead, rows, mean, scale
+            )
         if stop_after is not None and step >= stop_after and not last:
             bar.close()
             raise TrainingInterrupted(f"stopped after step {step} (stop_after)")
@@ -385,7 +394,7 @@ def _fingerprint(x: torch.Tensor) -> str:
     return hashlib.sha1(x.detach().cpu().float().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
-def _save_checkpoint(path, signature, sae, opt, step, tokens, position, since_fired, rows, mean, scale):
+def _save_checkpoint(path, signature, sae, opt, step, tokens, position, since_fired, was_dead, rows, mean, scale):
     st = {
         "signature": signature,
         "model": sae.state_dict(),
@@ -395,6 +404,7 @@ def _save_checkpoint(path, signature, sae, opt, step, tokens, position, since_fi
         "epoch": position[0],
         "offset": position[1],
         "since_fired": since_fired.cpu(),
+        "was_dead": was_dead.cpu(),
         "rows": rows,
         "mean": mean.cpu(),
         "scale": scale.cpu(),
