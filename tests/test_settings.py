@@ -17,7 +17,7 @@ from diffdict.dictionaries import build
 from diffdict.dictionaries.baselines import RandomDirections
 from diffdict.dictionaries.kinds import REGISTRY, FitInputs, Kind, kinds, register
 from diffdict.dictionaries.synthetic import planted
-from diffdict.settings import block_schema, setting
+from diffdict.settings import block_schema, check_literals, setting
 
 from workflow_utils import REPO, minimal_config
 
@@ -181,3 +181,18 @@ def test_a_kind_registered_in_one_module_works_everywhere():
     finally:
         REGISTRY.pop("constant_demo")
     assert "constant_demo" not in kinds()
+
+
+Colour = Literal["red", "blue"]
+
+
+@dataclasses.dataclass
+class _Paint:
+    colour: Colour = setting("red", "a Literal field, through an alias")
+    coats: int = setting(1, "not a Literal: left to the schema")
+
+
+def test_check_literals_names_the_field_and_its_choices():
+    check_literals(_Paint("blue", coats=-1))
+    with pytest.raises(ValueError, match=r"colour 'green' is not one of \['red', 'blue'\]"):
+        check_literals(_Paint("green"))

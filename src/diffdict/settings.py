@@ -48,6 +48,16 @@ def defaults(cls) -> dict:
     return {f.name: field_default(f) for f in dataclasses.fields(cls) if has_default(f)}
 
 
+def check_literals(obj) -> None:
+    """Each ``Literal``-typed field of the settings dataclass ``obj`` holds one of its values (else a
+    ValueError naming them): the schema's enum, enforced for callers that skip the schema."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        tp, value = hints[f.name], getattr(obj, f.name)
+        if typing.get_origin(tp) is Literal and value not in (valid := typing.get_args(tp)):
+            raise ValueError(f"{f.name} '{value}' is not one of {list(valid)}")
+
+
 def resolve(cls, cfg, section: str) -> dict:
     """`cfg` (a config section, or None) with the defaults of `cls` filled in; an unknown key
     raises a ValueError naming the valid ones."""

@@ -42,12 +42,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..settings import setting
+from ..settings import check_literals, setting
 from .base import Dictionary, SparseCodes
 from .data import BatchesFactory, rebatch, sample
 from .kinds import FitInputs, Kind, register
 from .pursuit import PURSUITS, Pursuit, pursuit, use_gram
-from .train_sae import NORMALIZE, Normalize, normalisation_stats, write_log
+from .train_sae import Normalize, normalisation_stats, write_log
 
 log = logging.getLogger(__name__)
 PROVENANCE = ("row", "prompt_id", "step", "token")
@@ -130,10 +130,7 @@ class ITDAConfig:
     log_every: int = setting(10, "batches between train_log.csv rows (not a result)")
 
     def __post_init__(self):
-        if self.pursuit not in PURSUITS:
-            raise ValueError(f"pursuit '{self.pursuit}' is not one of {list(PURSUITS)}")
-        if self.normalize not in NORMALIZE:
-            raise ValueError(f"normalize '{self.normalize}' is not one of {list(NORMALIZE)}")
+        check_literals(self)  # pursuit, normalize
         if not 0 < self.cos_threshold <= 1:  # non-negative codes can give x_hat = 0, cos = 0
             raise ValueError(f"cos_threshold {self.cos_threshold} must be in (0, 1]")
 

@@ -32,28 +32,25 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 
 import torch
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
-from ..settings import setting
+from ..settings import check_literals, setting
 from .data import BatchesFactory, rebatch, sample
 from .kernels import SparsePattern
 from .kinds import FitInputs, Kind, register
-from .sae import INIT_DISTRIBUTIONS, InitDistribution, TopKSAE
+from .sae import InitDistribution, TopKSAE
 
 log = logging.getLogger(__name__)
 
 # revived / died: latents whose dead state changed since the previous row (AuxK revives; the main loss starves)
 LOG_COLUMNS = ("step", "tokens", "loss", "fvu", "auxk", "l0", "dead_fraction", "revived", "died", "lr", "tokens_per_s")
 Normalize = Literal["robust", "scalar", "dim", "none"]
-NORMALIZE = get_args(Normalize)
 AuxkNormalizer = Literal["residual", "total"]
-AUXK_NORMALIZERS = get_args(AuxkNormalizer)
 AuxkGrad = Literal["all", "latents", "decoder"]
-AUXK_GRADS = get_args(AuxkGrad)
 ROBUST_LIMIT = 10.0  # `robust`: the largest std a dimension keeps, in units of the median std
 
 
@@ -119,14 +116,7 @@ class SAEConfig:
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
-        if self.normalize not in NORMALIZE:
-            raise ValueError(f"normalize '{self.normalize}' is not one of {list(NORMALIZE)}")
-        if self.init_distribution not in INIT_DISTRIBUTIONS:
-            raise ValueError(f"init_distribution '{self.init_distribution}' is not one of {list(INIT_DISTRIBUTIONS)}")
-        if self.auxk_normalizer not in AUXK_NORMALIZERS:
-            raise ValueError(f"auxk_normalizer '{self.auxk_normalizer}' is not one of {list(AUXK_NORMALIZERS)}")
-        if self.auxk_grad not in AUXK_GRADS:
-            raise ValueError(f"auxk_grad '{self.auxk_grad}' is not one of {list(AUXK_GRADS)}")
+        check_literals(self)  # normalize, auxk_normalizer, auxk_grad, init_distribution
         if not 0 < self.k <= self.n_features:
             raise ValueError(f"k={self.k} must be in 1..n_features={self.n_features}")
         if not self.encoder_init_norm > 0:
