@@ -281,6 +281,7 @@ def parser() -> argparse.ArgumentParser:
             "diffdict_dim",
             "diffdict_enc577",
             "diffdict_normal",
+            "diffdict_auxk_all",
         ],
     )
     ap.add_argument(
@@ -304,7 +305,8 @@ def main():
     # diffdict: normalize=scalar, the same objective as the peers' (model-space FVU);
     # diffdict_robust: the default; diffdict_dim: per-dimension standardisation (the paper's choice);
     # diffdict_enc577: encoder rows initialised at sparsify's scale (nn.Linear's uniform init: norm ~ 1/sqrt(3));
-    # diffdict_normal: Gaussian initial rows, the default until stop 36
+    # diffdict_normal: Gaussian initial rows, the default until 2026-12-05;
+    # diffdict_auxk_all: AuxK's gradient reaches b_dec too, the default until 2026-12-06
     runners = {
         "diffdict": run_diffdict,
         "sparsify": run_sparsify,
@@ -313,6 +315,7 @@ def main():
         "diffdict_dim": lambda tr, te, a: run_diffdict(tr, te, a, normalize="dim"),
         "diffdict_enc577": lambda tr, te, a: run_diffdict(tr, te, a, encoder_init_norm=3**-0.5),
         "diffdict_normal": lambda tr, te, a: run_diffdict(tr, te, a, init_distribution="normal"),
+        "diffdict_auxk_all": lambda tr, te, a: run_diffdict(tr, te, a, auxk_grad="all"),
     }
     runs = {name: [] for name in a.only}
     for rnd in range(a.rounds):
@@ -421,9 +424,11 @@ def main():
         "recovery of features under massive dimensions, see train_sae.py); diffdict_enc577: `normalize: scalar` "
         "with `encoder_init_norm: 0.577`, the encoder's initial rows at the norm sparsify's nn.Linear init gives "
         "them (diffdict's default ties them to the unit decoder rows); diffdict_normal: `normalize: scalar` with "
-        "`init_distribution: normal`, Gaussian initial rows (the default until stop 36; diffdict's rows are now "
-        "uniform on [-1, 1] before normalising, like nn.Linear's). Speed-ups compare diffdict with "
-        "the fastest peer. The planted atoms no longer coincide with a seed-0 SAE's initial decoder "
+        "`init_distribution: normal`, Gaussian initial rows (the default until 2026-12-05; diffdict's rows are "
+        "now uniform on [-1, 1] before normalising, like nn.Linear's); diffdict_auxk_all: `normalize: scalar` "
+        "with `auxk_grad: all`, AuxK's gradient reaching b_dec too (the default until 2026-12-06; diffdict's now "
+        "trains the dead latents' own parameters only, benchmarks/results/auxk_grad.md). Speed-ups compare "
+        "diffdict with the fastest peer. The planted atoms no longer coincide with a seed-0 SAE's initial decoder "
         "(`synthetic.ATOM_SALT`); until 2026-12-05 they did, and diffdict's FVU read 0.027.",
         "",
         "Wall-clock numbers on the shared 2-core machine carry noise from any other job; "

@@ -37,7 +37,8 @@ from diffdict.metrics.concepts import concept_kind, concept_recovery, probe_reco
 from diffdict.store import ActivationStore  # noqa: E402
 
 # the default SAE when the sweep and the studies built on it were recorded: Gaussian initial rows, the default until
-# stop 36 flipped `init_distribution` to uniform; pinned so that their committed tables reproduce
+# stop 36 flipped `init_distribution` to uniform, and AuxK reaching b_dec (`auxk_grad: all`, until 2026-12-06);
+# pinned so that their committed tables reproduce
 SAE = {
     "kind": "topk_sae",
     "n_features": 128,
@@ -46,6 +47,7 @@ SAE = {
     "tokens": 1_600_000,
     "normalize": "robust",
     "init_distribution": "normal",
+    "auxk_grad": "all",
 }
 ITDA = {"kind": "itda", "k": 8, "cos_threshold": 0.8, "max_atoms": 512, "normalize": "robust"}
 RANDOM = {"kind": "random", "n_features": 128, "k": 8}

@@ -38,8 +38,9 @@ from diffdict.dictionaries.train_sae import train_sae
 
 INIT577 = {"encoder_init_norm": 3**-0.5}  # sparsify's nn.Linear row norm, 1/sqrt(3)
 # the study starts from diffdict's trainer as it was before stop 36 flipped `init_distribution` to uniform
-# (the flip is this study's outcome), so every variant keeps Gaussian rows unless it names the distribution
-NORMAL_ROWS = {"init_distribution": "normal"}
+# (the flip is this study's outcome), so every variant keeps Gaussian rows unless it names the distribution,
+# and AuxK's gradient reaches b_dec (`auxk_grad: all`, the default until 2026-12-06) unless it names that
+STUDY_BASE = {"init_distribution": "normal", "auxk_grad": "all"}
 ALL = {**INIT577, "grad_clip": 1e9, "eps": 1e-8, "lr_decay_frac": 1.0}  # sparsify's optimiser settings too
 # each diffdict variant: the settings that differ from diffdict's own trainer
 VARIANTS = {
@@ -124,7 +125,7 @@ def data_args(tokens: int) -> argparse.Namespace:
 def run_diffdict(train, a, seed: int, settings: dict):
     """-> (live-latent indices of x, reconstruction of x, unit decoder directions, log rows) of a diffdict
     SAE trained like bench_sae's; `run_peer` returns the same for sparsify."""
-    cfg = diffdict_config(a, log_every=32, seed=seed, **{**NORMAL_ROWS, **settings})
+    cfg = diffdict_config(a, log_every=32, seed=seed, **{**STUDY_BASE, **settings})
     rows = []
     sae = train_sae(
         lambda e: batches(train, 4096, e), train.shape[1], cfg, progress=False, callback=lambda s, r: rows.append(r)

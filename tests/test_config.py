@@ -90,8 +90,8 @@ OTHER = ("sweep_sites.yaml", "other_seeds.yaml")
         ((), ("init_scale/normal.yaml", "init_scale/enc577.yaml"), "encoder_init_norm", (1.0, 0.577)),
         (OTHER, ("init_scale/other_normal.yaml", "init_scale/other_enc577.yaml"), "encoder_init_norm", (1.0, 0.577)),
         ((), ("init_scale/normal.yaml", "init_scale/uniform.yaml"), "init_distribution", ("normal", "uniform")),
-        ((), (None, "init_scale/normal.yaml"), "init_distribution", ("uniform", "normal")),
-        ((), (None, "auxk_latents.yaml"), "auxk_grad", ("all", "latents")),
+        ((), ("auxk_all.yaml", "auxk_latents.yaml"), "auxk_grad", ("all", "latents")),
+        ((), (None, "auxk_all.yaml"), "auxk_grad", ("latents", "all")),
     ],
 )
 def test_init_runs_differ_from_their_base_only_in_the_init(default, repo, base, overlays, key, values):

@@ -120,6 +120,7 @@ def test_auxk_grad_chooses_what_auxk_trains(reach):
     assert (g["b_dec"].abs().sum() > 0) == (reach == "all")
     with pytest.raises(ValueError, match=r"auxk_grad 'bias' is not one of \['all', 'latents', 'decoder'\]"):
         SAEConfig(auxk_grad="bias")
+    assert SAEConfig().auxk_grad == "latents"  # adopted 2026-12-06 (benchmarks/results/auxk_grad.md)
 
 
 def test_parallel_gradient_removed():

@@ -60,11 +60,12 @@ def test_fvu_and_gradients_equal_sparsify():
         torch.testing.assert_close(g, h, rtol=1e-4, atol=1e-7, msg=name)
 
 
-def test_auxk_equals_sparsify_in_value_and_decoder_gradient_but_reaches_the_encoder():
+@pytest.mark.parametrize("reach", ["latents", "all"])  # the default, and OpenAI's (the default until 2026-12-06)
+def test_auxk_equals_sparsify_in_value_and_decoder_gradient_but_reaches_the_encoder(reach):
     x, sp, dd = pair(1)
     dead = torch.zeros(N, dtype=torch.bool)
     dead[::2] = True  # half the latents dead: every token has positive dead pre-activations
-    cfg = SAEConfig(n_features=N, k=K, normalize="none", k_aux=D // 2, auxk_normalizer="total")
+    cfg = SAEConfig(n_features=N, k=K, normalize="none", k_aux=D // 2, auxk_normalizer="total", auxk_grad=reach)
     _, _, auxk, *_ = sae_loss(dd, x, dead, cfg)
     auxk.backward()
     out = sp(x, dead_mask=dead)
@@ -73,9 +74,11 @@ def test_auxk_equals_sparsify_in_value_and_decoder_gradient_but_reaches_the_enco
     g = grads(sp, dd)
     torch.testing.assert_close(*g["W_dec"], rtol=1e-4, atol=1e-7)
     assert g["W_dec"][0][dead].abs().sum() > 0 and g["W_dec"][0][~dead].abs().sum() == 0  # dead rows only
-    # diffdict: the dead latents' encoder rows, their biases and b_dec (the encoder's input) learn from AuxK
+    # diffdict: the dead latents' encoder rows and biases learn from AuxK, and under `all` b_dec too (the
+    # encoder's input is x - b_dec)
     assert g["W_enc"][0][dead].abs().sum() > 0 and g["W_enc"][0][~dead].abs().sum() == 0
-    assert g["b_dec"][0].abs().sum() > 0
+    assert g["b_enc"][0][dead].abs().sum() > 0 and g["b_enc"][0][~dead].abs().sum() == 0
+    assert (g["b_dec"][0] is not None and g["b_dec"][0].abs().sum() > 0) == (reach == "all")
     # sparsify 1.3.3: FusedEncoder.backward ignores its pre-activations' gradient, so no encoder gradient
     for name in ("W_enc", "b_enc", "b_dec"):
         assert g[name][1] is None or g[name][1].abs().sum() == 0, name

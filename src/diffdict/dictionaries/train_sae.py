@@ -78,12 +78,12 @@ class SAEConfig:
         "the batch's total variance (sparsify's; weaker by the FVU's factor)",
     )
     auxk_grad: AuxkGrad = setting(
-        "all",
-        "what the AuxK loss trains: all (OpenAI's code): the dead latents' encoder and decoder rows and biases, and "
-        "b_dec through their pre-activations of x - b_dec; latents: the dead latents' own parameters only; decoder: "
-        "their decoder rows only (what sparsify 1.3.3's fused backward does). On bench_sae's data the encoder path "
-        "gives AuxK's FVU gain and most of its extra dead latents; latents keeps ~2 % more alive at no higher FVU, "
-        "adopted by a rule fixed before the runs, the default not yet flipped (benchmarks/results/auxk_grad.md)",
+        "latents",
+        "what the AuxK loss trains: latents: the dead latents' own parameters only (encoder and decoder rows and "
+        "biases); all (OpenAI's code; the default until 2026-12-06): b_dec too, through their pre-activations of "
+        "x - b_dec; decoder: their decoder rows only (what sparsify 1.3.3's fused backward does). On bench_sae's "
+        "data the encoder path gives AuxK's FVU gain and most of its extra dead latents; latents keeps ~2 % more "
+        "alive at no higher FVU than all, adopted by a rule fixed before the runs (benchmarks/results/auxk_grad.md)",
     )
     dead_tokens: int | None = setting(
         None, "tokens without firing after which a latent is dead; null: min(10M, tokens // 10)"
