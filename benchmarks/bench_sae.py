@@ -93,6 +93,20 @@ def fvu(recon, test):
     return err / float((x - x.mean(0)).pow(2).sum())
 
 
+def cpu() -> str:
+    """The CPU model and the vector extensions that change float kernels (and so timings and rounding):
+    the same code trains other weights and runs at another ratio to the peers on another CPU
+    (benchmarks/README.md, bench_sae row)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    return f"{model} ({', '.join(isa) or 'no AVX2'})"
+
+
 def timed(fn):
     w, c = time.perf_counter(), time.process_time()
     out = fn()
@@ -374,6 +388,7 @@ def main():
         "data": desc,
         "setup": setup,
         "versions": versions,
+        "cpu": cpu(),
         "threads": torch.get_num_threads(),
         "results": results,
         "summary": summary,
@@ -390,6 +405,8 @@ def main():
         "Setup: " + ", ".join(f"{k}={v}" for k, v in setup.items()) + f"; torch threads={report['threads']}",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "",
+        f"CPU: {report['cpu']}",
         "",
         "| trainer | held-out FVU | wall s (each round) | tokens/s (median run) | tokens/s (median step) "
         "| tokens/CPU-s |",
