@@ -84,6 +84,17 @@ def test_every_benchmark_overlay_is_valid(default, repo):
 OTHER = ("sweep_sites.yaml", "other_seeds.yaml")
 
 
+@pytest.mark.parametrize("base", [(), OTHER])
+def test_batch_topk_overlay_differs_from_the_sae_in_batch_topk_alone(default, repo, base):
+    """benchmarks/results/texture_world/batch_topk.md compares the SAE with a BatchTopK SAE trained alike
+    (on the other config the SAE's seeds are 10-12, the BatchTopK SAE's 0-2, as the Matryoshka SAE's)."""
+    cfg = _layered(default, repo, *base, "batch_topk.yaml")
+    btk, sae = dict(cfg["dictionaries"]["batchtopk"]), dict(cfg["dictionaries"]["sae"])
+    assert sae.pop("seed", 0) == (10 if base else 0) and "seed" not in btk
+    assert btk.pop("batch_topk") is True and btk == sae
+    assert not cfg["dictionaries"]["sae"].get("batch_topk", False)
+
+
 @pytest.mark.parametrize(
     "base, overlays, key, values",
     [

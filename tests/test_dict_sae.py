@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from diffdict.dictionaries import NonFiniteActivationError, TrainingInterrupted
+from diffdict.dictionaries import NonFiniteActivationError, TrainingInterrupted, load_dictionary
 from diffdict.dictionaries.sae import TopKSAE
 from diffdict.dictionaries.synthetic import planted
 from diffdict.dictionaries.train_sae import SAEConfig, geometric_median, sae_loss, train_sae
@@ -159,7 +159,7 @@ def test_recovers_planted_atoms():
     assert fvu < 0.2
 
 
-def _run(p, ckpt, log_every=5, **kw):
+def _run(p, ckpt, log_every=5, batch_topk=False, **kw):
     cfg = SAEConfig(
         n_features=48,
         k=2,
@@ -171,18 +171,21 @@ def _run(p, ckpt, log_every=5, **kw):
         dead_tokens=200,
         k_aux=8,
         lr_warmup_steps=5,
+        batch_topk=batch_topk,
     )
     return train_sae(p.factory(1000, batch=100), 16, cfg, checkpoint_dir=ckpt, progress=False, **kw)
 
 
-def test_resume_after_interruption_gives_identical_weights(tmp_path):
+@pytest.mark.parametrize("batch_topk", [False, True])
+def test_resume_after_interruption_gives_identical_weights(tmp_path, batch_topk):
     p = planted(d=16, n_atoms=24, k=2, seed=3)
-    straight = _run(p, tmp_path / "a", log_path=tmp_path / "a.csv")
+    straight = _run(p, tmp_path / "a", log_path=tmp_path / "a.csv", batch_topk=batch_topk)
     with pytest.raises(TrainingInterrupted):
-        _run(p, tmp_path / "b", stop_after=17)  # killed after step 17; last checkpoint at 10
+        _run(p, tmp_path / "b", stop_after=17, batch_topk=batch_topk)  # killed after step 17; last checkpoint at 10
     ck = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
     assert ck["step"] == 10 and ck["epoch"] == 0 and ck["offset"] == 640
-    resumed = _run(p, tmp_path / "b", log_path=tmp_path / "b.csv")
+    assert ("threshold" in ck["model"]) == batch_topk  # BatchTopK's threshold resumes with the weights
+    resumed = _run(p, tmp_path / "b", log_path=tmp_path / "b.csv", batch_topk=batch_topk)
     for name, v in straight.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[name]), name
     assert (tmp_path / "a.csv").read_text().splitlines()[0].startswith("step,tokens,loss,fvu")
@@ -248,8 +251,63 @@ def test_lr_schedule_defaults():
     assert cfg.lr_at(90) == pytest.approx(0.5e-4) and cfg.lr_at(99) > 0
 
 
-def test_batch_topk_trains():
+def _batch_topk_sae(threshold=0.0):
+    """d 4, 8 latents, k 2, max_k 4: latent i reads dimension i % 4 with sign +1 (i < 4) or -1."""
+    sae = TopKSAE(4, 8, 2, batch_topk=True, max_k=4)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.cat([torch.eye(4), -torch.eye(4)]))
+        sae.W_dec.copy_(sae.W_enc)
+        sae.threshold.fill_(threshold)
+    return sae
+
+
+def test_batch_topk_training_keeps_the_batch_s_largest_activations():
+    """Known answer: a busy token takes four latents and a quiet one none (k 2 per token on average)."""
+    sae = _batch_topk_sae().train()
+    x = torch.tensor([[4.0, 3.0, 2.0, 1.5], [0.5, 0.4, 0.3, 0.2]])
+    values, index, _, _ = sae.encode_topk(x)
+    assert index.shape == (2, 4)  # max_k candidates per token
+    assert (values > 0).sum(1).tolist() == [4, 0]
+    torch.testing.assert_close(values[0].sort().values, x[0].sort().values)
+    sae.update_threshold(values, 1.0)  # the smallest kept activation
+    assert float(sae.threshold) == 1.5
+    sae.update_threshold(torch.tensor([[0.5, 0.0]]), 0.5)  # a moving average; zeros are padding
+    assert float(sae.threshold) == 1.0
+
+
+def test_batch_topk_inference_keeps_what_passes_the_threshold():
+    sae = _batch_topk_sae(threshold=1.0).eval()
+    x = torch.tensor([[4.0, 3.0, 2.0, 1.5], [0.5, 0.4, 0.3, 0.2], [2.0, -3.0, 0.9, 1.0]])
+    dense = sae.encode(x).to_dense(8)
+    expected = torch.tensor(
+        [[4.0, 3.0, 2.0, 1.5, 0, 0, 0, 0], [0.0] * 8, [2.0, 0, 0, 0, 0, 3.0, 0, 0]]  # 1.0 is not above 1.0
+    )
+    torch.testing.assert_close(dense, expected)
+    with pytest.raises(ValueError, match=r"max_k=1 must be >= k=2"):
+        TopKSAE(4, 8, 2, batch_topk=True, max_k=1)
+    with pytest.raises(ValueError, match=r"max_k=9 must be in k=2..n_features=8"):
+        SAEConfig(n_features=8, k=2, max_k=9)
+
+
+def test_batch_topk_fold_and_save_keep_the_threshold(tmp_path):
+    sae = _batch_topk_sae(threshold=0.7)
+    mean, scale = torch.randn(4), torch.rand(4) + 0.5
+    x = mean + scale * torch.randn(64, 4)
+    folded = sae.fold_normalisation(mean, scale)
+    torch.testing.assert_close(folded.encode(x).to_dense(8), sae.encode((x - mean) / scale).to_dense(8))
+    folded.save(tmp_path / "d.safetensors")
+    back = load_dictionary(tmp_path / "d.safetensors")
+    assert (back.batch_topk, back.max_k, float(back.threshold)) == (True, 4, pytest.approx(0.7))
+    torch.testing.assert_close(back.encode(x).to_dense(8), folded.encode(x).to_dense(8))
+
+
+def test_batch_topk_trains_k_per_token_on_average():
+    """Trained, the learnt threshold keeps about k latents per token, more on some tokens than on others."""
     p = planted(d=16, n_atoms=24, k=2, seed=3)
-    cfg = SAEConfig(n_features=48, k=2, batch_size=64, tokens=64 * 20, batch_topk=True, lr=1e-3)
-    sae = train_sae(p.factory(1000, batch=100), 16, cfg, progress=False)
-    assert sae.batch_topk and sae.encode(p.sample(10, 0)).indices.shape == (10, 2)
+    cfg = SAEConfig(n_features=48, k=2, batch_size=64, tokens=64 * 300, batch_topk=True, lr=3e-3)
+    sae = train_sae(p.factory(4000, batch=200), 16, cfg, progress=False)
+    codes = sae.encode(p.sample(4000, 1))
+    l0 = (codes.values > 0).sum(1).float()
+    assert sae.max_k == 8 and codes.indices.shape == (4000, 8) and float(sae.threshold) > 0
+    assert 1.5 <= float(l0.mean()) <= 2.5, float(l0.mean())
+    assert int(l0.max()) > 2 and int(l0.min()) < 2

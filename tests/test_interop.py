@@ -9,13 +9,20 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from diffdict.config import ConfigError
 from diffdict.dictionaries import build, load_dictionary
 from diffdict.dictionaries.sae import TopKSAE
 from diffdict.dictionaries.synthetic import planted
-from diffdict.interop import ExportError, PretrainedFormatError, export_dictionary, load_pretrained, pretrained_shape
+from diffdict.interop import (
+    ExportError,
+    PretrainedFormatError,
+    export_dictionary,
+    load_pretrained,
+    peer_formats,
+    pretrained_shape,
+)
 from diffdict.sites import Site
 
 P = planted(d=16, n_atoms=32, k=2, seed=0)
@@ -71,6 +78,35 @@ def test_hook_names_follow_the_hooked_module():
 def test_diffdict_format_reads_a_dictionary_file_and_overrides_k(trained):
     d = load_pretrained(trained, "diffdict", k=5)
     assert d.k == 5 and pretrained_shape(trained, "diffdict") == (16, 32, 3)
+
+
+@pytest.fixture(scope="module")
+def batch_topk(tmp_path_factory):
+    """A BatchTopK SAE (its codes come from a learnt threshold, not k per token)."""
+    path = tmp_path_factory.mktemp("btk") / "dictionary.safetensors"
+    cfg = {"n_features": 32, "k": 3, "batch_size": 64, "tokens": 3200, "batch_topk": True}
+    d = build("topk_sae", cfg, P.factory(2000, batch=250), 16, device="cpu", progress=False)
+    d.save(path, extra={**d.build_info, "site": "double1_img", "site_config": SITE})
+    return path
+
+
+def test_batch_topk_exports_as_a_saelens_jumprelu_and_nowhere_else(batch_topk, tmp_path):
+    out = export_dictionary(batch_topk, "saelens", tmp_path / "s")
+    cfg = json.loads((out / "cfg.json").read_text())
+    assert cfg["architecture"] == "jumprelu" and "k" not in cfg
+    w = load_file(str(out / "sae_weights.safetensors"))
+    sae = load_dictionary(batch_topk)
+    torch.testing.assert_close(w["threshold"], sae.threshold.expand(32))
+    with pytest.raises(ExportError, match=r"BatchTopK SAE's codes come from its threshold.*export it to saelens"):
+        export_dictionary(batch_topk, "sparsify", tmp_path / "sp")
+    assert not (tmp_path / "sp").exists()
+    with pytest.raises(PretrainedFormatError, match=r"k cannot be overridden for a BatchTopK SAE"):
+        load_pretrained(batch_topk, "diffdict", k=5)
+
+
+def test_peer_formats_leave_sparsify_out_for_batch_topk():
+    assert peer_formats({"kind": "topk_sae"}) == ("saelens", "sparsify")
+    assert peer_formats({"kind": "matryoshka_sae", "batch_topk": True}) == ("saelens",)
 
 
 def _saelens_folder(path, cfg_extra, seed=0):

@@ -44,18 +44,36 @@ def trained(request, tmp_path_factory):
     return path
 
 
-def test_export_loads_in_saelens_with_the_same_numbers(trained, tmp_path):
-    from sae_lens import SAE
-
-    ours = load_dictionary(trained)
-    theirs = SAE.load_from_disk(export_dictionary(trained, "saelens", tmp_path / "s", model_name="toy"))
-    assert theirs.cfg.architecture() == "topk" and theirs.cfg.metadata.hook_name == "transformer_blocks.1.out.img"
+def _same_as_saelens(ours, theirs):
+    """A SAELens SAE loaded from diffdict's export gives diffdict's codes and reconstructions on X."""
     codes = ours.encode(X)
     with torch.no_grad():
         z = theirs.encode(X)
         x_hat = theirs.decode(z)
     assert _rel(codes.to_dense(ours.n_features), z) <= 1e-5
     assert _rel(ours.decode(codes), x_hat) <= 1e-5
+
+
+def test_export_loads_in_saelens_with_the_same_numbers(trained, tmp_path):
+    from sae_lens import SAE
+
+    ours = load_dictionary(trained)
+    theirs = SAE.load_from_disk(export_dictionary(trained, "saelens", tmp_path / "s", model_name="toy"))
+    assert theirs.cfg.architecture() == "topk" and theirs.cfg.metadata.hook_name == "transformer_blocks.1.out.img"
+    _same_as_saelens(ours, theirs)
+
+
+def test_batch_topk_export_loads_in_saelens_as_a_jumprelu_with_the_same_numbers(tmp_path):
+    from sae_lens import SAE
+
+    path = tmp_path / "dictionary.safetensors"
+    # max_k = every latent: no cap, so the codes must agree on any input (SAELens' JumpReLU has none)
+    cfg = {"n_features": 32, "k": 3, "batch_size": 64, "tokens": 3200, "batch_topk": True, "max_k": 32}
+    build("topk_sae", cfg, P.factory(2000, batch=250), 16, device="cpu", progress=False).save(path)
+    ours = load_dictionary(path)
+    theirs = SAE.load_from_disk(export_dictionary(path, "saelens", tmp_path / "s"))
+    assert theirs.cfg.architecture() == "jumprelu"
+    _same_as_saelens(ours, theirs)
 
 
 def test_export_loads_in_sparsify_with_the_same_numbers(trained, tmp_path):

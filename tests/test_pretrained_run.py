@@ -1,7 +1,8 @@
 """Bring your own SAE: one trained by EleutherAI sparsify's own code on the toy site's
 activations, declared as `{kind: pretrained, format: sparsify, path: ...}`, runs through the whole
 DAG beside the project's dictionaries (FVU, interpretability, steering, concept recovery, browser),
-and `snakemake exports` writes every trained SAE in both peer formats, loadable by the peers.
+and `snakemake exports` writes every trained SAE in the peer formats that hold it, loadable by the
+peers. A BatchTopK SAE (`batch_topk: true`: codes of varying width per token) runs beside them too.
 
 The minimal config (one site, an SAE and random directions); the activations are captured first
 so that the sparsify SAE can be trained on the same site's training split."""
@@ -67,6 +68,7 @@ def run(tmp_path_factory, cli_env):
     snakemake(workdir, cfg, f"{ACT}/train.zarr", f"{ACT}/test.zarr", env=cli_env)
     sae = train_sparsify(workdir / ACT / "train.zarr", workdir / "theirs")
     cfg["dictionaries"]["theirs"] = {"kind": "pretrained", "format": "sparsify", "path": str(workdir / "theirs")}
+    cfg["dictionaries"]["btk"] = {**cfg["dictionaries"]["sae"], "batch_topk": True}
     snakemake(workdir, cfg, "results/figures/", "exports", env=cli_env)
     return workdir, sae
 
@@ -80,7 +82,7 @@ def test_the_pipeline_measures_the_sparsify_sae_as_sparsify_does(run):
 
     workdir, sae = run
     rec = _table(workdir, "reconstruction.csv").set_index("dict")
-    assert rec.loc["theirs", "kind"] == "pretrained" and set(rec.index) == {"sae", "random", "theirs"}
+    assert rec.loc["theirs", "kind"] == "pretrained" and set(rec.index) == {"sae", "random", "theirs", "btk"}
     x = torch.cat([b.float() for b in ActivationStore.open(workdir / ACT / "test.zarr").batches(4096, shuffle=False)])
     with torch.no_grad():
         out = sae(x)  # sparsify's own forward: FVU against the batch's total variance
@@ -92,7 +94,7 @@ def test_every_stage_has_its_rows_beside_the_projects_dictionaries(run):
     workdir, _ = run
     for table in ("interp_scores.csv", "steering.csv", "concepts.csv", "splice.csv"):
         got = _table(workdir, table)
-        assert {"sae", "random", "theirs"} <= set(got["dict"]), table
+        assert {"sae", "random", "theirs", "btk"} <= set(got["dict"]), table
         assert set(got.loc[got["dict"] == "theirs", "kind"]) == {"pretrained"}, table
     assert (workdir / "results/report/toy" / SITE / "theirs" / "index.html").exists()
     index = (workdir / "results/report/index.html").read_text()
@@ -108,9 +110,13 @@ def test_exports_load_in_both_peers_with_the_runs_numbers(run):
     workdir, _ = run
     exports = workdir / "results/toy/exports"
     assert sorted(p.relative_to(exports).as_posix() for p in exports.glob("*/*/*")) == [
+        f"saelens/{SITE}/btk",
         f"saelens/{SITE}/sae",
         f"sparsify/{SITE}/sae",
-    ]  # TopK SAEs only: random directions stay diffdict's
+    ]  # TopK SAEs only (random directions stay diffdict's); a BatchTopK SAE's threshold has no sparsify form
+    btk = load_dictionary(workdir / f"results/toy/dictionaries/{SITE}/btk/dictionary.safetensors")
+    assert SAE.load_from_disk(exports / f"saelens/{SITE}/btk").cfg.architecture() == "jumprelu"
+    assert btk.batch_topk and float(btk.threshold) > 0
     ours = load_dictionary(workdir / f"results/toy/dictionaries/{SITE}/sae/dictionary.safetensors")
     x = torch.randn(256, ours.d_model, generator=torch.Generator().manual_seed(0)) * 4
     want = ours.decode(ours.encode(x))

@@ -31,7 +31,8 @@ rule train_dictionary:
 
 EXPORT_FORMATS = ("saelens", "sparsify")
 EXPORTS = [f"{R}/exports/{fmt}/{s}/{d}" for s, d in site_dict_pairs()
-           if config["dictionaries"][INSTANCES[d][0]]["kind"] in SAE_KINDS for fmt in EXPORT_FORMATS]
+           if config["dictionaries"][INSTANCES[d][0]]["kind"] in SAE_KINDS
+           for fmt in peer_formats(config["dictionaries"][INSTANCES[d][0]])]
 
 
 rule export_dictionary:
@@ -54,6 +55,7 @@ rule export_dictionary:
 
 
 rule exports:
-    """Every trained TopK SAE of the run in both peer formats: `snakemake --cores all exports`."""
+    """Every trained TopK SAE of the run in the peer formats that hold it (a BatchTopK SAE: SAELens
+    only): `snakemake --cores all exports`."""
     input:
         EXPORTS,

@@ -3,8 +3,14 @@
     z = TopK(relu(W_enc (x - b_dec) + b_enc))        x_hat = W_dec^T z + b_dec
 
 ReLU comes before the top-k, so a token may use fewer than k latents (zero values are
-padding in `SparseCodes`). With ``batch_topk`` training (Bussmann et al. 2024) the k*B largest
-activations of a batch are kept instead of k per token; inference still keeps k per token.
+padding in `SparseCodes`).
+
+BatchTopK (Bussmann et al. 2024, "BatchTopK Sparse Autoencoders"): training keeps the k*B largest
+activations of a batch of B tokens, so a token may use more latents than another (up to ``max_k``
+each, the candidates the sparse kernels keep per token); an exponential moving average of the
+smallest kept activation becomes ``threshold``, and inference keeps, of a token's top ``max_k``,
+those above it (SAELens saves the same SAE as a JumpReLU with that threshold). Only the
+threshold, not the batch, then decides a token's codes, as the paper and SAELens do.
 
 The module is trained in a standardised space (see `train_sae`); the saved weights are folded
 back into model space by `fold_normalisation`, where decoder rows are no longer unit-norm:
@@ -24,22 +30,33 @@ from .kernels import SparsePattern, preactivations, row_topk, sparse_decode, top
 
 InitDistribution = Literal["normal", "uniform"]  # the initial rows' entries, before normalising
 INIT_DISTRIBUTIONS = get_args(InitDistribution)
+BATCH_TOPK_MAX_K = 4  # BatchTopK's default max_k, in units of k
+# BatchTopK's threshold: the moving average's rate per step (SAELens' topk_threshold_lr), a time constant of
+# ~100 steps: after 256 steps it still lags (bench_sae: 19.8 active for k 32, results/batch_topk_synthetic.md)
+THRESHOLD_RATE = 0.01
 
 
 class TopKSAE(Dictionary):
     kind = "topk_sae"
 
-    def __init__(self, d_model: int, n_features: int, k: int, batch_topk: bool = False):
+    def __init__(self, d_model: int, n_features: int, k: int, batch_topk: bool = False, max_k: int | None = None):
         super().__init__()
         self.d_model, self.n_features, self.k, self.batch_topk = d_model, n_features, k, batch_topk
+        # BatchTopK: the most latents one token may keep (the width of its codes); TopK: k
+        self.max_k = min(n_features, max_k or BATCH_TOPK_MAX_K * k) if batch_topk else k
+        if self.max_k < k:
+            raise ValueError(f"max_k={max_k} must be >= k={k}: a token keeps up to max_k latents, k on average")
         self.W_enc = nn.Parameter(torch.zeros(n_features, d_model))
         self.b_enc = nn.Parameter(torch.zeros(n_features))
         self.W_dec = nn.Parameter(torch.zeros(n_features, d_model))
         self.b_dec = nn.Parameter(torch.zeros(d_model))
+        if batch_topk:  # a buffer: saved, checkpointed and folded with the weights (only BatchTopK has one)
+            self.register_buffer("threshold", torch.zeros(()))
         self._workspace: dict = {}  # reused pre-activation buffer (CPU), see kernels.preactivations
 
     def hparams(self) -> dict:
-        return {**super().hparams(), "k": self.k, "batch_topk": self.batch_topk}
+        hp = {**super().hparams(), "k": self.k, "batch_topk": self.batch_topk}
+        return {**hp, "max_k": self.max_k} if self.batch_topk else hp
 
     @torch.no_grad()
     def init_weights(
@@ -75,15 +92,29 @@ class TopKSAE(Dictionary):
     ):
         """-> (values, index, aux_values, aux_index); differentiable (sparse backward).
         ``patterns``, ``aux_input_grad``: see `topk_encode`; pass the patterns on to `decode_sparse`."""
-        k = self.k * (1 + int(self.batch_topk and self.training))  # batch_topk: candidates
+        batch = self.batch_topk and self.training
         values, index, aux_v, aux_i = topk_encode(
-            x - self.b_dec, self.W_enc, self.b_enc, k, dead, k_aux, self._workspace, patterns, aux_input_grad
+            x - self.b_dec,
+            self.W_enc,
+            self.b_enc,
+            self.max_k if batch else self.k,
+            dead,
+            k_aux,
+            self._workspace,
+            patterns,
+            aux_input_grad,
         )
-        if self.batch_topk and self.training:
-            # keep the k*B largest of the batch; zeroed entries become padding
-            thr = values.flatten().topk(self.k * x.shape[0], sorted=False).values.min()
-            values = values * (values >= thr)
+        if batch:  # keep the k*B largest of the batch's candidates; zeroed entries become padding
+            kept = min(values.numel(), self.k * x.shape[0])
+            values = values * (values >= values.detach().flatten().topk(kept, sorted=False).values.min())
         return values, index, aux_v, aux_i
+
+    @torch.no_grad()
+    def update_threshold(self, values: torch.Tensor, rate: float = THRESHOLD_RATE) -> None:
+        """BatchTopK: move ``threshold`` toward the smallest activation a training batch kept."""
+        kept = values.detach()[values.detach() > 0]
+        if kept.numel():
+            self.threshold.lerp_(kept.min().float(), rate)
 
     def decode_sparse(
         self, values: torch.Tensor, index: torch.Tensor, bias: bool = True, pattern: SparsePattern | None = None
@@ -94,8 +125,10 @@ class TopKSAE(Dictionary):
     def encode(self, x: torch.Tensor) -> SparseCodes:
         with torch.no_grad():
             pre = preactivations(x.to(self.W_enc.dtype) - self.b_dec, self.W_enc, self.b_enc)
-            values, index = row_topk(pre, self.k)  # unsorted: nothing downstream needs the order
+            values, index = row_topk(pre, self.max_k)  # unsorted: nothing downstream needs the order
             values = values.clamp_min(0)  # relu after top-k: same codes, no dense relu
+            if self.batch_topk:
+                values = values * (values > self.threshold)
         return SparseCodes(index, values)
 
     def decode(self, codes: SparseCodes) -> torch.Tensor:
@@ -129,7 +162,9 @@ class TopKSAE(Dictionary):
         """A copy acting on raw x, for a model trained on (x - mean) / scale:
         W_enc' = W_enc / scale, b_dec' = mean + scale * b_dec, W_dec' = W_dec * scale.
         Same codes, and x_hat' = mean + scale * x_hat."""
-        out = TopKSAE(self.d_model, self.n_features, self.k, self.batch_topk).to(self.W_dec.device)
+        out = TopKSAE(self.d_model, self.n_features, self.k, self.batch_topk, self.max_k).to(self.W_dec.device)
+        if self.batch_topk:  # the pre-activations, so the threshold, are the same in both spaces
+            out.threshold.copy_(self.threshold)
         out.W_enc.copy_(self.W_enc / scale)
         out.b_enc.copy_(self.b_enc)
         out.W_dec.copy_(self.W_dec * scale)

@@ -15,6 +15,8 @@
 * Loss = FVU of the batch + auxk_coef * AuxK, where AuxK asks the top-k_aux *dead* latents to
   reconstruct the residual error, normalised by the error's variance (``auxk_normalizer``;
   0 when nothing is dead).
+* ``batch_topk``: the batch, not each token, keeps k latents per token on average; the threshold
+  that inference applies instead is a moving average of the smallest activation kept (`TopKSAE`).
 * Before each step the decoder gradient's component parallel to each row is removed; after
   it the rows are renormalised.
 * Checkpoints (model, optimiser, step, data position, dead counters, RNG, log rows) go to
@@ -42,7 +44,7 @@ from ..settings import check_literals, setting
 from .data import BatchesFactory, rebatch, sample
 from .kernels import SparsePattern
 from .kinds import FitInputs, Kind, register
-from .sae import InitDistribution, TopKSAE
+from .sae import THRESHOLD_RATE, InitDistribution, TopKSAE
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,14 @@ class SAEConfig:
         "robust", "input normalisation (train_sae.normalisation_stats); dim: the paper's code"
     )
     batch_topk: bool = setting(
-        False, "BatchTopK training: keep the k*B largest of a batch (inference keeps k per token)"
+        False,
+        "BatchTopK (Bussmann et al. 2024): training keeps the k*B largest activations of a batch, so k is the "
+        "mean per token; inference keeps those above the threshold learnt in training (a JumpReLU)",
+    )
+    max_k: int | None = setting(
+        None,
+        "BatchTopK: the most latents one token may keep (the candidates per token, and the width of its codes); "
+        "null: 4 x k",
     )
     init_tokens: int = setting(16384, "sample for the normalisation statistics and the geometric-median b_dec")
     encoder_init_norm: float = setting(
@@ -119,6 +128,8 @@ class SAEConfig:
         check_literals(self)  # normalize, auxk_normalizer, auxk_grad, init_distribution
         if not 0 < self.k <= self.n_features:
             raise ValueError(f"k={self.k} must be in 1..n_features={self.n_features}")
+        if self.max_k is not None and not self.k <= self.max_k <= self.n_features:
+            raise ValueError(f"max_k={self.max_k} must be in k={self.k}..n_features={self.n_features}")
         if not self.encoder_init_norm > 0:
             raise ValueError(f"encoder_init_norm={self.encoder_init_norm} must be > 0")
 
@@ -243,7 +254,7 @@ def train_sae(
     signature = {"cfg": asdict(cfg), "d_model": d_model, "site": site, "data": _fingerprint(init)}
     signature["cfg"].pop("checkpoint_every"), signature["cfg"].pop("log_every")
 
-    sae = TopKSAE(d_model, cfg.n_features, cfg.k, cfg.batch_topk).to(device)
+    sae = TopKSAE(d_model, cfg.n_features, cfg.k, cfg.batch_topk, cfg.max_k).to(device)
     opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr_value, betas=cfg.betas, eps=cfg.eps, fused=True)
     st = _load_checkpoint(ckpt_path, signature, device)
     if st is not None:
@@ -305,6 +316,8 @@ def train_sae(
         sae.set_decoder_norm_to_unit_norm()
 
         with torch.no_grad():
+            if sae.batch_topk:  # the first batch sets the threshold, later ones move it
+                sae.update_threshold(values, 1.0 if step == 0 else THRESHOLD_RATE)
             fired = index[values > 0]
             since_fired += len(x)
             since_fired[fired] = 0

@@ -9,6 +9,7 @@ the round-trip tests check them against the packages' own loaders and savers.
     export_dictionary(path, fmt, out)     a saved diffdict SAE -> a peer folder
     load_pretrained(path, fmt)            a file or folder of any format -> Dictionary
     pretrained_shape(path, fmt)           (d_in, n_features, k) from the config alone
+    peer_formats(settings)                the peer formats a configured TopK SAE is exported to
 """
 
 from .formats import (
@@ -17,6 +18,7 @@ from .formats import (
     PretrainedFormatError,
     export_dictionary,
     load_pretrained,
+    peer_formats,
     pretrained_files,
     pretrained_shape,
 )
@@ -27,6 +29,7 @@ __all__ = [
     "PretrainedFormatError",
     "export_dictionary",
     "load_pretrained",
+    "peer_formats",
     "pretrained_files",
     "pretrained_shape",
 ]

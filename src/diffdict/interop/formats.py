@@ -17,6 +17,12 @@ EXPORTABLE = {"topk_sae": ("saelens", "sparsify")}
 _MODULES = {"saelens": saelens, "sparsify": sparsify}
 
 
+def peer_formats(settings: dict) -> tuple[str, ...]:
+    """The peer formats that hold a TopK SAE trained with these settings (a `config.dictionaries`
+    entry): a BatchTopK SAE's codes come from its threshold, which sparsify's format cannot hold."""
+    return tuple(f for f in FORMATS[1:] if not (settings.get("batch_topk") and f == "sparsify"))
+
+
 # Both are inputs the user can fix: the CLI reports them like config errors (exit 2, no traceback).
 class ExportError(ConfigError):
     """A dictionary that the requested format cannot express."""
@@ -50,6 +56,11 @@ def export_dictionary(path: str | os.PathLike, fmt: str, out: str | os.PathLike,
         )
     sae = load_dictionary(path)
     assert isinstance(sae, TopKSAE)
+    if sae.batch_topk and fmt == "sparsify":
+        raise ExportError(
+            f"{path}: a BatchTopK SAE's codes come from its threshold, which sparsify's formats cannot hold "
+            "(they keep k latents per token); export it to saelens (a JumpReLU with that threshold)"
+        )
     extra = meta.get("extra", {})
     info = {"diffdict_kind": kind, "diffdict_hparams": meta["hparams"], **provenance(extra, model_name)}
     return _MODULES[fmt].save(sae, out, info)
@@ -140,6 +151,8 @@ def load_pretrained(path: str | os.PathLike, fmt: str, k: int | None = None) -> 
                 raise
             raise PretrainedFormatError(f"{p}: not a readable {fmt} SAE ({type(e).__name__}: {e})") from e
     _check_k_override(out.kind, p, k)
+    if k is not None and getattr(out, "batch_topk", False):
+        raise PretrainedFormatError(f"{p}: k cannot be overridden for a BatchTopK SAE: its threshold sets its codes")
     if k is not None:
         out.k = int(k)
     return out

@@ -6,10 +6,14 @@
     sae_weights.safetensors   W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in]
 
 SAELens' TopK SAE computes ``z = relu(topk((x - b_dec) @ W_enc + b_enc))``, ``x_hat = z @ W_dec +
-b_dec``: diffdict's `TopKSAE` with W_enc transposed. Exports use ``normalize_activations: none``
-because diffdict folds its normalisation into the weights at save time. Imports fold the two
-options that are linear (``apply_b_dec_to_input: false``, ``rescale_acts_by_decoder_norm``) and
-refuse the run-time normalisations, whose state is not in the folder.
+b_dec``: diffdict's `TopKSAE` with W_enc transposed. A BatchTopK SAE is written as SAELens writes
+its own, a JumpReLU (``architecture: jumprelu``) whose ``threshold`` is the learnt one for every
+latent; SAELens keeps every latent above it, diffdict the largest ``max_k`` of them per token (the
+same codes unless more than ``max_k`` latents of a token pass the threshold). Exports use
+``normalize_activations: none`` because diffdict folds its normalisation into the weights at save
+time. Imports fold the two options that are linear (``apply_b_dec_to_input: false``,
+``rescale_acts_by_decoder_norm``) and refuse the run-time normalisations, whose state is not in the
+folder (and JumpReLU SAEs, whose codes have no width).
 """
 
 from __future__ import annotations
@@ -38,10 +42,9 @@ FORMAT_VERSION = "6.0.0"
 def save(sae: TopKSAE, out: str | os.PathLike, info: dict) -> Path:
     meta = {k: v for k, v in info.items() if v is not None}
     cfg = {
-        "architecture": "topk",
+        **({"architecture": "jumprelu"} if sae.batch_topk else {"architecture": "topk", "k": sae.k}),
         "d_in": sae.d_model,
         "d_sae": sae.n_features,
-        "k": sae.k,
         "dtype": _DTYPES[sae.W_dec.dtype],
         "device": "cpu",
         "apply_b_dec_to_input": True,
@@ -62,6 +65,8 @@ def save(sae: TopKSAE, out: str | os.PathLike, info: dict) -> Path:
         "W_dec": sae.W_dec.detach(),
         "b_dec": sae.b_dec.detach(),
     }
+    if sae.batch_topk:
+        tensors["threshold"] = sae.threshold.detach().to(sae.b_enc.dtype).expand(sae.n_features)
     with atomic_path(out, is_dir=True) as tmp:
         save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tmp / FILES[1]))
         (tmp / FILES[0]).write_text(json.dumps(cfg, indent=2) + "\n")
