@@ -57,8 +57,9 @@ def make_data(args):
     return p.sample(args.train_tokens, 1), p.sample(args.test_tokens, 2), desc
 
 
-def planted_world(args):
-    """The synthetic data's planted dictionary (its atoms: what a trainer should recover)."""
+def planted_world(args, n_massive: int = 4):
+    """The synthetic data's planted dictionary (its atoms: what a trainer should recover); `n_massive`:
+    its massive dimensions (x20)."""
     return planted(
         d=args.d,
         n_atoms=args.n_atoms,
@@ -66,7 +67,7 @@ def planted_world(args):
         k_min=max(1, args.planted_k // 4),
         noise=0.1,
         mean_norm=50.0,
-        n_massive=4,
+        n_massive=n_massive,
         alpha=0.7,
         seed=0,
     )

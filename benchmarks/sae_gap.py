@@ -77,6 +77,12 @@ VARIANTS = {
         {"init_distribution": "uniform", "auxk_grad": "decoder"},
         "uniform; AuxK trains the dead latents' decoder rows only, as sparsify 1.3.3's does (`auxk_grad: decoder`)",
     ),
+    # uniform_auxk_latents is diffdict's default trainer since 2026-12-06; BatchTopK beside it
+    "uniform_auxk_latents_batch_topk": (
+        {"init_distribution": "uniform", "auxk_grad": "latents", "batch_topk": True},
+        "uniform_auxk_latents with BatchTopK (`batch_topk: true`: the batch keeps k per token on average; "
+        "held-out codes from the learnt threshold)",
+    ),
 }
 # sparsify, and sparsify with one change (b_enc starts at zero in both): train_sparsify's options, description
 PEERS = {
@@ -106,6 +112,7 @@ PEERS = {
 }
 COSINE = 0.9
 COLUMNS = {  # markdown columns after the held-out FVU, with their formats
+    "l0_on_test": ".2f",
     "train_fvu_step256": ".4f",
     "dead_step512": ".3f",
     "dead_end": ".3f",
@@ -187,11 +194,13 @@ def measure(name: str, seed: int, train, test, atoms, a) -> dict:
         alive[encode(test)] = True
         best = (atoms @ directions[alive].T).max(1).values
         held_out = fvu(recon, test)
+        l0 = encode(test).numel() / len(test)  # active latents per held-out token (k, or about k: BatchTopK)
     at = {r["step"]: r for r in rows}
     return {
         "variant": name,
         "seed": seed,
         "fvu": held_out,
+        "l0_on_test": l0,
         "train_fvu_step256": at[256]["fvu"] if 256 in at else float("nan"),
         "dead_step512": at[512]["dead_fraction"] if 512 in at else float("nan"),
         "dead_end": rows[-1]["dead_fraction"] if rows else float("nan"),
@@ -216,10 +225,10 @@ def markdown(df: pd.DataFrame, a, cmd: str) -> str:
         f"batch {a.batch}, {a.tokens:,} tokens ({a.tokens // a.batch} steps), lr {a.lr}, a latent is dead after "
         f"{a.dead_tokens:,} tokens without firing. Mean over the seeds; each seed's value in the .csv.",
         "",
-        "| variant | seeds | held-out FVU | training FVU, step 256 | dead, step 512 | dead, end "
-        "| live latents (held-out) | died (log rows) | revived (log rows) | atoms: mean best cosine "
-        f"| atoms recovered (cos > {COSINE}) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | seeds | held-out FVU | active latents per token (held-out) | training FVU, step 256 "
+        "| dead, step 512 | dead, end | live latents (held-out) | died (log rows) | revived (log rows) "
+        f"| atoms: mean best cosine | atoms recovered (cos > {COSINE}) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in means.iterrows():
         n = int((df["variant"] == name).sum())
