@@ -100,8 +100,9 @@ def test_batch_topk_exports_as_a_saelens_jumprelu_and_nowhere_else(batch_topk, t
     with pytest.raises(ExportError, match=r"BatchTopK SAE's codes come from its threshold.*export it to saelens"):
         export_dictionary(batch_topk, "sparsify", tmp_path / "sp")
     assert not (tmp_path / "sp").exists()
-    with pytest.raises(PretrainedFormatError, match=r"k cannot be overridden for a BatchTopK SAE"):
-        load_pretrained(batch_topk, "diffdict", k=5)
+    for read in (load_pretrained, pretrained_shape):  # refused at the config check too, not only in the job
+        with pytest.raises(PretrainedFormatError, match=r"k cannot be overridden for a BatchTopK SAE"):
+            read(batch_topk, "diffdict", k=5)
 
 
 def test_peer_formats_leave_sparsify_out_for_batch_topk():

@@ -56,7 +56,7 @@ def export_dictionary(path: str | os.PathLike, fmt: str, out: str | os.PathLike,
         )
     sae = load_dictionary(path)
     assert isinstance(sae, TopKSAE)
-    if sae.batch_topk and fmt == "sparsify":
+    if fmt not in peer_formats(meta["hparams"]):
         raise ExportError(
             f"{path}: a BatchTopK SAE's codes come from its threshold, which sparsify's formats cannot hold "
             "(they keep k latents per token); export it to saelens (a JumpReLU with that threshold)"
@@ -113,9 +113,11 @@ def _require_files(path: Path, fmt: str) -> None:
         )
 
 
-def _check_k_override(kind: str, path: Path, k: int | None) -> None:
+def _check_k_override(kind: str, path: Path, k: int | None, batch_topk: bool = False) -> None:
     if k is not None and kind != "topk_sae":
         raise PretrainedFormatError(f"{path}: k can be overridden for TopK SAEs only, not '{kind}'")
+    if k is not None and batch_topk:
+        raise PretrainedFormatError(f"{path}: k cannot be overridden for a BatchTopK SAE: its threshold sets its codes")
 
 
 def pretrained_shape(path: str | os.PathLike, fmt: str, k: int | None = None) -> tuple[int, int, int]:
@@ -126,7 +128,7 @@ def pretrained_shape(path: str | os.PathLike, fmt: str, k: int | None = None) ->
     _require_files(p, fmt)
     if fmt == "diffdict":
         meta = read_metadata(p)
-        _check_k_override(meta["kind"], p, k)
+        _check_k_override(meta["kind"], p, k, meta["hparams"].get("batch_topk", False))
         hp = meta["hparams"]
         return int(hp["d_model"]), int(hp["n_features"]), int(hp.get("k", 0))
     try:
@@ -150,9 +152,7 @@ def load_pretrained(path: str | os.PathLike, fmt: str, k: int | None = None) -> 
             if isinstance(e, PretrainedFormatError):
                 raise
             raise PretrainedFormatError(f"{p}: not a readable {fmt} SAE ({type(e).__name__}: {e})") from e
-    _check_k_override(out.kind, p, k)
-    if k is not None and getattr(out, "batch_topk", False):
-        raise PretrainedFormatError(f"{p}: k cannot be overridden for a BatchTopK SAE: its threshold sets its codes")
+    _check_k_override(out.kind, p, k, getattr(out, "batch_topk", False))
     if k is not None:
         out.k = int(k)
     return out
