@@ -95,6 +95,20 @@ def test_batch_topk_overlay_differs_from_the_sae_in_batch_topk_alone(default, re
     assert not cfg["dictionaries"]["sae"].get("batch_topk", False)
 
 
+@pytest.mark.parametrize("base", [(), OTHER])
+def test_matryoshka_batch_topk_overlay_is_both_parents_settings_at_once(default, repo, base):
+    """benchmarks/results/texture_world/matryoshka_batch_topk.md: the Matryoshka SAE's entry with
+    `batch_topk: true`, which is the BatchTopK SAE's entry with the Matryoshka kind."""
+    layers = (*base, "matryoshka.yaml", "batch_topk.yaml", "matryoshka_batch_topk.yaml")
+    d = {k: dict(v) for k, v in _layered(default, repo, *layers)["dictionaries"].items()}
+    assert d["mbtk"] == {**d["matryoshka"], "batch_topk": True} == {**d["batchtopk"], "kind": "matryoshka_sae"}
+
+
+def test_conjunctions_overlay_adds_an_explainer_beside_the_default(default, repo):
+    explainers = _layered(default, repo, "conjunctions.yaml")["interp"]["explainers"]
+    assert explainers["conj2"] == {**explainers["annotation"], "max_concepts": 2}
+
+
 @pytest.mark.parametrize(
     "base, overlays, key, values",
     [

@@ -78,3 +78,33 @@ def test_the_first_latents_reconstruct_alone():
             fvus[name] = (prefix_fvu(sae, x, 8).item(), prefix_fvu(sae, x, 64).item())
     assert fvus["matryoshka"][0] < 0.7 * fvus["plain"][0], fvus
     assert fvus["matryoshka"][1] < 0.2, fvus  # and the whole code still reconstructs
+
+
+def test_with_batch_topk_the_prefixes_nest_the_batch_s_codes():
+    """Matryoshka BatchTopK (Bussmann et al. 2025's): the prefix terms restrict the codes the batch kept
+    (k x B of them, unevenly spread over tokens), not a per-token TopK."""
+    sae = TopKSAE(8, 32, 4, batch_topk=True, max_k=16)
+    sae.init_weights(torch.zeros(8), torch.Generator().manual_seed(0))
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(3))
+    cfg = MatryoshkaConfig(n_features=32, k=4, prefixes=[4, 16], batch_topk=True)
+    loss, fvu, _, values, index = sae_loss(sae.train(), x, torch.zeros(32, dtype=torch.bool), cfg)
+    kept = (values > 0).sum(1)
+    assert int(kept.sum()) <= 4 * 64 and int(kept.max()) > 4  # a batch budget, not k per token
+    dense = torch.zeros(64, 32).scatter(1, index, values.detach())
+    total = ((x - x.mean(0)) ** 2).sum()
+
+    def fvu_of(m):
+        d = dense.clone()
+        d[:, m:] = 0
+        return (((x - d @ sae.W_dec.detach() - sae.b_dec.detach()) ** 2).sum() / total).item()
+
+    assert fvu.item() == pytest.approx(fvu_of(32), rel=1e-5)
+    assert loss.item() == pytest.approx((fvu_of(32) + fvu_of(4) + fvu_of(16)) / 3, rel=1e-5)
+
+
+def test_matryoshka_batch_topk_trains_to_a_threshold():
+    p = planted(d=16, n_atoms=24, k=2, seed=3)
+    hp = dict(n_features=32, k=2, batch_size=64, tokens=64 * 40, lr=3e-3, prefixes=[8], batch_topk=True)
+    sae = build("matryoshka_sae", hp, p.factory(1000, batch=100), 16, progress=False)
+    assert sae.batch_topk and sae.max_k == 8 and float(sae.threshold) > 0
+    assert sae.encode(p.sample(5, 0)).indices.shape == (5, 8)
