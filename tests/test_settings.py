@@ -17,7 +17,7 @@ from diffdict.dictionaries import build
 from diffdict.dictionaries.baselines import RandomDirections
 from diffdict.dictionaries.kinds import REGISTRY, FitInputs, Kind, kinds, register
 from diffdict.dictionaries.synthetic import planted
-from diffdict.settings import block_schema, check_literals, setting
+from diffdict.settings import block_schema, check_literals, inert_at_default, setting
 
 from workflow_utils import REPO, minimal_config
 
@@ -181,6 +181,49 @@ def test_a_kind_registered_in_one_module_works_everywhere():
     finally:
         REGISTRY.pop("constant_demo")
     assert "constant_demo" not in kinds()
+
+
+@dataclasses.dataclass
+class _ConstantConfigLater(_ConstantConfig):
+    """The kind after gaining two settings: one that does what the code did before at its default
+    (inert), one without that claim."""
+
+    cap: int | None = setting(None, "a cap; null: none, as before the setting existed", inert=None)
+    scale: float = setting(1.0, "a scale")
+
+
+@pytest.mark.parametrize(
+    "given, gained",
+    [
+        ({}, {"scale": 1.0}),  # the inert setting at its default is left out: its addition reruns nothing
+        ({"cap": None}, {"scale": 1.0}),  # stated at that value, the same job
+        ({"cap": 3}, {"cap": 3, "scale": 1.0}),  # any other value is a result setting
+    ],
+)
+def test_a_setting_added_at_its_inert_default_keeps_the_params(given, gained):
+    cfg = minimal_config()
+    cfg["dictionaries"]["demo"] = {"kind": "constant_demo", "k": 2}
+    params = {}
+    for settings in (_ConstantConfig, _ConstantConfigLater):
+        register(Kind("constant_demo", settings, _fit_constant, doc="a test kind", trained=False))
+        try:
+            if settings is _ConstantConfigLater:
+                cfg["dictionaries"]["demo"].update(given)
+            params[settings] = dcfg.effective_dictionary(dcfg.check(cfg), "demo")
+        finally:
+            REGISTRY.pop("constant_demo")
+    assert params[_ConstantConfigLater] == {**params[_ConstantConfig], **gained}
+
+
+def test_an_inert_value_that_is_not_the_default_is_a_result():
+    """A default moved away from the inert value reruns: the params keep the setting either way."""
+
+    @dataclasses.dataclass
+    class Moved:
+        cap: int | None = setting(8, "a cap whose default moved from null", inert=None)
+
+    assert inert_at_default(Moved, {"cap": 8}) == {"cap": 8}
+    assert inert_at_default(Moved, {"cap": None}) == {"cap": None}
 
 
 Colour = Literal["red", "blue"]

@@ -120,17 +120,19 @@ def model_config_info(model_cfg: dict, world_cfg: dict | None = None) -> dict:
 # ---- dictionaries -----------------------------------------------------------------------
 
 
-def dictionary_kinds() -> dict[str, dict]:
-    """kind -> {hyperparameter: default}, from the kind registry (each kind's settings class)."""
+def _kinds() -> dict:
     from .dictionaries.kinds import kinds
 
-    return {name: k.defaults for name, k in kinds().items()}
+    return kinds()
+
+
+def dictionary_kinds() -> dict[str, dict]:
+    """kind -> {hyperparameter: default}, from the kind registry (each kind's settings class)."""
+    return {name: k.defaults for name, k in _kinds().items()}
 
 
 def _kind(name: str):
-    from .dictionaries.kinds import kinds
-
-    return kinds()[name]
+    return _kinds()[name]
 
 
 def kind_schema(name: str) -> dict:
@@ -281,10 +283,15 @@ _NOT_RESULTS = ("log_every", "checkpoint_every")
 
 
 def effective_dictionary(config: dict, name: str) -> dict:
-    """`instance_config` with every default of its kind filled in, less logging cadence: the
-    params of a training job, so that a changed default retrains what it changes."""
+    """`instance_config` with every default of its kind filled in, less logging cadence and the
+    settings at their inert default (`settings.setting(inert=)`): the params of a training job, so
+    that a changed default retrains what it changes and a new setting that changes nothing does not."""
+    from .settings import inert_at_default
+
     out = instance_config(config, name)
-    merged = {**dictionary_kinds().get(out["kind"], {}), **out}
+    kind = _kinds().get(out["kind"])
+    merged = {**(kind.defaults if kind else {}), **out}
+    merged = inert_at_default(kind.settings, merged) if kind else merged
     return {k: v for k, v in merged.items() if k not in _NOT_RESULTS or k in out}
 
 

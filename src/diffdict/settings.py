@@ -15,13 +15,20 @@ _JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
 REQUIRED = dataclasses.MISSING  # `setting(REQUIRED, doc)`: a key the config must give
 OPTIONAL = object()  # `setting(OPTIONAL, doc)`: a key that may be left out, with no default (None)
+_NO_INERT = object()
 
 
-def setting(default: Any, doc: str, **schema: Any) -> Any:
+def setting(default: Any, doc: str, *, inert: Any = _NO_INERT, **schema: Any) -> Any:
     """A dataclass field with its default and a one-line description (shown in the schema).
     ``schema``: JSON-schema keywords beyond the type (``minimum=1``, ``properties=...``).
-    A list or dict default is copied for each instance; `REQUIRED` makes the key required."""
+    A list or dict default is copied for each instance; `REQUIRED` makes the key required.
+    ``inert``: for a setting added to a kind that already has results, the value at which the code
+    does what it did before the setting existed. While the setting holds it as its default, a job's
+    params leave it out (`inert_at_default`), so adding it reruns nothing; another value, or a
+    default moved away from it, reruns like any change."""
     meta = {"doc": doc, "schema": schema}
+    if inert is not _NO_INERT:
+        meta["inert"] = inert
     if default is REQUIRED:
         return dataclasses.field(metadata=meta)
     if default is OPTIONAL:
@@ -46,6 +53,17 @@ def has_default(f: dataclasses.Field) -> bool:
 def defaults(cls) -> dict:
     """Every field's default (required and optional fields have none and are left out)."""
     return {f.name: field_default(f) for f in dataclasses.fields(cls) if has_default(f)}
+
+
+def inert_at_default(cls, values: dict) -> dict:
+    """`values` less the settings of `cls` that hold their inert value, it being their default:
+    what a job's params keep (see `setting`)."""
+    idle = {
+        f.name
+        for f in dataclasses.fields(cls)
+        if "inert" in f.metadata and has_default(f) and field_default(f) == f.metadata["inert"]
+    }
+    return {k: v for k, v in values.items() if not (k in idle and v == defaults(cls)[k])}
 
 
 def check_literals(obj) -> None:
