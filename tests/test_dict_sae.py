@@ -269,10 +269,10 @@ def test_batch_topk_training_keeps_the_batch_s_largest_activations():
     assert index.shape == (2, 4)  # max_k candidates per token
     assert (values > 0).sum(1).tolist() == [4, 0]
     torch.testing.assert_close(values[0].sort().values, x[0].sort().values)
-    sae.update_threshold(values, 1.0)  # the smallest kept activation
-    assert float(sae.threshold) == 1.5
+    sae.update_threshold(values, 1.0)  # the smallest kept activation, for every latent
+    assert sae.threshold.tolist() == [1.5] * 8
     sae.update_threshold(torch.tensor([[0.5, 0.0]]), 0.5)  # a moving average; zeros are padding
-    assert float(sae.threshold) == 1.0
+    assert sae.threshold.tolist() == [1.0] * 8
 
 
 def test_batch_topk_inference_keeps_what_passes_the_threshold():
@@ -283,6 +283,11 @@ def test_batch_topk_inference_keeps_what_passes_the_threshold():
         [[4.0, 3.0, 2.0, 1.5, 0, 0, 0, 0], [0.0] * 8, [2.0, 0, 0, 0, 0, 3.0, 0, 0]]  # 1.0 is not above 1.0
     )
     torch.testing.assert_close(dense, expected)
+    sae.threshold[0] = 5.0  # per latent (a JumpReLU read from SAELens): latent 0 now needs more than 4
+    assert sae.encode(x[:1]).to_dense(8)[0].tolist() == [0, 3.0, 2.0, 1.5, 0, 0, 0, 0]
+    capped = _batch_topk_sae(threshold=0.0).eval()
+    capped.max_k = 2  # more latents above threshold than the width: a token keeps its largest
+    assert capped.encode(x[:1]).to_dense(8)[0].tolist() == [4.0, 3.0, 0, 0, 0, 0, 0, 0]
     with pytest.raises(ValueError, match=r"max_k=1 must be >= k=2"):
         TopKSAE(4, 8, 2, batch_topk=True, max_k=1)
     with pytest.raises(ValueError, match=r"max_k=9 must be in k=2..n_features=8"):
@@ -297,8 +302,19 @@ def test_batch_topk_fold_and_save_keep_the_threshold(tmp_path):
     torch.testing.assert_close(folded.encode(x).to_dense(8), sae.encode((x - mean) / scale).to_dense(8))
     folded.save(tmp_path / "d.safetensors")
     back = load_dictionary(tmp_path / "d.safetensors")
-    assert (back.batch_topk, back.max_k, float(back.threshold)) == (True, 4, pytest.approx(0.7))
+    assert (back.batch_topk, back.max_k) == (True, 4) and back.threshold.tolist() == pytest.approx([0.7] * 8)
     torch.testing.assert_close(back.encode(x).to_dense(8), folded.encode(x).to_dense(8))
+
+
+def test_a_threshold_saved_as_one_number_loads_for_every_latent(tmp_path):
+    """BatchTopK SAEs saved before thresholds were per latent (2026-12-06) still load, with the same codes."""
+    sae = _batch_topk_sae(threshold=0.7)
+    state = {**sae.state_dict(), "threshold": torch.tensor(0.7)}
+    old = _batch_topk_sae()
+    old.load_state_dict(state)
+    assert old.threshold.tolist() == pytest.approx([0.7] * 8)
+    x = torch.randn(16, 4)
+    torch.testing.assert_close(old.encode(x).to_dense(8), sae.encode(x).to_dense(8))
 
 
 def test_batch_topk_trains_k_per_token_on_average():
@@ -308,6 +324,7 @@ def test_batch_topk_trains_k_per_token_on_average():
     sae = train_sae(p.factory(4000, batch=200), 16, cfg, progress=False)
     codes = sae.encode(p.sample(4000, 1))
     l0 = (codes.values > 0).sum(1).float()
-    assert sae.max_k == 8 and codes.indices.shape == (4000, 8) and float(sae.threshold) > 0
+    assert sae.max_k == 8 and codes.indices.shape == (4000, 8) and float(sae.threshold.min()) > 0
+    assert len(set(sae.threshold.tolist())) == 1  # trained, one threshold for every latent
     assert 1.5 <= float(l0.mean()) <= 2.5, float(l0.mean())
     assert int(l0.max()) > 2 and int(l0.min()) < 2

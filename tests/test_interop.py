@@ -96,13 +96,51 @@ def test_batch_topk_exports_as_a_saelens_jumprelu_and_nowhere_else(batch_topk, t
     assert cfg["architecture"] == "jumprelu" and "k" not in cfg
     w = load_file(str(out / "sae_weights.safetensors"))
     sae = load_dictionary(batch_topk)
-    torch.testing.assert_close(w["threshold"], sae.threshold.expand(32))
+    torch.testing.assert_close(w["threshold"], sae.threshold)
     with pytest.raises(ExportError, match=r"BatchTopK SAE's codes come from its threshold.*export it to saelens"):
         export_dictionary(batch_topk, "sparsify", tmp_path / "sp")
     assert not (tmp_path / "sp").exists()
     for read in (load_pretrained, pretrained_shape):  # refused at the config check too, not only in the job
         with pytest.raises(PretrainedFormatError, match=r"k cannot be overridden for a BatchTopK SAE"):
             read(batch_topk, "diffdict", k=5)
+
+
+def test_batch_topk_comes_back_from_saelens_with_its_threshold_and_width(batch_topk, tmp_path):
+    """The JumpReLU that the export wrote reads back as the same threshold SAE, its width from the metadata."""
+    ours = load_dictionary(batch_topk)
+    back = load_pretrained(export_dictionary(batch_topk, "saelens", tmp_path / "s"), "saelens")
+    assert (back.batch_topk, back.k, back.max_k) == (True, ours.k, ours.max_k)
+    torch.testing.assert_close(back.threshold, ours.threshold)
+    x = P.sample(300, 5)
+    torch.testing.assert_close(back.encode(x).to_dense(32), ours.encode(x).to_dense(32))
+    assert pretrained_shape(tmp_path / "s", "saelens") == (16, 32, ours.max_k)
+
+
+def _jumprelu_folder(path, seed=0):
+    """A JumpReLU SAE as SAELens saves one: per-latent thresholds, no k."""
+    w = _saelens_folder(path, {"architecture": "jumprelu"}, seed)
+    w["threshold"] = torch.rand(24, generator=torch.Generator().manual_seed(seed + 1))
+    save_file(w, str(path / "sae_weights.safetensors"))
+    return w
+
+
+def test_a_jumprelu_sae_reads_with_the_width_it_is_given(tmp_path):
+    w = _jumprelu_folder(tmp_path / "s")
+    x = torch.randn(200, 16, generator=torch.Generator().manual_seed(3))
+    pre = (x - w["b_dec"]) @ w["W_enc"] + w["b_enc"]
+    z = pre.clamp_min(0) * (pre > w["threshold"])  # SAELens' JumpReLU
+    sae = load_pretrained(tmp_path / "s", "saelens", k=24)  # every latent: SAELens' codes exactly
+    assert sae.batch_topk and sae.max_k == 24 and pretrained_shape(tmp_path / "s", "saelens", k=24)[2] == 24
+    torch.testing.assert_close(sae.encode(x).to_dense(24), z)
+    torch.testing.assert_close(sae.decode(sae.encode(x)), z @ w["W_dec"] + w["b_dec"], rtol=1e-5, atol=1e-4)
+    narrow = load_pretrained(tmp_path / "s", "saelens", k=2).encode(x).to_dense(24)  # a token's largest 2
+    torch.testing.assert_close(narrow, z * (z >= z.topk(2, dim=1).values[:, 1:]))
+    with pytest.raises(
+        PretrainedFormatError, match=r"k=30, the most latents one token may keep, must be in 1..d_sae=24"
+    ):
+        load_pretrained(tmp_path / "s", "saelens", k=30)
+    sae.save(tmp_path / "d.safetensors")  # what the `pretrained` kind's job writes: the thresholds stay per latent
+    torch.testing.assert_close(load_dictionary(tmp_path / "d.safetensors").threshold, w["threshold"])
 
 
 def test_peer_formats_leave_sparsify_out_for_batch_topk():
@@ -147,7 +185,8 @@ def test_saelens_options_fold_exactly(tmp_path, b_dec_in, rescale):
 @pytest.mark.parametrize(
     "cfg, match",
     [
-        ({"architecture": "jumprelu"}, r"architecture 'jumprelu' is not supported; diffdict reads topk"),
+        ({"architecture": "gated"}, r"architecture 'gated' is not supported; diffdict reads topk, jumprelu"),
+        ({"architecture": "jumprelu"}, r"a JumpReLU SAE keeps every latent above its threshold.*give k"),
         ({"normalize_activations": "expected_average_only_in"}, r"fold it first .*fold_activation_norm_scaling_factor"),
         ({"normalize_activations": "layer_norm"}, r"'layer_norm' keeps state outside the folder"),
     ],

@@ -124,6 +124,26 @@ def test_saelens_training_sae_inference_save_loads(tmp_path):
     assert _rel(ours.decode(ours.encode(X)), x_hat) <= 1e-5
 
 
+def test_saelens_jumprelu_save_model_loads_with_saelens_numbers(tmp_path):
+    """A JumpReLU SAE as SAELens writes one (per-latent thresholds), read with every latent as its width."""
+    from sae_lens.saes.jumprelu_sae import JumpReLUSAE, JumpReLUSAEConfig
+
+    theirs = JumpReLUSAE(JumpReLUSAEConfig(d_in=16, d_sae=40))
+    _randomise(theirs, 6)
+    with torch.no_grad():
+        theirs.threshold.zero_()
+        relu = theirs.encode(X)
+        theirs.threshold.copy_(torch.rand(40, generator=torch.Generator().manual_seed(7)) * 10)
+        z = theirs.encode(X)
+        x_hat = theirs.decode(z)
+    assert 0 < int((z > 0).sum()) < int((relu > 0).sum())  # the thresholds bind
+    theirs.save_model(tmp_path / "s")
+    ours = load_pretrained(tmp_path / "s", "saelens", k=40)
+    codes = ours.encode(X)
+    assert _rel(codes.to_dense(40), z) <= 1e-5
+    assert _rel(ours.decode(codes), x_hat) <= 1e-5
+
+
 def test_sparsify_save_to_disk_loads_with_sparsify_numbers(tmp_path):
     from sparsify import SparseCoder, SparseCoderConfig
 

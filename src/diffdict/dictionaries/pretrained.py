@@ -21,7 +21,11 @@ from .kinds import FitInputs, Kind, register
 class PretrainedConfig:
     path: str | None = setting(None, "a dictionary.safetensors (diffdict) or a peer's folder holding cfg.json")
     format: Literal["diffdict", "saelens", "sparsify"] = setting("diffdict", "what `path` holds")
-    k: int | None = setting(None, "override a TopK SAE's k; null: the k it was saved with")
+    k: int | None = setting(
+        None,
+        "override a TopK SAE's k; null: the k it was saved with. A SAELens JumpReLU SAE: the most latents one token "
+        "keeps (its codes' width; needed unless diffdict wrote the folder)",
+    )
 
 
 def build_pretrained(cfg: PretrainedConfig, inputs: FitInputs) -> Dictionary:

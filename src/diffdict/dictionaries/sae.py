@@ -8,9 +8,11 @@ padding in `SparseCodes`).
 BatchTopK (Bussmann et al. 2024, "BatchTopK Sparse Autoencoders"): training keeps the k*B largest
 activations of a batch of B tokens, so a token may use more latents than another (up to ``max_k``
 each, the candidates the sparse kernels keep per token); an exponential moving average of the
-smallest kept activation becomes ``threshold``, and inference keeps, of a token's top ``max_k``,
-those above it (SAELens saves the same SAE as a JumpReLU with that threshold). Only the
-threshold, not the batch, then decides a token's codes, as the paper and SAELens do.
+smallest kept activation becomes ``threshold``, and inference keeps, of the latents above it, a
+token's largest ``max_k`` (SAELens saves the same SAE as a JumpReLU with that threshold). Only the
+threshold, not the batch, then decides a token's codes, as the paper and SAELens do. The threshold
+is held per latent: training keeps the entries equal, a JumpReLU SAE read from SAELens
+(`interop.saelens`) brings its own.
 
 The module is trained in a standardised space (see `train_sae`); the saved weights are folded
 back into model space by `fold_normalisation`, where decoder rows are no longer unit-norm:
@@ -51,7 +53,7 @@ class TopKSAE(Dictionary):
         self.W_dec = nn.Parameter(torch.zeros(n_features, d_model))
         self.b_dec = nn.Parameter(torch.zeros(d_model))
         if batch_topk:  # a buffer: saved, checkpointed and folded with the weights (only BatchTopK has one)
-            self.register_buffer("threshold", torch.zeros(()))
+            self.register_buffer("threshold", torch.zeros(n_features))
         self._workspace: dict = {}  # reused pre-activation buffer (CPU), see kernels.preactivations
 
     def hparams(self) -> dict:
@@ -109,6 +111,12 @@ class TopKSAE(Dictionary):
             values = values * (values >= values.detach().flatten().topk(kept, sorted=False).values.min())
         return values, index, aux_v, aux_i
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "threshold"  # saved before thresholds were per latent (2026-12-06): one for all
+        if self.batch_topk and key in state_dict and state_dict[key].dim() == 0:
+            state_dict[key] = state_dict[key].expand(self.n_features).clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @torch.no_grad()
     def update_threshold(self, values: torch.Tensor, rate: float = THRESHOLD_RATE) -> None:
         """BatchTopK: move ``threshold`` toward the smallest activation a training batch kept."""
@@ -125,10 +133,10 @@ class TopKSAE(Dictionary):
     def encode(self, x: torch.Tensor) -> SparseCodes:
         with torch.no_grad():
             pre = preactivations(x.to(self.W_enc.dtype) - self.b_dec, self.W_enc, self.b_enc)
+            if self.batch_topk:  # a JumpReLU: latents at or below their threshold are off, then the top max_k
+                pre.masked_fill_(pre <= self.threshold, 0)  # in place: `pre` is scratch (no grad here)
             values, index = row_topk(pre, self.max_k)  # unsorted: nothing downstream needs the order
             values = values.clamp_min(0)  # relu after top-k: same codes, no dense relu
-            if self.batch_topk:
-                values = values * (values > self.threshold)
         return SparseCodes(index, values)
 
     def decode(self, codes: SparseCodes) -> torch.Tensor:

@@ -133,13 +133,16 @@ def pretrained_shape(path: str | os.PathLike, fmt: str, k: int | None = None) ->
         return int(hp["d_model"]), int(hp["n_features"]), int(hp.get("k", 0))
     try:
         cfg = json.loads((p / "cfg.json").read_text())
+        if fmt == "saelens":  # a JumpReLU's k is its codes' width (saelens.JUMPRELU_CAP)
+            return saelens.shape(cfg, p, k)
         return _MODULES[fmt].shape(cfg, p)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise PretrainedFormatError(f"{p}: not a readable {fmt} SAE ({type(e).__name__}: {e})") from e
 
 
 def load_pretrained(path: str | os.PathLike, fmt: str, k: int | None = None) -> Dictionary:
-    """Any format -> a diffdict Dictionary in model space. `k` overrides a TopK SAE's k."""
+    """Any format -> a diffdict Dictionary in model space. `k` overrides a TopK SAE's k, and is a
+    SAELens JumpReLU SAE's codes' width (the most latents one token keeps)."""
     _check_format(fmt)
     p = Path(path)
     _require_files(p, fmt)
@@ -147,11 +150,13 @@ def load_pretrained(path: str | os.PathLike, fmt: str, k: int | None = None) -> 
         out = load_dictionary(p)
     else:
         try:
-            out = _MODULES[fmt].load(p)
+            out = saelens.load(p, k) if fmt == "saelens" else _MODULES[fmt].load(p)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             if isinstance(e, PretrainedFormatError):
                 raise
             raise PretrainedFormatError(f"{p}: not a readable {fmt} SAE ({type(e).__name__}: {e})") from e
+        if getattr(out, "batch_topk", False):  # a JumpReLU: `k` was its codes' width (saelens.load)
+            return out
     _check_k_override(out.kind, p, k, getattr(out, "batch_topk", False))
     if k is not None:
         out.k = int(k)

@@ -13,7 +13,10 @@ same codes unless more than ``max_k`` latents of a token pass the threshold). Ex
 ``normalize_activations: none`` because diffdict folds its normalisation into the weights at save
 time. Imports fold the two options that are linear (``apply_b_dec_to_input: false``,
 ``rescale_acts_by_decoder_norm``) and refuse the run-time normalisations, whose state is not in the
-folder (and JumpReLU SAEs, whose codes have no width).
+folder. A JumpReLU SAE (any, with its per-latent thresholds) is read as a threshold SAE whose codes
+keep a token's largest ``max_k`` latents above threshold: diffdict's codes have a width and a
+JumpReLU's do not, so the width is the caller's ``k`` (`JUMPRELU_CAP`), or the ``max_k`` that
+diffdict wrote into the folder's metadata.
 """
 
 from __future__ import annotations
@@ -29,7 +32,11 @@ from ..atomic import atomic_path
 from ..dictionaries.sae import TopKSAE
 
 FILES = ("cfg.json", "sae_weights.safetensors")
-ARCHITECTURES = ("topk",)
+ARCHITECTURES = ("topk", "jumprelu")
+JUMPRELU_CAP = (
+    "a JumpReLU SAE keeps every latent above its threshold, while diffdict's codes have a width: give k, the "
+    "most latents one token may keep (a few times the SAE's L0; more than that truncates its codes)"
+)
 _DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float64: "float64"}
 # What the folder's cfg.json must say for its numbers to be the weights' own (see `load`).
 FOLDABLE_NORMALISATION = ("none",)
@@ -66,7 +73,7 @@ def save(sae: TopKSAE, out: str | os.PathLike, info: dict) -> Path:
         "b_dec": sae.b_dec.detach(),
     }
     if sae.batch_topk:
-        tensors["threshold"] = sae.threshold.detach().to(sae.b_enc.dtype).expand(sae.n_features)
+        tensors["threshold"] = sae.threshold.detach().to(sae.b_enc.dtype)
     with atomic_path(out, is_dir=True) as tmp:
         save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tmp / FILES[1]))
         (tmp / FILES[0]).write_text(json.dumps(cfg, indent=2) + "\n")
@@ -91,14 +98,25 @@ def _check(cfg: dict, path: Path) -> None:
         raise ValueError(f"{path}: reshape_activations '{cfg['reshape_activations']}' has no meaning at a Flux site")
 
 
-def shape(cfg: dict, path: Path) -> tuple[int, int, int]:
+def shape(cfg: dict, path: Path, k: int | None = None) -> tuple[int, int, int]:
+    """(d_in, d_sae, the codes' width): a TopK SAE's k; a JumpReLU's cap (`k`, else diffdict's max_k)."""
     _check(cfg, path)
-    return int(cfg["d_in"]), int(cfg["d_sae"]), int(cfg["k"])
+    d_in, d_sae = int(cfg["d_in"]), int(cfg["d_sae"])
+    if cfg["architecture"] == "topk":
+        return d_in, d_sae, int(cfg["k"])
+    cap = k or cfg.get("metadata", {}).get("diffdict_hparams", {}).get("max_k")
+    if not cap:
+        raise ValueError(f"{path}: {JUMPRELU_CAP}")
+    if not 0 < int(cap) <= d_sae:
+        raise ValueError(f"{path}: k={cap}, the most latents one token may keep, must be in 1..d_sae={d_sae}")
+    return d_in, d_sae, int(cap)
 
 
-def load(path: Path) -> TopKSAE:
+def load(path: Path, k: int | None = None) -> TopKSAE:
+    """A TopK SAE (a k override is the caller's to apply) or a JumpReLU SAE capped at `k` latents per token."""
     cfg = json.loads((path / FILES[0]).read_text())
-    d_in, d_sae, k = shape(cfg, path)
+    d_in, d_sae, width = shape(cfg, path, k)
+    jumprelu = cfg["architecture"] == "jumprelu"
     w = load_file(str(path / FILES[1]))
     W_enc, b_enc, W_dec, b_dec = (w[n].float() for n in ("W_enc", "b_enc", "W_dec", "b_dec"))
     if W_enc.shape != (d_in, d_sae) or W_dec.shape != (d_sae, d_in):
@@ -109,10 +127,20 @@ def load(path: Path) -> TopKSAE:
     W_enc = W_enc.T
     if not cfg.get("apply_b_dec_to_input", True):  # x @ W_enc + b_enc = (x - b_dec) @ W_enc + (b_enc + b_dec @ W_enc)
         b_enc = b_enc + W_enc @ b_dec
-    if cfg.get("rescale_acts_by_decoder_norm", False):
+    if not jumprelu and cfg.get("rescale_acts_by_decoder_norm", False):  # a TopK option; SAELens' JumpReLU has none
         # pre-activations x ||W_dec_i|| and decoding z_i / ||W_dec_i||: fold the norms into the encoder
         n = W_dec.norm(dim=1)
         W_enc, b_enc, W_dec = W_enc * n[:, None], b_enc * n, W_dec / n.clamp_min(1e-12)[:, None]
-    sae = TopKSAE(d_in, d_sae, k)
-    sae.load_state_dict({"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "b_dec": b_dec})
+    state = {"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "b_dec": b_dec}
+    if not jumprelu:
+        sae = TopKSAE(d_in, d_sae, width)
+    else:
+        state["threshold"] = w["threshold"].float()
+        if state["threshold"].shape != (d_sae,):
+            raise ValueError(
+                f"{path}: threshold {tuple(state['threshold'].shape)} is not one per latent (d_sae {d_sae})"
+            )
+        saved_k = cfg.get("metadata", {}).get("diffdict_hparams", {}).get("k")  # the mean it was trained to
+        sae = TopKSAE(d_in, d_sae, min(saved_k or width, width), batch_topk=True, max_k=width)
+    sae.load_state_dict(state)
     return sae
