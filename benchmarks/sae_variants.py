@@ -59,8 +59,9 @@ def rows(name: str, run: Path, dicts: list[str], n_boot: int) -> list[dict]:
             }
             for col, r in (("all", tok), ("within", kin)):
                 row |= {col: r["diff_vs_random"], f"{col}_lo": r["diff_lo"], f"{col}_hi": r["diff_hi"]}
-            for k in KINDS:
-                r = kinds.loc[(site, d, "kind_token_auroc", k)]
+            for k in KINDS:  # a kind the world lacks (texture in the plain world): NaN, shown as "—"
+                key = (site, d, "kind_token_auroc", k)
+                r = kinds.loc[key] if key in kinds.index else {"diff_vs_random": np.nan, "diff_lo": 0, "diff_hi": 0}
                 row |= {k: r["diff_vs_random"], f"{k}_lo": r["diff_lo"], f"{k}_hi": r["diff_hi"]}
             c = checks.loc[(site, d, INTERP)]
             row |= {"interp": c["value"], "interp_lo": c["lo"], "interp_hi": c["hi"]}
@@ -71,6 +72,9 @@ def rows(name: str, run: Path, dicts: list[str], n_boot: int) -> list[dict]:
 def cell(g: pd.DataFrame, col: str) -> str:
     parts = []
     for _, r in g.iterrows():
+        if pd.isna(r[col]):
+            parts.append("—")
+            continue
         text = f"{r[col]:+.3f}" if f"{col}_lo" in r else f"{r[col]:.3f}"
         sep = f"{col}_lo" in r and (r[f"{col}_lo"] > 0 or r[f"{col}_hi"] < 0)
         parts.append(f"**{text}**" if sep else text)

@@ -95,6 +95,12 @@ def test_batch_topk_overlay_differs_from_the_sae_in_batch_topk_alone(default, re
     assert not cfg["dictionaries"]["sae"].get("batch_topk", False)
 
 
+def test_plain_world_batch_topk_overlay_differs_from_its_sae_in_batch_topk_alone(default, repo):
+    cfg = _layered(default, repo, "shapes_world.yaml", "batch_topk.yaml", "batch_topk_shapes.yaml")
+    btk, sae = dict(cfg["dictionaries"]["batchtopk"]), dict(cfg["dictionaries"]["sae"])
+    assert btk.pop("batch_topk") is True and btk == sae and sae["init_distribution"] == "normal"
+
+
 @pytest.mark.parametrize("base", [(), OTHER])
 def test_matryoshka_batch_topk_overlay_is_both_parents_settings_at_once(default, repo, base):
     """benchmarks/results/texture_world/matryoshka_batch_topk.md: the Matryoshka SAE's entry with
