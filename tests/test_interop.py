@@ -139,6 +139,10 @@ def test_a_jumprelu_sae_reads_with_the_width_it_is_given(tmp_path):
         PretrainedFormatError, match=r"k=30, the most latents one token may keep, must be in 1..d_sae=24"
     ):
         load_pretrained(tmp_path / "s", "saelens", k=30)
+    for read in (load_pretrained, pretrained_shape):  # a readable folder missing a setting: says only that
+        with pytest.raises(PretrainedFormatError, match=r"^[^(]*: a JumpReLU SAE .*give k") as err:
+            read(tmp_path / "s", "saelens")
+        assert "not a readable" not in str(err.value)
     sae.save(tmp_path / "d.safetensors")  # what the `pretrained` kind's job writes: the thresholds stay per latent
     torch.testing.assert_close(load_dictionary(tmp_path / "d.safetensors").threshold, w["threshold"])
 

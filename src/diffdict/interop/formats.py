@@ -120,6 +120,12 @@ def _check_k_override(kind: str, path: Path, k: int | None, batch_topk: bool = F
         raise PretrainedFormatError(f"{path}: k cannot be overridden for a BatchTopK SAE: its threshold sets its codes")
 
 
+def _unreadable(path: Path, fmt: str, e: Exception) -> PretrainedFormatError:
+    if isinstance(e, saelens.CodeWidthError):  # readable, but a setting is missing: say only that
+        return PretrainedFormatError(str(e))
+    return PretrainedFormatError(f"{path}: not a readable {fmt} SAE ({type(e).__name__}: {e})")
+
+
 def pretrained_shape(path: str | os.PathLike, fmt: str, k: int | None = None) -> tuple[int, int, int]:
     """(d_in, n_features, k) read from the configuration only (no weights): for config checks.
     `k`: a requested override, refused (as `load_pretrained` would) for a kind without one."""
@@ -137,7 +143,7 @@ def pretrained_shape(path: str | os.PathLike, fmt: str, k: int | None = None) ->
             return saelens.shape(cfg, p, k)
         return _MODULES[fmt].shape(cfg, p)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise PretrainedFormatError(f"{p}: not a readable {fmt} SAE ({type(e).__name__}: {e})") from e
+        raise _unreadable(p, fmt, e) from e
 
 
 def load_pretrained(path: str | os.PathLike, fmt: str, k: int | None = None) -> Dictionary:
@@ -154,7 +160,7 @@ def load_pretrained(path: str | os.PathLike, fmt: str, k: int | None = None) -> 
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             if isinstance(e, PretrainedFormatError):
                 raise
-            raise PretrainedFormatError(f"{p}: not a readable {fmt} SAE ({type(e).__name__}: {e})") from e
+            raise _unreadable(p, fmt, e) from e
         if getattr(out, "batch_topk", False):  # a JumpReLU: `k` was its codes' width (saelens.load)
             return out
     _check_k_override(out.kind, p, k, getattr(out, "batch_topk", False))

@@ -35,8 +35,15 @@ FILES = ("cfg.json", "sae_weights.safetensors")
 ARCHITECTURES = ("topk", "jumprelu")
 JUMPRELU_CAP = (
     "a JumpReLU SAE keeps every latent above its threshold, while diffdict's codes have a width: give k, the "
-    "most latents one token may keep (a few times the SAE's L0; more than that truncates its codes)"
+    "most latents one token may keep (a token with more above threshold keeps its largest k; a few times the "
+    "SAE's L0 truncates almost nothing, d_sae nothing)"
 )
+
+
+class CodeWidthError(ValueError):
+    """A JumpReLU SAE asked for without a usable width for its codes (`JUMPRELU_CAP`)."""
+
+
 _DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float64: "float64"}
 # What the folder's cfg.json must say for its numbers to be the weights' own (see `load`).
 FOLDABLE_NORMALISATION = ("none",)
@@ -106,9 +113,9 @@ def shape(cfg: dict, path: Path, k: int | None = None) -> tuple[int, int, int]:
         return d_in, d_sae, int(cfg["k"])
     cap = k or cfg.get("metadata", {}).get("diffdict_hparams", {}).get("max_k")
     if not cap:
-        raise ValueError(f"{path}: {JUMPRELU_CAP}")
+        raise CodeWidthError(f"{path}: {JUMPRELU_CAP}")
     if not 0 < int(cap) <= d_sae:
-        raise ValueError(f"{path}: k={cap}, the most latents one token may keep, must be in 1..d_sae={d_sae}")
+        raise CodeWidthError(f"{path}: k={cap}, the most latents one token may keep, must be in 1..d_sae={d_sae}")
     return d_in, d_sae, int(cap)
 
 
