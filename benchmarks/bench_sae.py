@@ -218,49 +218,57 @@ def run_sparsify(train, test, a):
         }
 
 
-def run_saelens(train, test, a, sparse_acts=False):
+def saelens_config(cls, train, a, **settings):
+    """A SAELens training config (``cls``) for the benchmark's width, k and AuxK coefficient, with SAELens'
+    recommended normalisation; ``settings`` add to it."""
+    return cls(
+        d_in=train.shape[1],
+        d_sae=a.width,
+        k=a.k,
+        aux_loss_coefficient=1 / 32,
+        dtype="float32",
+        device="cpu",
+        normalize_activations="expected_average_only_in",
+        **settings,
+    )
+
+
+def fit_saelens(sae, train, a, step_times):
+    """SAELens' own `SAETrainer.fit()` on `sae` with the benchmark's tokens, batch, lr schedule and dead
+    window; each step's seconds appended to ``step_times``."""
     from sae_lens.config import SAETrainerConfig
-    from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.training.sae_trainer import SAETrainer
 
-    def go():
-        d = train.shape[1]
-        cfg = TopKTrainingSAEConfig(
-            d_in=d,
-            d_sae=a.width,
-            k=a.k,
-            aux_loss_coefficient=1 / 32,
-            dtype="float32",
-            device="cpu",
-            normalize_activations="expected_average_only_in",
-            use_sparse_activations=sparse_acts,
-        )
-        steps = a.tokens // a.batch
-        tcfg = SAETrainerConfig(
-            total_training_samples=a.tokens,
-            train_batch_size_samples=a.batch,
-            lr=a.lr,
-            lr_warm_up_steps=50,
-            lr_decay_steps=steps // 5,
-            lr_end=0.0,
-            device="cpu",
-            dead_feature_window=max(1, a.dead_tokens // a.batch),
-            n_batches_for_norm_estimate=4,
-        )
-        trainer = SAETrainer(tcfg, TopKTrainingSAE(cfg), endless(train, a.batch))
-        step = trainer.step
+    tcfg = SAETrainerConfig(
+        total_training_samples=a.tokens,
+        train_batch_size_samples=a.batch,
+        lr=a.lr,
+        lr_warm_up_steps=50,
+        lr_decay_steps=a.tokens // a.batch // 5,
+        lr_end=0.0,
+        device="cpu",
+        dead_feature_window=max(1, a.dead_tokens // a.batch),
+        n_batches_for_norm_estimate=4,
+    )
+    trainer = SAETrainer(tcfg, sae, endless(train, a.batch))
+    step = trainer.step
 
-        def timed_step(batch):
-            t0 = time.perf_counter()
-            out = step(batch)
-            step_times.append(time.perf_counter() - t0)
-            return out
+    def timed_step(batch):
+        t0 = time.perf_counter()
+        out = step(batch)
+        step_times.append(time.perf_counter() - t0)
+        return out
 
-        trainer.step = timed_step
-        return trainer.fit()
+    trainer.step = timed_step
+    return trainer.fit()
+
+
+def run_saelens(train, test, a, sparse_acts=False):
+    from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 
     step_times = []
-    sae, wall, cpu = timed(go)
+    cfg = saelens_config(TopKTrainingSAEConfig, train, a, use_sparse_activations=sparse_acts)
+    sae, wall, cpu = timed(lambda: fit_saelens(TopKTrainingSAE(cfg), train, a, step_times))
     sae.eval()
     with torch.no_grad():
         return {
@@ -269,6 +277,25 @@ def run_saelens(train, test, a, sparse_acts=False):
             "cpu_s": cpu,
             "median_step_tokens_per_s": median_step(step_times, a.batch),
         }
+
+
+def header(title: str, report: dict) -> list[str]:
+    """A record's title, command, data, setup, versions and CPU lines (then its table)."""
+    setup = ", ".join(f"{k}={v}" for k, v in report["setup"].items())
+    return [
+        f"# {title} ({report['date']})",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+        f"Data: {report['data']}",
+        "",
+        f"Setup: {setup}; torch threads={report['threads']}",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
+        "",
+        f"CPU: {report['cpu']}",
+        "",
+    ]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -397,18 +424,7 @@ def main():
     }
     write_json(a.out + ".json", report)
     lines = [
-        f"# bench_sae — TopK SAE training on CPU ({report['date']})",
-        "",
-        f"Command: `{report['command']}`",
-        "",
-        f"Data: {desc}",
-        "",
-        "Setup: " + ", ".join(f"{k}={v}" for k, v in setup.items()) + f"; torch threads={report['threads']}",
-        "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
-        "",
-        f"CPU: {report['cpu']}",
-        "",
+        *header("bench_sae — TopK SAE training on CPU", report),
         "| trainer | held-out FVU | wall s (each round) | tokens/s (median run) | tokens/s (median step) "
         "| tokens/CPU-s |",
         "|---|---|---|---|---|---|",
