@@ -58,7 +58,7 @@ def run_diffdict(train, test, a):
     with torch.no_grad():
         return {
             "fvu": fvu(lambda x: sae.decode(sae.encode(x)), test),
-            "active": active(lambda x: sae.encode(x).to_dense(sae.n_features), test),
+            "active": active(lambda x: sae.encode(x).values, test),
             "wall_s": wall,
             "cpu_s": cpu_s,
             "median_step_tokens_per_s": median_step(steps, a.batch),

@@ -191,10 +191,11 @@ def measure(name: str, seed: int, train, test, atoms, a) -> dict:
         encode, recon, directions, rows = run_diffdict(train, a, seed, VARIANTS[name][0])
     with torch.no_grad():
         alive = torch.zeros(a.width, dtype=torch.bool)
-        alive[encode(test)] = True
+        active = encode(test)
+        alive[active] = True
         best = (atoms @ directions[alive].T).max(1).values
         held_out = fvu(recon, test)
-        l0 = encode(test).numel() / len(test)  # active latents per held-out token (k, or about k: BatchTopK)
+        l0 = active.numel() / len(test)  # active latents per held-out token (k, or about k: BatchTopK)
     at = {r["step"]: r for r in rows}
     return {
         "variant": name,

@@ -59,11 +59,11 @@ def inert_at_default(cls, values: dict) -> dict:
     """`values` less the settings of `cls` that hold their inert value, it being their default:
     what a job's params keep (see `setting`)."""
     idle = {
-        f.name
+        f.name: f.metadata["inert"]
         for f in dataclasses.fields(cls)
         if "inert" in f.metadata and has_default(f) and field_default(f) == f.metadata["inert"]
     }
-    return {k: v for k, v in values.items() if not (k in idle and v == defaults(cls)[k])}
+    return {k: v for k, v in values.items() if not (k in idle and v == idle[k])}
 
 
 def check_literals(obj) -> None:

@@ -11,7 +11,7 @@ from diffdict.model.settings import EXEC_KEYS  # how model jobs run: resources, 
 from diffdict.interp.run import resolve_config as interp_options
 from diffdict.steering.stage import resolve_config as steering_options
 from diffdict.dictionaries.kinds import sae_kinds
-from diffdict.interop.formats import peer_formats
+from diffdict.interop.formats import PEER_FORMATS, peer_formats
 
 SAE_KINDS = sae_kinds()  # kinds whose trained dictionary is a TopK SAE (exported, steered first)
 

@@ -29,7 +29,6 @@ rule train_dictionary:
         "--out {output.weights:q} --log-csv {output.log_csv:q} > {log:q} 2>&1"
 
 
-EXPORT_FORMATS = ("saelens", "sparsify")
 EXPORTS = [f"{R}/exports/{fmt}/{s}/{d}" for s, d in site_dict_pairs()
            if config["dictionaries"][INSTANCES[d][0]]["kind"] in SAE_KINDS
            for fmt in peer_formats(config["dictionaries"][INSTANCES[d][0]])]
@@ -42,7 +41,7 @@ rule export_dictionary:
     output:
         directory(f"{R}/exports/{{format}}/{{site}}/{{dict}}"),
     wildcard_constraints:
-        format="|".join(EXPORT_FORMATS),
+        format="|".join(PEER_FORMATS),
     params:
         model_name=config["model"]["name"],
     log:

@@ -120,7 +120,8 @@ class TopKSAE(Dictionary):
     @torch.no_grad()
     def update_threshold(self, values: torch.Tensor, rate: float = THRESHOLD_RATE) -> None:
         """BatchTopK: move ``threshold`` toward the smallest activation a training batch kept."""
-        kept = values.detach()[values.detach() > 0]
+        v = values.detach()
+        kept = v[v > 0]
         if kept.numel():
             self.threshold.lerp_(kept.min().float(), rate)
 

@@ -12,15 +12,16 @@ from ..dictionaries.sae import TopKSAE
 from . import saelens, sparsify
 
 FORMATS = ("diffdict", "saelens", "sparsify")
+PEER_FORMATS = FORMATS[1:]  # the peers' folder formats (`_MODULES`)
 # Which formats can hold which diffdict kinds (a peer format holds a TopK SAE, nothing else).
-EXPORTABLE = {"topk_sae": ("saelens", "sparsify")}
+EXPORTABLE = {"topk_sae": PEER_FORMATS}
 _MODULES = {"saelens": saelens, "sparsify": sparsify}
 
 
 def peer_formats(settings: dict) -> tuple[str, ...]:
     """The peer formats that hold a TopK SAE trained with these settings (a `config.dictionaries`
     entry): a BatchTopK SAE's codes come from its threshold, which sparsify's format cannot hold."""
-    return tuple(f for f in FORMATS[1:] if not (settings.get("batch_topk") and f == "sparsify"))
+    return tuple(f for f in PEER_FORMATS if not (settings.get("batch_topk") and f == "sparsify"))
 
 
 # Both are inputs the user can fix: the CLI reports them like config errors (exit 2, no traceback).

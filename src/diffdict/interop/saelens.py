@@ -105,13 +105,18 @@ def _check(cfg: dict, path: Path) -> None:
         raise ValueError(f"{path}: reshape_activations '{cfg['reshape_activations']}' has no meaning at a Flux site")
 
 
+def _diffdict_hparams(cfg: dict) -> dict:
+    """The settings diffdict wrote into a folder it exported (`formats.export_dictionary`); {} otherwise."""
+    return cfg.get("metadata", {}).get("diffdict_hparams", {})
+
+
 def shape(cfg: dict, path: Path, k: int | None = None) -> tuple[int, int, int]:
     """(d_in, d_sae, the codes' width): a TopK SAE's k; a JumpReLU's cap (`k`, else diffdict's max_k)."""
     _check(cfg, path)
     d_in, d_sae = int(cfg["d_in"]), int(cfg["d_sae"])
     if cfg["architecture"] == "topk":
         return d_in, d_sae, int(cfg["k"])
-    cap = k or cfg.get("metadata", {}).get("diffdict_hparams", {}).get("max_k")
+    cap = k or _diffdict_hparams(cfg).get("max_k")
     if not cap:
         raise CodeWidthError(f"{path}: {JUMPRELU_CAP}")
     if not 0 < int(cap) <= d_sae:
@@ -147,7 +152,7 @@ def load(path: Path, k: int | None = None) -> TopKSAE:
             raise ValueError(
                 f"{path}: threshold {tuple(state['threshold'].shape)} is not one per latent (d_sae {d_sae})"
             )
-        saved_k = cfg.get("metadata", {}).get("diffdict_hparams", {}).get("k")  # the mean it was trained to
+        saved_k = _diffdict_hparams(cfg).get("k")  # the mean it was trained to
         sae = TopKSAE(d_in, d_sae, min(saved_k or width, width), batch_topk=True, max_k=width)
     sae.load_state_dict(state)
     return sae
