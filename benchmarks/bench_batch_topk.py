@@ -6,7 +6,8 @@ with its recommended `expected_average_only_in` normalisation). Both keep the ba
 in training and learn a threshold (a moving average of the smallest kept activation, rate 0.01 in both); both
 are scored as they infer, by that threshold: diffdict's `encode`, and SAELens' own inference model
 (`save_inference_model`, a JumpReLU, read back with `SAE.load_from_disk`). Reported beside FVU: the mean active
-latents per held-out token (the threshold lags on a run this short, so it is not k).
+latents per held-out token (the threshold lags on a run this short, so it is not k). Third, in the same rounds:
+diffdict's TopK SAE on the same settings (`speed_vs_topk`: what the batch selection costs).
 
     .venv-bench/bin/python benchmarks/bench_batch_topk.py --rounds 3   # writes benchmarks/results/bench_batch_topk.*
 """
@@ -48,10 +49,10 @@ def active(encode, test) -> float:
     return float(sum(int((encode(test[a : a + 4096]) > 0).sum()) for a in range(0, len(test), 4096)) / len(test))
 
 
-def run_diffdict(train, test, a):
+def run_diffdict(train, test, a, batch_topk=True):
     steps = []
     cb = lambda step, row: steps.append(a.batch / row["tokens_per_s"])  # noqa: E731
-    cfg = diffdict_config(a, batch_topk=True)
+    cfg = diffdict_config(a, batch_topk=batch_topk)
     sae, wall, cpu_s = timed(
         lambda: train_sae(lambda e: batches(train, 4096, e), train.shape[1], cfg, progress=False, callback=cb)
     )
@@ -88,13 +89,18 @@ def run_saelens(train, test, a):
 def main():
     ap = parser()
     ap.set_defaults(
-        only=["diffdict_batch_topk", "saelens_batch_topk"], out=str(ROOT / "benchmarks/results/bench_batch_topk")
+        only=["diffdict_batch_topk", "saelens_batch_topk", "diffdict_topk"],
+        out=str(ROOT / "benchmarks/results/bench_batch_topk"),
     )
     a = ap.parse_args()
     torch.manual_seed(0)
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # pay the one-off torch._dynamo import before timing
     train, test, desc = make_data(a)
-    runners = {"diffdict_batch_topk": run_diffdict, "saelens_batch_topk": run_saelens}
+    runners = {
+        "diffdict_batch_topk": run_diffdict,
+        "saelens_batch_topk": run_saelens,
+        "diffdict_topk": lambda train, test, a: run_diffdict(train, test, a, batch_topk=False),
+    }
     runs = {name: [] for name in a.only}
     for rnd in range(a.rounds):  # interleaved: drift in a shared machine's speed hits both
         for name in a.only:
@@ -114,6 +120,8 @@ def main():
             "median_step_speedup": ours["median_step_tokens_per_s"] / theirs["median_step_tokens_per_s"],
             "fvu_minus_saelens": ours["fvu"] - theirs["fvu"],
         }
+    if ours and (topk := results.get("diffdict_topk")):  # what the batch selection costs, same run
+        summary["speed_vs_topk"] = statistics.median([t / o for o, t in zip(ours["wall_s_runs"], topk["wall_s_runs"])])
     from importlib.metadata import version
 
     versions = {"torch": torch.__version__, "python": platform.python_version(), "sae-lens": version("sae-lens")}
@@ -125,7 +133,7 @@ def main():
     write_json(a.out + ".json", report)
     lines = [
         *header("bench_batch_topk — BatchTopK SAE training on CPU", report),
-        "| trainer | held-out FVU (threshold inference) | active latents per held-out token | wall s (each round) "
+        "| trainer | held-out FVU (as it infers) | active latents per held-out token | wall s (each round) "
         "| tokens/s (median run) | tokens/s (median step) |",
         "|---|---|---|---|---|---|",
     ]

@@ -6,7 +6,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diffdict.dictionaries.base import SparseCodes
-from diffdict.dictionaries.kernels import SparsePattern, _aux_topk, row_topk, sparse_decode, topk_encode
+from diffdict.dictionaries.kernels import (
+    SparsePattern,
+    _aux_topk,
+    _gather_dot,
+    batch_select,
+    row_topk,
+    sparse_decode,
+    topk_encode,
+)
 from diffdict.dictionaries.sae import TopKSAE
 from diffdict.dictionaries.train_sae import SAEConfig, sae_loss
 
@@ -71,6 +79,68 @@ def test_shared_patterns_give_the_gradients_of_the_whole_loss():
         return out + sparse_decode(ai, av, w_dec, patterns[1]).sin().sum()
 
     assert torch.autograd.gradcheck(loss, (w_enc, w_dec, b))
+
+
+def _batch_topk_dense(x, w_enc, b, m, kept):
+    """BatchTopK by the definition, densely: each token's top-m of relu(x W^T + b), then the batch's `kept` largest."""
+    pre = torch.relu(x @ w_enc.T + b)
+    top = torch.zeros_like(pre).scatter(1, pre.topk(m).indices, pre.gather(1, pre.topk(m).indices))
+    return top * (top >= top.flatten().topk(kept).values.min())
+
+
+def test_batch_select_keeps_the_batch_s_largest_as_ragged_bags():
+    values = torch.tensor([[5.0, 0.0, 3.0, 1.0], [0.5, 0.2, 0.0, 0.0], [4.0, 2.0, 6.0, 0.1]])
+    index = torch.arange(12).view(3, 4)
+    v, i, offsets = batch_select(values, index, 5)  # the five largest: 6, 5, 4, 3, 2
+    assert offsets.tolist() == [0, 2, 2]  # token 0: two entries, token 1: none, token 2: three
+    assert v.tolist() == [5.0, 3.0, 4.0, 2.0, 6.0] and i.tolist() == [0, 2, 8, 9, 10]  # each token's in order
+    v, i, offsets = batch_select(values, index, 99)  # more than there are: every positive one
+    assert offsets.tolist() == [0, 3, 5] and len(v) == 9
+
+
+@pytest.mark.parametrize("aux_input_grad", [True, False])
+def test_batch_topk_ragged_codes_equal_dense_and_gradcheck(aux_input_grad):
+    """Ragged BatchTopK codes decode to the dense definition's reconstruction, and the whole loss (encode, decode,
+    AuxK decode) has exact gradients, with some tokens keeping none and some all of their m candidates."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(10, 6, generator=g, dtype=torch.float64) * torch.linspace(0.1, 3, 10, dtype=torch.float64)[:, None]
+    w_enc, w_dec = (torch.randn(48, 6, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    b = torch.randn(48, generator=g, dtype=torch.float64, requires_grad=True)
+    dead = torch.arange(48) % 5 == 0
+    patterns = SparsePattern(), SparsePattern()
+    v, i, _, _ = topk_encode(x, w_enc, b, 8, dead, 3, patterns=patterns, batch_kept=30)
+    counts = torch.diff(patterns[0].offsets, append=torch.tensor([len(i)]))
+    assert len(v) == 30 and counts.min() < 3 and counts.max() == 8  # ragged: quiet tokens few, busy ones all m
+    dense = _batch_topk_dense(x, w_enc, b, 8, 30)
+    torch.testing.assert_close(sparse_decode(i, v, w_dec, patterns[0]), dense @ w_dec)
+
+    def loss(w_enc, w_dec, b):
+        patterns = SparsePattern(), SparsePattern()
+        v, i, av, ai = topk_encode(
+            x, w_enc, b, 8, dead, 3, patterns=patterns, aux_input_grad=aux_input_grad, batch_kept=30
+        )
+        out = sparse_decode(i, v, w_dec, patterns[0]).pow(2).sum()
+        return out + sparse_decode(ai, av, w_dec, patterns[1]).sin().sum()
+
+    assert torch.autograd.gradcheck(loss, (w_enc, w_dec, b))
+    with pytest.raises(ValueError, match="need the SparsePattern"):
+        sparse_decode(i, v, w_dec)
+
+
+@pytest.mark.parametrize("ragged", [False, True])
+def test_gather_dot_with_sorted_columns_is_the_same(ragged):
+    """The path other devices take (each CSR row's columns sorted, then put back), run on CPU."""
+    g = torch.Generator().manual_seed(4)
+    w, grad = torch.randn(40, 5, generator=g, dtype=torch.float64), torch.randn(6, 5, generator=g, dtype=torch.float64)
+    index = torch.randint(0, 40, (6, 7), generator=g)
+    pattern = SparsePattern(index)
+    if ragged:  # tokens keep 3, 0, 7, 1, 2, 4 entries
+        counts = torch.tensor([3, 0, 7, 1, 2, 4])
+        index = torch.cat([index[t, :c] for t, c in enumerate(counts)])
+        pattern = SparsePattern(index, counts.cumsum(0) - counts)
+    expected = (w[index] * grad[pattern.entry_tokens()].view(*index.shape, 5)).sum(-1)
+    torch.testing.assert_close(_gather_dot(pattern, w, grad, sort=True), expected)
+    torch.testing.assert_close(_gather_dot(pattern, w, grad, sort=False), expected)
 
 
 @pytest.mark.parametrize("n_dead", [0, 100, 3000])

@@ -88,9 +88,13 @@ def test_with_batch_topk_the_prefixes_nest_the_batch_s_codes():
     x = torch.randn(64, 8, generator=torch.Generator().manual_seed(3))
     cfg = MatryoshkaConfig(n_features=32, k=4, prefixes=[4, 16], batch_topk=True)
     loss, fvu, _, values, index = sae_loss(sae.train(), x, torch.zeros(32, dtype=torch.bool), cfg)
-    kept = (values > 0).sum(1)
-    assert int(kept.sum()) <= 4 * 64 and int(kept.max()) > 4  # a batch budget, not k per token
-    dense = torch.zeros(64, 32).scatter(1, index, values.detach())
+    with torch.no_grad():  # the batch's codes by the definition: each token's top 16, then the 4 x 64 largest
+        pre = torch.relu((x - sae.b_dec) @ sae.W_enc.T + sae.b_enc)
+        top = torch.zeros_like(pre).scatter(1, pre.topk(16).indices, pre.topk(16).values)
+        dense = top * (top >= top.flatten().topk(4 * 64).values.min())
+    kept = (dense > 0).sum(1)
+    assert len(values) == int(kept.sum()) <= 4 * 64 and int(kept.max()) > 4  # a batch budget, not k per token
+    torch.testing.assert_close(values.detach().sort().values, dense[dense > 0].sort().values)
     total = ((x - x.mean(0)) ** 2).sum()
 
     def fvu_of(m):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from diffdict.dictionaries import NonFiniteActivationError, TrainingInterrupted, load_dictionary
+from diffdict.dictionaries.kernels import SparsePattern
 from diffdict.dictionaries.sae import TopKSAE
 from diffdict.dictionaries.synthetic import planted
 from diffdict.dictionaries.train_sae import SAEConfig, geometric_median, sae_loss, train_sae
@@ -265,10 +266,13 @@ def test_batch_topk_training_keeps_the_batch_s_largest_activations():
     """Known answer: a busy token takes four latents and a quiet one none (k 2 per token on average)."""
     sae = _batch_topk_sae().train()
     x = torch.tensor([[4.0, 3.0, 2.0, 1.5], [0.5, 0.4, 0.3, 0.2]])
-    values, index, _, _ = sae.encode_topk(x)
-    assert index.shape == (2, 4)  # max_k candidates per token
-    assert (values > 0).sum(1).tolist() == [4, 0]
-    torch.testing.assert_close(values[0].sort().values, x[0].sort().values)
+    patterns = SparsePattern(), SparsePattern()
+    values, index, _, _ = sae.encode_topk(x, patterns=patterns)
+    assert index.shape == (4,) and patterns[0].offsets.tolist() == [0, 4]  # ragged: 4 entries, then none
+    torch.testing.assert_close(values.sort().values, x[0].sort().values)
+    assert sorted(index.tolist()) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="ragged codes need `patterns`"):
+        sae.encode_topk(x)
     sae.update_threshold(values, 1.0)  # the smallest kept activation, for every latent
     assert sae.threshold.tolist() == [1.5] * 8
     sae.update_threshold(torch.tensor([[0.5, 0.0]]), 0.5)  # a moving average; zeros are padding

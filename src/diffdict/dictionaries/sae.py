@@ -7,12 +7,12 @@ padding in `SparseCodes`).
 
 BatchTopK (Bussmann et al. 2024, "BatchTopK Sparse Autoencoders"): training keeps the k*B largest
 activations of a batch of B tokens, so a token may use more latents than another (up to ``max_k``
-each, the candidates the sparse kernels keep per token); an exponential moving average of the
-smallest kept activation becomes ``threshold``, and inference keeps, of the latents above it, a
-token's largest ``max_k`` (SAELens saves the same SAE as a JumpReLU with that threshold). Only the
-threshold, not the batch, then decides a token's codes, as the paper and SAELens do. The threshold
-is held per latent: training keeps the entries equal, a JumpReLU SAE read from SAELens
-(`interop.saelens`) brings its own.
+each, the candidates a token offers; the kernels carry only the kept ones, as ragged codes); an
+exponential moving average of the smallest kept activation becomes ``threshold``, and inference
+keeps, of the latents above it, a token's largest ``max_k`` (SAELens saves the same SAE as a
+JumpReLU with that threshold). Only the threshold, not the batch, then decides a token's codes, as
+the paper and SAELens do. The threshold is held per latent: training keeps the entries equal, a
+JumpReLU SAE read from SAELens (`interop.saelens`) brings its own.
 
 The module is trained in a standardised space (see `train_sae`); the saved weights are folded
 back into model space by `fold_normalisation`, where decoder rows are no longer unit-norm:
@@ -93,9 +93,10 @@ class TopKSAE(Dictionary):
         aux_input_grad: bool = True,
     ):
         """-> (values, index, aux_values, aux_index); differentiable (sparse backward).
-        ``patterns``, ``aux_input_grad``: see `topk_encode`; pass the patterns on to `decode_sparse`."""
+        ``patterns``, ``aux_input_grad``: see `topk_encode`; pass the patterns on to `decode_sparse`.
+        BatchTopK in training: values and index are ragged (flat, offsets in ``patterns[0]``)."""
         batch = self.batch_topk and self.training
-        values, index, aux_v, aux_i = topk_encode(
+        return topk_encode(
             x - self.b_dec,
             self.W_enc,
             self.b_enc,
@@ -105,11 +106,8 @@ class TopKSAE(Dictionary):
             self._workspace,
             patterns,
             aux_input_grad,
+            self.k * x.shape[0] if batch else 0,  # BatchTopK: the batch keeps k per token on average
         )
-        if batch:  # keep the k*B largest of the batch's candidates; zeroed entries become padding
-            kept = min(values.numel(), self.k * x.shape[0])
-            values = values * (values >= values.detach().flatten().topk(kept, sorted=False).values.min())
-        return values, index, aux_v, aux_i
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         key = prefix + "threshold"  # saved before thresholds were per latent (2026-12-06): one for all
