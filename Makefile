@@ -28,8 +28,8 @@ $(VENV)/.peers: $(BIN)/diffdict requirements-peers.txt
 figures: $(BIN)/diffdict
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) results/figures/
 
-test: $(BIN)/diffdict $(VENV)/.peers
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
+test: $(BIN)/diffdict $(VENV)/.peers  # --durations: the slowest tests, in every CI log
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q --durations=20
 
 lint: $(BIN)/diffdict
 	$(BIN)/ruff check src tests benchmarks

@@ -226,6 +226,32 @@ def test_an_inert_value_that_is_not_the_default_is_a_result():
     assert inert_at_default(Moved, {"cap": None}) == {"cap": None}
 
 
+def test_interp_and_steering_params_leave_out_settings_at_their_inert_default(monkeypatch):
+    """The interp and steering stages' job params follow the same rule as a dictionary's: a setting added
+    at its inert default reruns nothing; set to another value, it is in the params."""
+    from diffdict.interp import run
+    from diffdict.steering import stage
+
+    cfg = dcfg.check(minimal_config())
+    before = dcfg.interp_params(cfg), dcfg.steering_params(cfg)
+    assert "seed" in before[0] and not {"explainer", "judge", "cache_dir", "explainers"} & set(before[0])
+    assert before[1] == stage.resolve_config(cfg["steering"])
+
+    @dataclasses.dataclass
+    class InterpLater(run.InterpSettings):
+        cap: int | None = setting(None, "a cap; null: none, as before the setting existed", inert=None)
+
+    @dataclasses.dataclass
+    class SteeringLater(stage.SteeringSettings):
+        cap: int | None = setting(None, "a cap; null: none, as before the setting existed", inert=None)
+
+    monkeypatch.setattr(run, "InterpSettings", InterpLater)
+    monkeypatch.setattr(stage, "SteeringSettings", SteeringLater)
+    assert (dcfg.interp_params(cfg), dcfg.steering_params(cfg)) == before
+    cfg["interp"]["cap"] = cfg["steering"]["cap"] = 3
+    assert (dcfg.interp_params(cfg), dcfg.steering_params(cfg)) == ({**before[0], "cap": 3}, {**before[1], "cap": 3})
+
+
 Colour = Literal["red", "blue"]
 
 

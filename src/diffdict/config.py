@@ -295,6 +295,29 @@ def effective_dictionary(config: dict, name: str) -> dict:
     return {k: v for k, v in merged.items() if k not in _NOT_RESULTS or k in out}
 
 
+# Interp settings that say how the protocol runs, not what it computes: not in a job's params.
+_INTERP_RUNTIME = ("explainer", "judge", "cache_dir")
+
+
+def interp_params(config: dict) -> dict:
+    """The interp protocol's settings its jobs depend on: every default filled in (a changed default
+    reruns), less the explainers (changing one does not re-encode or redraw cards), how it runs and
+    the settings at their inert default (as `effective_dictionary`)."""
+    from .interp import run
+    from .settings import inert_at_default
+
+    c = run.resolve_config({k: v for k, v in config["interp"].items() if k != "explainers"})
+    return inert_at_default(run.InterpSettings, {k: v for k, v in c.items() if k not in _INTERP_RUNTIME})
+
+
+def steering_params(config: dict) -> dict:
+    """The steering stage's settings with every default filled in, less those at their inert default."""
+    from .settings import inert_at_default
+    from .steering import stage
+
+    return inert_at_default(stage.SteeringSettings, stage.resolve_config(config["steering"]))
+
+
 def _check_dictionaries(config: dict) -> list[str]:
     errors = []
     kinds = dictionary_kinds()

@@ -102,21 +102,15 @@ def pretrained_files(wildcards):
     return [str(f) for f in files(d["path"], d["format"])]
 
 
-# The interp protocol's settings with their defaults filled in (a changed default reruns); not
-# the explainers, so changing one does not re-encode or redraw cards.
-INTERP = {
-    k: v
-    for k, v in interp_options({k: v for k, v in config["interp"].items() if k != "explainers"}).items()
-    if k not in ("explainer", "judge", "cache_dir")
-}
+INTERP = interp_options({k: v for k, v in config["interp"].items() if k != "explainers"})
 
 
 def interp_json(wildcards=None):
-    return dcfg.as_json(INTERP)
+    return dcfg.as_json(dcfg.interp_params(config))
 
 
 def steering_json(wildcards=None):
-    return dcfg.as_json(steering_options(config["steering"]))
+    return dcfg.as_json(dcfg.steering_params(config))
 
 
 def explainer_json(wildcards):
