@@ -2,7 +2,10 @@
 
 Claim: capturing a site at block depth i (0-based over N = double + single blocks) by replay
 costs at most (i+1)/N + 10 % of the full generation's transformer time, because the forward
-pass stops right after the site's block.
+pass stops right after the site's block. Measured twice: the replay alone (the transformer's
+share of the capture, what the claim is about) and the whole capture call, which also reads the
+shard and writes the zarr store: fixed costs that do not shrink with the model, so that ratio
+depends on how fast the CPU runs the tiny transformer.
 
     python benchmarks/bench_replay.py [--threads 1] [--repeats 3]
 
@@ -12,7 +15,7 @@ Writes benchmarks/results/bench_replay.{json,md}.
 from __future__ import annotations
 
 import argparse
-import platform
+import importlib
 import shlex
 import sys
 import tempfile
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from bench_sae import cpu  # the CPU model and vector extensions, as every timed record names them
 
 from diffdict.atomic import write_json, write_text
 from diffdict.model import capture, generate_shard
@@ -77,13 +81,25 @@ def main(argv=None):
     def post(m, args, kw, out):
         t_tr[0] += clock() - t_tr.pop()
 
+    # the replay's share of a capture: its forward passes stop at the site, so no post hook fires
+    capture_module = importlib.import_module("diffdict.model.capture")  # `diffdict.model.capture`: the function
+    run_to_site, t_replay = capture_module.run_to_site, [0.0]
+
+    def timed_run_to_site(*args, **kw):
+        t0 = clock()
+        out = run_to_site(*args, **kw)
+        t_replay[0] += clock() - t0
+        return out
+
+    capture_module.run_to_site = timed_run_to_site
+
     tmp = Path(tempfile.mkdtemp())
     shard = tmp / "000.safetensors"
     all_steps = tuple(range(a.steps))
     sites = [
         Site(f"{b}{i}", b, i, steps=all_steps) for b, i in [("double", 0), ("double", 3), ("single", 3), ("single", 7)]
     ]
-    gen_tr, cap, wall = [], {s.name: [] for s in sites}, {s.name: [] for s in sites}
+    gen_tr, cap, wall, replay = [], *({s.name: [] for s in sites} for _ in range(3))
     # interleave generation and captures so that load from other processes hits all alike; keep the best
     for r in range(a.repeats):
         t_tr[:] = [0.0]
@@ -93,20 +109,25 @@ def main(argv=None):
         h1.remove(), h2.remove()
         gen_tr.append(t_tr[0])
         for site in sites:
-            t0, w0 = clock(), time.perf_counter()
+            t0, w0, t_replay[0] = clock(), time.perf_counter(), 0.0
             capture(pipe, shard, site, tmp / f"{site.name}-{r}.zarr", progress=False)
             cap[site.name].append(clock() - t0)
+            replay[site.name].append(t_replay[0])
             wall[site.name].append(time.perf_counter() - w0)
     full = min(gen_tr)
     rows = []
     for site in sites:
         depth = site.depth(n_double)
-        cost = min(cap[site.name]) / full
+        cost, replay_cost = min(cap[site.name]) / full, min(replay[site.name]) / full
         bound = (depth + 1) / N + 0.10
         rows.append(
             {
                 "site": site.name,
                 "depth": depth,
+                "replay_s": min(replay[site.name]),
+                "replay_s_all": replay[site.name],
+                "replay_ratio": replay_cost,
+                "replay_ok": replay_cost <= bound,
                 "capture_s": min(cap[site.name]),
                 "capture_s_all": cap[site.name],
                 "capture_wall_s_all": wall[site.name],
@@ -127,7 +148,7 @@ def main(argv=None):
             "prompts": a.prompts,
         },
         "threads": a.threads,
-        "machine": platform.processor() or platform.machine(),
+        "cpu": cpu(),
         "full_generation_transformer_s": full,
         "full_generation_transformer_s_all": gen_tr,
         "sites": rows,
@@ -138,18 +159,23 @@ def main(argv=None):
         "",
         f"Command: `{res['command']}` (torch threads {a.threads}, best of {a.repeats})",
         "",
+        f"CPU: {res['cpu']}",
+        "",
         f"Model: {n_double} double + {n_single} single blocks, d=128, {(a.size // 4) ** 2} image + 32 text tokens, "
         f"{a.steps} steps, {a.prompts} prompts. Full generation transformer time: {full:.3f} s.",
         "",
         "Times are process CPU seconds with one torch thread (wall time on this shared 2-core machine varies 2x "
         "with the other jobs; wall times are in the JSON). Capture replays all steps of the shard and includes "
-        "reading the shard and writing the zarr store.",
+        "reading the shard and writing the zarr store; replay is the transformer's share of it (the forward "
+        "passes that stop at the site), which the claim is about.",
         "",
-        "| site | depth i | capture CPU s | capture / full | bound (i+1)/N + 0.10 | ok |",
-        "|---|---|---|---|---|---|",
+        "| site | depth i | replay CPU s | replay / full | capture CPU s | capture / full | bound (i+1)/N + 0.10 "
+        "| replay ok | capture ok |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     md += [
-        f"| {r['site']} | {r['depth']} | {r['capture_s']:.3f} | {r['ratio']:.3f} | {r['bound']:.3f} | {r['ok']} |"
+        f"| {r['site']} | {r['depth']} | {r['replay_s']:.3f} | {r['replay_ratio']:.3f} | {r['capture_s']:.3f} "
+        f"| {r['ratio']:.3f} | {r['bound']:.3f} | {r['replay_ok']} | {r['ok']} |"
         for r in rows
     ]
     write_text(RESULTS / "bench_replay.md", "\n".join(md) + "\n")
