@@ -102,15 +102,18 @@ def pretrained_files(wildcards):
     return [str(f) for f in files(d["path"], d["format"])]
 
 
-INTERP = interp_options({k: v for k, v in config["interp"].items() if k != "explainers"})
+INTERP = interp_options({k: v for k, v in config["interp"].items() if k != "explainers"})  # every value
+# what the interp and steering jobs depend on (dcfg.interp_params says what is left out)
+INTERP_JSON = dcfg.as_json(dcfg.interp_params(config))
+STEERING_JSON = dcfg.as_json(dcfg.steering_params(config))
 
 
 def interp_json(wildcards=None):
-    return dcfg.as_json(dcfg.interp_params(config))
+    return INTERP_JSON
 
 
 def steering_json(wildcards=None):
-    return dcfg.as_json(dcfg.steering_params(config))
+    return STEERING_JSON
 
 
 def explainer_json(wildcards):

@@ -200,6 +200,7 @@ def normalisation_stats(x: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch
 
 def sae_loss(sae: TopKSAE, x: torch.Tensor, dead: torch.Tensor, cfg: SAEConfig):
     """-> (loss, fvu, auxk, values, index) for a normalised batch x; ``dead`` [n_features] bool.
+    values and index: the batch's codes, [B, k] (TopK) or flat over the batch (BatchTopK's ragged codes).
 
     FVU is centred on the batch mean. AuxK: the top-k_aux dead latents reconstruct the error
     e = x - x_hat (detached), normalised by e's variance (or x's, ``cfg.auxk_normalizer``) and
