@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sae import (  # noqa: E402
     ROOT,
     batches,
-    cpu,
     diffdict_config,
     fit_saelens,
     fvu,
@@ -41,6 +40,7 @@ from bench_sae import (  # noqa: E402
 )
 
 from diffdict.atomic import write_json, write_text  # noqa: E402
+from diffdict.devices import describe  # noqa: E402
 from diffdict.dictionaries.train_sae import train_sae  # noqa: E402
 
 
@@ -128,7 +128,7 @@ def main():
     setup = {k: getattr(a, k) for k in ("d", "width", "k", "batch", "tokens", "lr", "dead_tokens", "rounds")}
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     command = ".venv-bench/bin/python benchmarks/bench_batch_topk.py " + " ".join(sys.argv[1:])
-    report = {"command": command.strip(), "data": desc, "setup": setup, "versions": versions, "cpu": cpu()}
+    report = {"command": command.strip(), "data": desc, "setup": setup, "versions": versions, "cpu": describe("cpu")}
     report |= {"threads": torch.get_num_threads(), "results": results, "summary": summary, "date": date}
     write_json(a.out + ".json", report)
     lines = [

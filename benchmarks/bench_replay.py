@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from bench_sae import cpu  # the CPU model and vector extensions, as every timed record names them
 
 from diffdict.atomic import write_json, write_text
+from diffdict.devices import describe
 from diffdict.model import capture, generate_shard
 from diffdict.model.tiny import tiny_pipeline
 from diffdict.sites import Site
@@ -148,7 +148,7 @@ def main(argv=None):
             "prompts": a.prompts,
         },
         "threads": a.threads,
-        "cpu": cpu(),
+        "cpu": describe("cpu"),
         "full_generation_transformer_s": full,
         "full_generation_transformer_s_all": gen_tr,
         "sites": rows,

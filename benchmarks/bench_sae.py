@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from diffdict.atomic import write_json, write_text  # noqa: E402
+from diffdict.devices import describe  # noqa: E402
 from diffdict.dictionaries.synthetic import planted  # noqa: E402
 from diffdict.dictionaries.train_sae import SAEConfig, geometric_median, train_sae  # noqa: E402
 
@@ -92,20 +93,6 @@ def fvu(recon, test):
         float((x[a : a + 4096] - recon(test[a : a + 4096]).double()).pow(2).sum()) for a in range(0, len(x), 4096)
     )
     return err / float((x - x.mean(0)).pow(2).sum())
-
-
-def cpu() -> str:
-    """The CPU model and the vector extensions that change float kernels (and so timings and rounding):
-    the same code trains other weights and runs at another ratio to the peers on another CPU
-    (benchmarks/README.md, bench_sae row)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-    return f"{model} ({', '.join(isa) or 'no AVX2'})"
 
 
 def timed(fn):
@@ -416,7 +403,7 @@ def main():
         "data": desc,
         "setup": setup,
         "versions": versions,
-        "cpu": cpu(),
+        "cpu": describe("cpu"),
         "threads": torch.get_num_threads(),
         "results": results,
         "summary": summary,

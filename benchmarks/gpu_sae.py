@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from diffdict.atomic import write_json, write_text
+from diffdict.devices import describe
 from diffdict.dictionaries.sae import TopKSAE
 from diffdict.dictionaries.synthetic import planted
 from diffdict.dictionaries.train_sae import SAEConfig, sae_loss, train_sae
@@ -107,7 +108,7 @@ def main(argv=None):
             "TopK and BatchTopK training at the Flux configs' SAE size.\n",
         )
         return 0
-    name = torch.cuda.get_device_name() if a.device.startswith("cuda") else a.device
+    name = describe(a.device)
     res = {"command": command, "device": name, "torch": torch.__version__}
     res["agreement"] = [agreement(a.device, bt) for bt in (False, True)]
     print(json.dumps(res["agreement"]))

@@ -22,6 +22,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from diffdict.atomic import write_table, write_text  # noqa: E402
+from diffdict.dictionaries.base import read_metadata  # noqa: E402
 from diffdict.metrics.ground_truth import RULE, rule_of, value_text  # noqa: E402
 
 
@@ -41,16 +42,27 @@ def run_table(run: Path, table: str) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def trained_on(run: Path) -> str:
+    """The devices that built a run's dictionaries (their metadata; dictionaries built before
+    2026-12-06 did not record it): the same code trains other weights on another CPU."""
+    paths = run.glob("dictionaries/*/*/dictionary.safetensors")
+    found = {read_metadata(p).get("extra", {}).get("device") for p in paths}
+    named = sorted(d for d in found if d)
+    return "; ".join(named + (["not recorded"] if None in found else [])) or "no dictionaries"
+
+
 def collect(runs: dict[str, Path]) -> pd.DataFrame:
     """Every run's checks, with a ``run`` column (in the order given)."""
     return pd.concat([run_table(run, "ground_truth").assign(run=name) for name, run in runs.items()], ignore_index=True)
 
 
-def markdown(df: pd.DataFrame, runs: list[str], cmd: str) -> str:
+def markdown(df: pd.DataFrame, runs: dict[str, Path], cmd: str) -> str:
     out = [
         "# Ground-truth checks across runs",
         "",
         f"Command: `{cmd}`",
+        "",
+        "Dictionaries built on: " + "; ".join(f"{name}: {trained_on(run)}" for name, run in runs.items()),
         "",
         "Each cell: the check's value [CI] in that run (`tables/ground_truth.csv`), **bold** where it fails",
         "(for the core check the lowest training run, listed in the run's table). `passed`: runs passing.",
@@ -88,7 +100,7 @@ def main(argv=None) -> None:
     cmd = shlex.join([".venv/bin/python", "benchmarks/ground_truth_runs.py", *(argv or sys.argv[1:])])
     out = Path(a.out)
     write_table(out.with_suffix(".csv"), df, float_format="%.4g")
-    text = markdown(df, list(runs), cmd)
+    text = markdown(df, runs, cmd)
     write_text(out.with_suffix(".md"), text)
     print(text)
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from diffdict.devices import describe
 from diffdict.dictionaries import HPARAMS, KINDS, build, load_dictionary, validate_hparams
 from diffdict.dictionaries.base import read_metadata
 from diffdict.dictionaries.synthetic import planted
@@ -60,6 +61,7 @@ def test_build_save_load_round_trip(kind, tmp_path):
     d.save(tmp_path / "dictionary.safetensors", extra={"site": "s1", **d.build_info})
     meta = read_metadata(tmp_path / "dictionary.safetensors")
     assert meta["kind"] == saved and meta["extra"]["site"] == "s1"
+    assert meta["extra"]["device"] == describe("cpu")  # which CPU built it: its rounding is in the weights
     back = load_dictionary(tmp_path / "dictionary.safetensors")
     x = P.sample(300, 11)
     a, b = d.encode(x), back.encode(x)

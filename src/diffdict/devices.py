@@ -4,6 +4,9 @@ without it fails with the setting's name instead of deep inside torch."""
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
 
@@ -14,3 +17,22 @@ def resolve_device(device: str | torch.device | None = "auto", key: str = "model
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"{key} is '{device}' but CUDA is not available; use 'auto' or 'cpu'")
     return dev
+
+
+def describe(device: str | torch.device = "cpu") -> str:
+    """The device as records name it: a GPU's model, or the CPU's model and the vector extensions
+    that change float kernels, hence timings and rounding (the same code trains other weights on
+    another CPU: benchmarks/README.md)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    if dev.type != "cpu":
+        return str(dev)
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    return f"{model} ({', '.join(isa) or 'no AVX2'})"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..devices import resolve_device
+from ..devices import describe, resolve_device
 from .base import Dictionary
 from .kinds import FitInputs, get_kind, kinds
 from .train_sae import write_log
@@ -81,7 +81,9 @@ def build(
         **inputs,
     )
     out = k.fit(k.settings(**{n: v for n, v in hparams.items() if n != "kind"}), inputs)
-    out.build_info = {"kind": kind, "site": site_name, **getattr(out, "build_info", {})}
+    # the device that built it: on another CPU the same code trains other weights (by rounding)
+    built = {"kind": kind, "site": site_name, "device": describe(inputs.device)}
+    out.build_info = {**built, **getattr(out, "build_info", {})}
     if log_path is not None and not k.trained:  # nothing is learned; keep outputs uniform
         write_log(log_path, [{"kind": kind, "n_features": out.n_features, "k": out.k}], ("kind", "n_features", "k"))
     return out
