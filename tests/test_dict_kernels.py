@@ -127,6 +127,49 @@ def test_batch_topk_ragged_codes_equal_dense_and_gradcheck(aux_input_grad):
         sparse_decode(i, v, w_dec)
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    tokens=st.integers(1, 12),
+    n=st.integers(4, 40),
+    m=st.integers(1, 6),
+    kept_share=st.floats(0.05, 1.5),
+    seed=st.integers(0, 999),
+)
+def test_batch_topk_loss_and_gradients_equal_the_dense_definition(tokens, n, m, kept_share, seed):
+    """Any batch: ragged codes (tokens keeping none, some or all of their m candidates; budgets beyond the candidates)
+    give the dense definition's reconstruction and the same gradients for encoder, bias and decoder."""
+    m = min(m, n)
+    kept = max(1, round(kept_share * tokens * m))
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(tokens, 5, generator=g, dtype=torch.float64) * torch.rand(
+        tokens, 1, generator=g, dtype=torch.float64
+    )
+    params = [
+        torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True) for shape in ((n, 5), (n,), (n, 5))
+    ]
+
+    def sparse(w_enc, b, w_dec):
+        patterns = SparsePattern(), SparsePattern()
+        v, i, _, _ = topk_encode(x, w_enc, b, m, patterns=patterns, batch_kept=kept)
+        return sparse_decode(i, v, w_dec, patterns[0])
+
+    def dense(w_enc, b, w_dec):
+        pre = torch.relu(x @ w_enc.T + b)
+        top = torch.zeros_like(pre).scatter(1, pre.topk(m).indices, 1.0)
+        cand = pre * top
+        return (cand * (cand >= cand.flatten().topk(min(kept, cand.numel())).values.min()) * (cand > 0)) @ w_dec
+
+    out_s, out_d = sparse(*params), dense(*params)
+    torch.testing.assert_close(out_s, out_d)
+    probe = torch.randn(out_d.shape, generator=g, dtype=torch.float64)
+    grads = [
+        torch.autograd.grad((out * probe).sum(), params, allow_unused=True) if out.requires_grad else [None] * 3
+        for out in (out_s, out_d)
+    ]  # nothing kept (every pre-activation negative): no graph, gradients zero
+    for p, a, b in zip(params, *grads):
+        torch.testing.assert_close(torch.zeros_like(p) if a is None else a, torch.zeros_like(p) if b is None else b)
+
+
 @pytest.mark.parametrize("ragged", [False, True])
 def test_gather_dot_with_sorted_columns_is_the_same(ragged):
     """The path other devices take (each CSR row's columns sorted, then put back), run on CPU."""
