@@ -85,7 +85,7 @@ def _batch_topk_dense(x, w_enc, b, m, kept):
     """BatchTopK by the definition, densely: each token's top-m of relu(x W^T + b), then the batch's `kept` largest."""
     pre = torch.relu(x @ w_enc.T + b)
     top = torch.zeros_like(pre).scatter(1, pre.topk(m).indices, pre.gather(1, pre.topk(m).indices))
-    return top * (top >= top.flatten().topk(kept).values.min())
+    return top * (top >= top.flatten().topk(min(kept, top.numel())).values.min())
 
 
 def test_batch_select_keeps_the_batch_s_largest_as_ragged_bags():
@@ -153,13 +153,7 @@ def test_batch_topk_loss_and_gradients_equal_the_dense_definition(tokens, n, m, 
         v, i, _, _ = topk_encode(x, w_enc, b, m, patterns=patterns, batch_kept=kept)
         return sparse_decode(i, v, w_dec, patterns[0])
 
-    def dense(w_enc, b, w_dec):
-        pre = torch.relu(x @ w_enc.T + b)
-        top = torch.zeros_like(pre).scatter(1, pre.topk(m).indices, 1.0)
-        cand = pre * top
-        return (cand * (cand >= cand.flatten().topk(min(kept, cand.numel())).values.min()) * (cand > 0)) @ w_dec
-
-    out_s, out_d = sparse(*params), dense(*params)
+    out_s, out_d = sparse(*params), _batch_topk_dense(x, params[0], params[1], m, kept) @ params[2]
     torch.testing.assert_close(out_s, out_d)
     probe = torch.randn(out_d.shape, generator=g, dtype=torch.float64)
     grads = [

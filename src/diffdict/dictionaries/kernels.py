@@ -62,8 +62,7 @@ class SparsePattern:
             order = rows.argsort()
             crow = torch.zeros(n + 1, dtype=rows.dtype, device=x.device)
             crow[1:] = torch.bincount(rows, minlength=n).cumsum(0)
-            cols = order // self.index.shape[1] if self.offsets is None else self.entry_tokens()[order]
-            self._csr = crow, cols.to(rows.dtype), order  # cols: the token of each entry
+            self._csr = crow, self.entry_tokens()[order].to(rows.dtype), order  # cols: the token of each entry
         crow, cols, order = self._csr
         with warnings.catch_warnings():  # "CSR support is in beta"
             warnings.simplefilter("ignore", UserWarning)
@@ -240,19 +239,15 @@ class TopKEncode(torch.autograd.Function):
         main, aux = ctx.patterns
         g = (values.new_zeros(values.shape) if g_values is None else g_values) * (values > 0)  # relu'
         ga = None if g_aux is None or aux_index.shape[1] == 0 else g_aux * (aux_values > 0)
-        if main.offsets is None:
-            index_all, g_all = (index, g) if ga is None else (torch.cat([index, aux_index], 1), torch.cat([g, ga], 1))
-        else:  # ragged main codes (flat)
-            index_all, g_all = (
-                (index, g) if ga is None else (torch.cat([index, aux_index.flatten()]), torch.cat([g, ga.flatten()]))
-            )
+        ragged = main.offsets is not None  # BatchTopK: flat main codes
+        join = (lambda a, b: torch.cat([a, b.flatten()])) if ragged else (lambda a, b: torch.cat([a, b], 1))
+        index_all, g_all = (index, g) if ga is None else (join(index, aux_index), join(g, ga))
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            if main.offsets is None:
-                ix, gx = (index_all, g_all) if ctx.aux_input_grad else (index, g)
-                grad_x = _bag(ix, weight, gx)
-            else:
-                grad_x = _bag(index, weight, g, main.offsets)  # bags may be empty; embedding_bag allows it
+            if not ragged:
+                grad_x = _bag(index_all, weight, g_all) if ctx.aux_input_grad else _bag(index, weight, g)
+            else:  # a token's aux entries are not next to its kept ones: two bags (empty ones allowed)
+                grad_x = _bag(index, weight, g, main.offsets)
                 if ctx.aux_input_grad and ga is not None:
                     grad_x = grad_x + _bag(aux_index, weight, ga)
             grad_x = grad_x.to(x.dtype)
