@@ -8,6 +8,8 @@ import json
 import pandas as pd
 import pytest
 
+from diffdict import cpu_math
+
 from workflow_utils import planned_jobs, small_config, snakemake
 
 pytestmark = pytest.mark.slow
@@ -23,8 +25,13 @@ def run(tmp_path_factory, cli_env):
     """One full run of the small toy workflow, shared by the tests of this module."""
     workdir = tmp_path_factory.mktemp("wf")
     cfg = small_config()
+    if PORTABLE:  # the other workflow tests run native: both modes are exercised
+        cfg["model"]["cpu_math"] = "portable"
     snakemake(workdir, cfg, "results/figures/", env=cli_env)
     return workdir, cfg
+
+
+PORTABLE = cpu_math.has_avx2()  # x86-64 CPUs without AVX2 cannot take the portable paths
 
 
 def test_end_to_end_produces_figures_and_honest_metrics(run):
@@ -40,6 +47,17 @@ def test_end_to_end_produces_figures_and_honest_metrics(run):
     assert (table["l0"] <= 8 + 1e-6).all()
 
 
+@pytest.mark.skipif(not PORTABLE, reason="the run is native on a CPU without AVX2")
+def test_portable_math_reaches_every_job(run):
+    """`model.cpu_math: portable` is set by the workflow for its jobs: each dictionary says so."""
+    from diffdict.dictionaries.base import read_metadata
+
+    workdir, _ = run
+    weights = sorted((workdir / "results/toy/dictionaries").glob("*/*/dictionary.safetensors"))
+    devices = {read_metadata(w)["extra"]["device"] for w in weights}
+    assert weights and all(d.endswith("; portable math: AVX2 paths)") for d in devices), devices
+
+
 def test_nothing_to_do_after_a_complete_run(run, cli_env):
     workdir, cfg = run
     r = snakemake(workdir, cfg, "-n", "results/figures/", env=cli_env)
@@ -50,7 +68,7 @@ def test_execution_settings_rerun_nothing(run, cli_env):
     """How a job runs (resources, device, offloading) is not what it computes."""
     workdir, cfg = run
     cfg = copy.deepcopy(cfg)
-    cfg["model"].update(runtime=999, mem_mb=123456, gpu=True, device="cpu", cpu_offload=True)
+    cfg["model"].update(runtime=999, mem_mb=123456, gpu=True, device="cpu", cpu_offload=True, cpu_math="native")
     r = snakemake(workdir, cfg, "-n", "results/figures/", "--resources", "gpu=1", env=cli_env)
     assert "Nothing to be done" in r.stdout + r.stderr, planned_jobs(r.stdout)
 

@@ -14,6 +14,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from .cpu_math import CPU_MATHS
+
 log = logging.getLogger("diffdict")
 
 
@@ -46,6 +48,15 @@ def cmd_config(a):
         print("\n".join(map(str, write_schemas())))
     if a.show_defaults:
         print(yaml.safe_dump(effective_config(load_yaml(a.configfile)), sort_keys=False), end="")
+
+
+def cmd_cpu_env(a):
+    import shlex
+
+    from .cpu_math import cpu_math_env
+
+    for var, value in cpu_math_env(a.mode).items():
+        print(f"export {var}={shlex.quote(value)}")
 
 
 def cmd_train_toy(a):
@@ -454,6 +465,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="regenerate workflow/schemas/{dictionaries,model,prompts,sites,interp,steering,world}.schema.yaml "
         "from the settings classes",
     )
+
+    s = add(
+        "cpu-env",
+        cmd_cpu_env,
+        "print the environment that holds the CPU math libraries to a model.cpu_math mode, for scripts run "
+        'outside the workflow: eval "$(diffdict cpu-env portable)"',
+    )
+    s.add_argument("mode", choices=CPU_MATHS, help="native prints nothing")
 
     s = add("train-toy", cmd_train_toy, "train the shapes-world pipeline")
     s.add_argument("--world", type=_json, required=True)

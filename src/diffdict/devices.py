@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from . import cpu_math
+
 
 def resolve_device(device: str | torch.device | None = "auto", key: str = "model.device") -> torch.device:
     if device in (None, "auto"):
@@ -22,7 +24,8 @@ def resolve_device(device: str | torch.device | None = "auto", key: str = "model
 def describe(device: str | torch.device = "cpu") -> str:
     """The device as records name it: a GPU's model, or the CPU's model and the vector extensions
     that change float kernels, hence timings and rounding (the same code trains other weights on
-    another CPU: benchmarks/README.md)."""
+    another CPU: benchmarks/README.md), and whether the math libraries were held to their AVX2
+    paths (`cpu_math`)."""
     dev = torch.device(device)
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
@@ -35,4 +38,5 @@ def describe(device: str | torch.device = "cpu") -> str:
     model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
     flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-    return f"{model} ({', '.join(isa) or 'no AVX2'})"
+    paths = "; portable math: AVX2 paths" if cpu_math.pinned() else ""  # model.cpu_math
+    return f"{model} ({', '.join(isa) or 'no AVX2'}{paths})"

@@ -7,6 +7,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from diffdict import config as dcfg
+from diffdict import cpu_math
 from diffdict.model.settings import EXEC_KEYS  # how model jobs run: resources, not params
 from diffdict.interp.run import resolve_config as interp_options
 from diffdict.steering.stage import resolve_config as steering_options
@@ -22,6 +23,13 @@ try:
 except dcfg.ConfigError as e:
     raise WorkflowError(str(e)) from None
 validate(config, "../schemas/config.schema.yaml")
+
+# model.cpu_math: portable holds every job's math libraries to their AVX2 paths (the jobs inherit
+# this process's environment; a SLURM job's snakemake parses this file again and does the same)
+try:
+    cpu_math.apply(config["model"]["cpu_math"])
+except RuntimeError as e:
+    raise WorkflowError(str(e)) from None
 
 RESULTS = config["results"]
 R = f"{RESULTS}/{config['model']['name']}"

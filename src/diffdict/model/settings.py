@@ -10,11 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from ..cpu_math import CpuMath
 from ..settings import REQUIRED, defaults, setting
 
 # How a model job runs, not what it computes: kept out of rule params (a rerun trigger), so
 # raising `runtime` for SLURM or moving to another GPU reruns nothing. They travel as resources.
-EXEC_KEYS = ("gpu", "mem_mb", "runtime", "device", "cpu_offload")
+EXEC_KEYS = ("gpu", "mem_mb", "runtime", "device", "cpu_offload", "cpu_math")
 
 ModelKind = Literal["toy", "flux"]
 Precision = Literal["fp32", "bf16", "nf4"]
@@ -42,6 +43,11 @@ class ModelSettings:
     )
     batch_size: int = setting(16, "images per forward pass", minimum=1)
     cpu_offload: bool = setting(False, "diffusers model CPU offload (GPU only)")
+    cpu_math: CpuMath = setting(
+        "native",
+        "every job's CPU math libraries: native (each its fastest path; rounding depends on the CPU) | "
+        "portable (AVX2 paths on any x86-64 CPU: diffdict.cpu_math)",
+    )
     gpu: bool = setting(False, "request a GPU for model jobs (resources gpu=1)")
     mem_mb: int = setting(4000, "memory of model jobs", minimum=256)
     runtime: int = setting(60, "runtime of model jobs in minutes", minimum=1)
