@@ -166,6 +166,27 @@ def test_metrics_are_json(run):
     assert 0 < m["fvu"] < 1 and m["n_tokens"] > 0
 
 
+def test_readme_python_runs_on_a_finished_run(run, monkeypatch):
+    """The README's Python example, run as shown in a finished run's folder."""
+    import re
+
+    from workflow_utils import REPO
+
+    workdir, _ = run
+    readme = (REPO / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "from diffdict" in b]
+    assert blocks
+    if not (workdir / "resources").exists():  # the example names the committed toy as a clone has it
+        (workdir / "resources").symlink_to(REPO / "resources")
+    monkeypatch.chdir(workdir)
+    ns: dict = {}
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), ns)
+    assert 0 < float(ns["fvu"]) < 0.5
+    assert ns["top"].act.iloc[0] > 0  # the chosen texture feature fires on the interp images
+    assert ns["steered"].shape == ns["plain"].shape and (ns["steered"] != ns["plain"]).any()
+
+
 def test_killed_training_leaves_no_output_and_resumes(run, cli_env):
     """SIGKILL the whole snakemake process group mid-training; the rerun resumes from the checkpoint."""
     import os

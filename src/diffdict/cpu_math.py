@@ -3,8 +3,9 @@
 PyTorch (ATen's vectorised kernels, oneDNN, MKL), NumPy and OpenBLAS (under SciPy and
 scikit-learn) each pick kernels for the CPU they find: with AVX-512 a sum is blocked, hence
 rounded, otherwise than with AVX2. On the toy that alone changes the generated latents (ATen),
-the decoded images (oneDNN), the text embeddings and every trained weight (MKL), and it moves
-the ground-truth checks by as much as the effects they look for (`benchmarks/cpu_math.py`).
+the decoded images (oneDNN), the text embeddings and every trained weight (MKL); between two CPUs
+that moved the toy's ground-truth checks by up to 0.02, on one CPU between the two modes below by
+up to 0.009 (`benchmarks/results/texture_world/cpu_math.md`).
 
 ``portable`` caps every library at AVX2 — MKL at its ``COMPATIBLE`` branch, the one it documents
 as reproducible on Intel and compatible CPUs alike (its AVX2 branch is Intel-only); OpenBLAS at its
@@ -36,22 +37,24 @@ PINS = {
 NUMPY_VAR = "NPY_DISABLE_CPU_FEATURES"
 
 
-def _numpy_above_avx2() -> list[str]:
-    """The features NumPy dispatches to on this CPU beyond AVX2 (naming one it does not dispatch
-    is an error at import, so the list comes from NumPy itself)."""
+def _numpy_cpu() -> tuple[list[str], dict[str, bool]]:
+    """NumPy's dispatched features and what it found on this CPU (the names vary by version)."""
     try:
         from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
     except ImportError:  # NumPy 1.x
         from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-    return [f for f in __cpu_dispatch__ if (f.startswith("AVX512") or f == "X86_V4") and __cpu_features__.get(f)]
+    return list(__cpu_dispatch__), dict(__cpu_features__)
+
+
+def _numpy_above_avx2() -> list[str]:
+    """The features NumPy dispatches to on this CPU beyond AVX2 (naming one it does not dispatch
+    is an error at import, so the list comes from NumPy itself)."""
+    dispatch, found = _numpy_cpu()
+    return [f for f in dispatch if (f.startswith("AVX512") or f == "X86_V4") and found.get(f)]
 
 
 def has_avx2() -> bool:
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:
-        from numpy.core._multiarray_umath import __cpu_features__
-    return bool(__cpu_features__.get("AVX2"))
+    return bool(_numpy_cpu()[1].get("AVX2"))
 
 
 def portable_env() -> dict[str, str]:
