@@ -1,10 +1,10 @@
 """Colour steering per feature, with CIs over features: is a dictionary's shift toward the concept
 its feature was explained as more than its null and more than random directions'?
 
-From a run's `tables/steering.csv`: each steered feature's mean shift at positive strengths (over
-the prompts), graded against its own colour (`own`) and against the other colours (`other_value`,
-the null); then, over features (`diffdict.bootstrap`, one run: the steered run), the mean with its
-95 % CI, own − other (paired by feature), and own − random directions' own (unpaired).
+From a run's `tables/steering.csv`, through `diffdict.steering.metrics.steering_summary`: each
+steered feature's mean shift at positive strengths (over the prompts), graded against its own
+colour (`own`) and against the other colours (`other_value`, the null); over features, the mean
+with its 95 % CI, own − other (paired by feature) and own − random directions' own (unpaired).
 
     .venv/bin/python benchmarks/steering_features.py --results results/toy_steer16 \
         --baseline results/toy --out benchmarks/results/texture_world/steer_colours
@@ -17,31 +17,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from diffdict.bootstrap import hierarchical_ci
-
-NULL_DICT = "random"
-
-
-def per_feature(table: pd.DataFrame) -> pd.DataFrame:
-    """[site, dict, feature] x {own, other_value}: mean shift at positive strengths."""
-    pos = table[table.strength > 0]
-    return pos.pivot_table(index=["site", "dict", "feature"], columns="graded_against", values="shift", aggfunc="mean")
+from diffdict.steering.metrics import steering_summary
 
 
 def summarise(results: Path, label: str) -> pd.DataFrame:
-    feats = per_feature(pd.read_csv(results / "tables/steering.csv"))
-    rows = []
-    for (site, name), f in feats.groupby(level=["site", "dict"]):
-        own, other = f["own"].to_numpy(), f["other_value"].to_numpy()
-        row = {"run": label, "site": site, "dict": name, "features": len(f)}
-        row["own"], row["own_lo"], row["own_hi"] = hierarchical_ci([own])
-        row["other"] = float(other.mean())
-        row["own_minus_other"], row["d_other_lo"], row["d_other_hi"] = hierarchical_ci([own], [other], paired=True)
-        if name != NULL_DICT and (site, NULL_DICT) in feats.index.droplevel("feature"):
-            null = feats.loc[(site, NULL_DICT), "own"].to_numpy()
-            row["own_minus_random"], row["d_random_lo"], row["d_random_hi"] = hierarchical_ci([own], [null])
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """The run's `own` rows of `steering_summary` (each with its null and CIs), recomputed from
+    `tables/steering.csv` so that runs collected before the CIs existed read the same."""
+    summary = steering_summary(pd.read_csv(results / "tables/steering.csv"))
+    other = summary[summary.graded_against == "other_value"].set_index(["site", "dict"])["mean_shift_positive"]
+    own = summary[summary.graded_against == "own"].set_index(["site", "dict"])
+    return own.assign(run=label, other=other).reset_index()
 
 
 def cell(est, lo, hi) -> str:
@@ -64,12 +49,14 @@ def main() -> None:
             "run": table.run,
             "site": table.site,
             "dictionary": table["dict"],
-            "features": table.features,
-            "shift toward its own colour": [cell(*r) for r in table[["own", "own_lo", "own_hi"]].to_numpy()],
+            "features": table.n_features,
+            "shift toward its own colour": [
+                cell(*r) for r in table[["mean_shift_positive", "shift_lo", "shift_hi"]].to_numpy()
+            ],
             "toward the other colours (null)": table.other.map("{:+.3f}".format),
-            "own − other": [cell(*r) for r in table[["own_minus_other", "d_other_lo", "d_other_hi"]].to_numpy()],
+            "own − other": [cell(*r) for r in table[["minus_other", "minus_other_lo", "minus_other_hi"]].to_numpy()],
             "own − random directions' own": [
-                cell(*r) for r in table[["own_minus_random", "d_random_lo", "d_random_hi"]].to_numpy()
+                cell(*r) for r in table[["minus_random", "minus_random_lo", "minus_random_hi"]].to_numpy()
             ],
         }
     )

@@ -385,6 +385,32 @@ def test_steering_summary_counts_beside_the_null():
     assert out.loc["own", ["n_features", "n_moved", "n_moved_positive"]].tolist() == [3, 3, 3]
     assert out.loc["other_value", ["n_moved", "n_moved_positive"]].tolist() == [1, 1]
     assert out.loc["own", "mean_shift_positive"] == pytest.approx(0.5)
+    # every feature shifts 0.5 toward its own value: no spread, a CI of one point
+    assert out.loc["own", ["shift_lo", "shift_hi"]].tolist() == pytest.approx([0.5, 0.5])
+    # own - other, paired by feature: 0.5 - 0 (feature 2), 0.5 - (-0.5) (features 0, 1)
+    assert out.loc["own", "minus_other"] == pytest.approx((0.5 + 1 + 1) / 3)
+    assert 0.5 <= out.loc["own", "minus_other_lo"] < out.loc["own", "minus_other_hi"] <= 1.0
+    assert out[["minus_random", "minus_other"]].loc["other_value"].isna().all()  # no random directions here
+
+
+def test_steering_summary_gap_to_random_directions():
+    """An own row's gap to random directions' own row at the same site, with its CI over features."""
+    from diffdict.steering.metrics import steering_summary
+
+    rows = []
+    for name, kind, shifts in (("sae", "topk_sae", [0.2, 0.4, 0.6, 0.8]), ("random", "random", [0.1] * 4)):
+        for f, shift in enumerate(shifts):
+            for strength in (0.0, 1.0):
+                for against in ("own", "other_value"):
+                    value = (shift if against == "own" else 0.0) * strength
+                    rows.append(dict(site="x", dict=name, kind=kind, feature=f, strength=strength, prompt_id=0,
+                                     shift=value, graded_against=against))  # fmt: skip
+    out = steering_summary(pd.DataFrame(rows)).set_index(["dict", "graded_against"])
+    sae = out.loc[("sae", "own")]
+    assert sae["minus_random"] == pytest.approx(0.5 - 0.1)
+    assert 0.2 - 0.1 <= sae["minus_random_lo"] < 0.4 < sae["minus_random_hi"] <= 0.8 - 0.1  # the SAE's spread
+    assert sae["shift_lo"] < 0.5 < sae["shift_hi"]
+    assert np.isnan(out.loc[("random", "own"), "minus_random"])  # random directions are the null themselves
 
 
 def test_explanation_targets():

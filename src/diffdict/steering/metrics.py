@@ -26,7 +26,10 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from ..bootstrap import hierarchical_ci
 from .grid import SteeringRun
+
+RANDOM_KIND = "random"  # the null dictionary's kind
 
 METRIC_COLUMNS = (
     "feature",
@@ -209,34 +212,85 @@ def annotator_metrics(
     return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
 
 
+SUMMARY_COLUMNS = (
+    "graded_against",
+    "n_features",
+    "n_moved",
+    "n_moved_positive",
+    "mean_shift_positive",
+    "shift_lo",
+    "shift_hi",
+    "minus_other",
+    "minus_other_lo",
+    "minus_other_hi",
+    "minus_random",
+    "minus_random_lo",
+    "minus_random_hi",
+)
+
+
 def steering_summary(table: pd.DataFrame) -> pd.DataFrame:
     """ "N of M features move toward their concept", beside its nulls: one row per (site, dict,
     graded_against). A feature *moves* when its mean shift over prompts is above 0 at some
     non-zero strength; ``n_moved_positive`` counts positive strengths only. The same rule is
     applied to the ``other_value`` rows (the same steered images graded against the other values
     of the target's attribute) and to random directions (their own dictionary's rows), so each
-    count has its chance level beside it."""
+    count has its chance level beside it.
+
+    ``mean_shift_positive`` (the mean shift at positive strengths) has a 95 % bootstrap CI over
+    features (``shift_lo`` / ``shift_hi``; only the first training run is steered, so features are
+    the units); an ``own`` row adds its gap to the same features graded against the other values
+    (``minus_other``, paired by feature) and to random directions' ``own`` row at the same site
+    (``minus_random``), each with its CI."""
     keys = [k for k in ("site", "dict", "kind") if k in table.columns]
     t = table.assign(graded_against=table.get("graded_against", "own")).dropna(subset=["shift"])
     t = t[t["strength"] != 0]
     per = t.groupby([*keys, "graded_against", "feature", "strength"], as_index=False)["shift"].mean()
+    # each feature's mean shift at positive strengths: the bootstrap's units
+    by_feature = {
+        key if isinstance(key, tuple) else (key,): g.groupby("feature")["shift"].mean()
+        for key, g in per[per["strength"] > 0].groupby([*keys, "graded_against"], sort=True)
+    }
     rows = []
     for key, g in per.groupby([*keys, "graded_against"], sort=True):
         key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip([*keys, "graded_against"], key))
         by_f = g.groupby("feature")
         pos = g[g["strength"] > 0].groupby("feature")["shift"].max()
-        rows.append(
-            {
-                **dict(zip([*keys, "graded_against"], key)),
-                "n_features": int(by_f.ngroups),
-                "n_moved": int((by_f["shift"].max() > 0).sum()),
-                "n_moved_positive": int((pos > 0).sum()),
-                "mean_shift_positive": float(g.loc[g["strength"] > 0, "shift"].mean()),
-            }
+        row.update(
+            n_features=int(by_f.ngroups),
+            n_moved=int((by_f["shift"].max() > 0).sum()),
+            n_moved_positive=int((pos > 0).sum()),
+            mean_shift_positive=float(g.loc[g["strength"] > 0, "shift"].mean()),
         )
-    return pd.DataFrame(
-        rows, columns=[*keys, "graded_against", "n_features", "n_moved", "n_moved_positive", "mean_shift_positive"]
-    )
+        own = by_feature.get(key)
+        if own is not None and len(own):
+            _, row["shift_lo"], row["shift_hi"] = hierarchical_ci([own.to_numpy()])
+        if row["graded_against"] == "own" and own is not None:
+            other = by_feature.get((*key[:-1], "other_value"))
+            if other is not None:
+                both = pd.concat([own, other], axis=1, join="inner")
+                if len(both):
+                    gap = hierarchical_ci([both.iloc[:, 0].to_numpy()], [both.iloc[:, 1].to_numpy()], paired=True)
+                    row["minus_other"], row["minus_other_lo"], row["minus_other_hi"] = gap
+            null = _random_own(by_feature, keys, row)
+            if null is not None:
+                gap = hierarchical_ci([own.to_numpy()], [null.to_numpy()])
+                row["minus_random"], row["minus_random_lo"], row["minus_random_hi"] = gap
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*keys, *SUMMARY_COLUMNS])
+
+
+def _random_own(by_feature: dict, keys: list[str], row: dict) -> pd.Series | None:
+    """Random directions' own-graded features at the row's site (none for random directions)."""
+    if "kind" not in keys or row["kind"] == RANDOM_KIND:
+        return None
+    site = row.get("site")
+    for key, feats in by_feature.items():
+        k = dict(zip([*keys, "graded_against"], key))
+        if k["kind"] == RANDOM_KIND and k.get("site") == site and k["graded_against"] == "own":
+            return feats
+    return None
 
 
 def judge_metrics(run: SteeringRun, judge: Judge, explanations: Mapping[int, str] | None = None) -> pd.DataFrame:
