@@ -16,6 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from diffdict import cpu_math
+from diffdict.dictionaries.base import read_metadata
+
 from workflow_utils import REPO, minimal_config
 
 pytestmark = pytest.mark.slow
@@ -69,7 +72,10 @@ def test_toy_run_through_real_slurm(tmp_path, cli_env):
     partition = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True).stdout.split()[0]
     profile = adapted_profile(tmp_path / "profile", partition.rstrip("*"), cpus=1)
     assert profile["executor"] == "slurm"
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(minimal_config(), sort_keys=False))
+    cfg = minimal_config()
+    if cpu_math.has_avx2():  # the SLURM jobs' own snakemake must set the pins again (checked below)
+        cfg["model"]["cpu_math"] = "portable"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
     # The README's command with the adapted profile; only the polling is made faster for a tiny DAG.
@@ -117,3 +123,6 @@ def test_toy_run_through_real_slurm(tmp_path, cli_env):
     assert submitted == set(remote)
     # Only jobs that run no command (target aggregations) stay on the submitting machine.
     assert local <= {"all", "figures"}, local
+    if cfg["model"].get("cpu_math") == "portable":  # model.cpu_math reached the jobs sbatch ran
+        weights = sorted((tmp_path / "results/toy/dictionaries").glob("*/*/dictionary.safetensors"))
+        assert weights and all("portable math" in read_metadata(w)["extra"]["device"] for w in weights)
