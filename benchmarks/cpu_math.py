@@ -36,13 +36,13 @@ GROUPS = {
     "dictionaries": "dictionaries/*/*/dictionary.safetensors",
     "tables (without their model column)": "tables/*.csv",
 }
-# table -> (keys, value column, rows kept): the headline numbers of each stage
+# table -> (keys, value column): the headline numbers of each stage
 HEADLINES = {
-    "reconstruction": (["site", "dict"], "fvu", None),
-    "splice": (["site", "dict", "metric"], "recovered", None),
-    "interp_summary": (["site", "dict", "metric"], "mean", None),
-    "concepts_summary": (["site", "dict", "metric"], "mean", None),
-    "steering_summary": (["site", "dict", "graded_against"], "mean_shift_positive", None),
+    "reconstruction": (["site", "dict"], "fvu"),
+    "splice": (["site", "dict", "metric"], "recovered"),
+    "interp_summary": (["site", "dict", "metric"], "mean"),
+    "concepts_summary": (["site", "dict", "metric"], "mean"),
+    "steering_summary": (["site", "dict", "graded_against"], "mean_shift_positive"),
 }
 
 
@@ -89,7 +89,7 @@ def checks(runs: dict[str, Path]) -> pd.DataFrame:
 def headlines(runs: dict[str, Path]) -> pd.DataFrame:
     ref_name, *others = runs
     rows = []
-    for table, (keys, col, _) in HEADLINES.items():
+    for table, (keys, col) in HEADLINES.items():
         frames = {n: pd.read_csv(r / f"tables/{table}.csv").set_index(keys)[col] for n, r in runs.items()}
         for other in others:
             d = (frames[other] - frames[ref_name]).abs().dropna()

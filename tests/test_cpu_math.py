@@ -87,7 +87,7 @@ def test_every_library_takes_its_avx2_path():
     assert got["openblas"] and set(got["openblas"]) == {"Haswell"}
     assert not [f for f in got["numpy"] if f.startswith("AVX512") or f == "X86_V4"], got["numpy"]
     assert "isa:Intel AVX2" in onednn, onednn
-    assert "portable math: AVX2 paths" in got["device"]
+    assert cpu_math.PINNED_NOTE in got["device"]
 
 
 @x86_avx2

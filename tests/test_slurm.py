@@ -17,9 +17,8 @@ import pytest
 import yaml
 
 from diffdict import cpu_math
-from diffdict.dictionaries.base import read_metadata
 
-from workflow_utils import REPO, minimal_config
+from workflow_utils import REPO, dictionary_devices, minimal_config
 
 pytestmark = pytest.mark.slow
 SETUP = "scripts/slurm-single-node.sh"
@@ -124,5 +123,5 @@ def test_toy_run_through_real_slurm(tmp_path, cli_env):
     # Only jobs that run no command (target aggregations) stay on the submitting machine.
     assert local <= {"all", "figures"}, local
     if cfg["model"].get("cpu_math") == "portable":  # model.cpu_math reached the jobs sbatch ran
-        weights = sorted((tmp_path / "results/toy/dictionaries").glob("*/*/dictionary.safetensors"))
-        assert weights and all("portable math" in read_metadata(w)["extra"]["device"] for w in weights)
+        devices = dictionary_devices(tmp_path / "results/toy")
+        assert devices and all(cpu_math.PINNED_NOTE in d for d in devices), devices

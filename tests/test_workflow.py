@@ -10,7 +10,7 @@ import pytest
 
 from diffdict import cpu_math
 
-from workflow_utils import planned_jobs, small_config, snakemake
+from workflow_utils import dictionary_devices, planned_jobs, small_config, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -18,6 +18,9 @@ pytestmark = pytest.mark.slow
 def is_aggregation(rule: str) -> bool:
     """Jobs that legitimately rerun whenever any site or dictionary changes: they gather all."""
     return rule in ("all", "figures", "report_index") or rule.startswith(("collect_", "figure_"))
+
+
+PORTABLE = cpu_math.has_avx2()  # x86-64 CPUs without AVX2 cannot take the portable paths
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +32,6 @@ def run(tmp_path_factory, cli_env):
         cfg["model"]["cpu_math"] = "portable"
     snakemake(workdir, cfg, "results/figures/", env=cli_env)
     return workdir, cfg
-
-
-PORTABLE = cpu_math.has_avx2()  # x86-64 CPUs without AVX2 cannot take the portable paths
 
 
 def test_end_to_end_produces_figures_and_honest_metrics(run):
@@ -50,12 +50,9 @@ def test_end_to_end_produces_figures_and_honest_metrics(run):
 @pytest.mark.skipif(not PORTABLE, reason="the run is native on a CPU without AVX2")
 def test_portable_math_reaches_every_job(run):
     """`model.cpu_math: portable` is set by the workflow for its jobs: each dictionary says so."""
-    from diffdict.dictionaries.base import read_metadata
-
     workdir, _ = run
-    weights = sorted((workdir / "results/toy/dictionaries").glob("*/*/dictionary.safetensors"))
-    devices = {read_metadata(w)["extra"]["device"] for w in weights}
-    assert weights and all(d.endswith("; portable math: AVX2 paths)") for d in devices), devices
+    devices = dictionary_devices(workdir / "results/toy")
+    assert devices and all(d.endswith(f"; {cpu_math.PINNED_NOTE})") for d in devices), devices
 
 
 def test_nothing_to_do_after_a_complete_run(run, cli_env):

@@ -13,6 +13,15 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+def dictionary_devices(results: Path) -> list[str]:
+    """What every dictionary of a run says built it (`extra.device` of its metadata), one per file."""
+    from diffdict.dictionaries.base import read_metadata
+
+    return [
+        read_metadata(w)["extra"]["device"] for w in sorted(results.glob("dictionaries/*/*/dictionary.safetensors"))
+    ]
+
+
 def small_config(results: str = "results") -> dict:
     """The embedded default shrunk to seconds: fewer prompts and tokens, same stages."""
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

@@ -35,6 +35,7 @@ PINS = {
     "OpenBLAS": ("OPENBLAS_CORETYPE", "Haswell"),
 }
 NUMPY_VAR = "NPY_DISABLE_CPU_FEATURES"
+PINNED_NOTE = "portable math: AVX2 paths"  # how `devices.describe` (every dictionary's metadata) says so
 
 
 def _numpy_cpu() -> tuple[list[str], dict[str, bool]]:

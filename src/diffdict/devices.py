@@ -38,5 +38,5 @@ def describe(device: str | torch.device = "cpu") -> str:
     model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
     flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-    paths = "; portable math: AVX2 paths" if cpu_math.pinned() else ""  # model.cpu_math
+    paths = f"; {cpu_math.PINNED_NOTE}" if cpu_math.pinned() else ""  # model.cpu_math
     return f"{model} ({', '.join(isa) or 'no AVX2'}{paths})"

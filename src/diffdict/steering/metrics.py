@@ -263,19 +263,19 @@ def steering_summary(table: pd.DataFrame) -> pd.DataFrame:
             n_moved_positive=int((pos > 0).sum()),
             mean_shift_positive=float(g.loc[g["strength"] > 0, "shift"].mean()),
         )
-        own = by_feature.get(key)
-        if own is not None and len(own):
-            _, row["shift_lo"], row["shift_hi"] = hierarchical_ci([own.to_numpy()])
-        if row["graded_against"] == "own" and own is not None:
+        feats = by_feature.get(key)  # this row's features (own or other_value)
+        if feats is not None and len(feats):
+            _, row["shift_lo"], row["shift_hi"] = hierarchical_ci([feats.to_numpy()])
+        if row["graded_against"] == "own" and feats is not None:
             other = by_feature.get((*key[:-1], "other_value"))
             if other is not None:
-                both = pd.concat([own, other], axis=1, join="inner")
+                both = pd.concat([feats, other], axis=1, join="inner")
                 if len(both):
                     gap = hierarchical_ci([both.iloc[:, 0].to_numpy()], [both.iloc[:, 1].to_numpy()], paired=True)
                     row["minus_other"], row["minus_other_lo"], row["minus_other_hi"] = gap
             null = _random_own(by_feature, keys, row)
             if null is not None:
-                gap = hierarchical_ci([own.to_numpy()], [null.to_numpy()])
+                gap = hierarchical_ci([feats.to_numpy()], [null.to_numpy()])
                 row["minus_random"], row["minus_random_lo"], row["minus_random_hi"] = gap
         rows.append(row)
     return pd.DataFrame(rows, columns=[*keys, *SUMMARY_COLUMNS])
