@@ -161,6 +161,13 @@ def test_init_runs_differ_from_their_base_only_in_the_init(default, repo, base, 
         ),
         (lambda c: c["dictionaries"]["itda"].update(normalize="zscore"), ["dictionaries.itda.normalize", "robust"]),
         (lambda c: c["dictionaries"]["sae"].update(lr="fast"), ["dictionaries.sae.lr: 'fast' is not", "number"]),
+        # and the rules between them, before any job runs (the settings class's own checks)
+        (lambda c: c["dictionaries"]["sae"].update(k=500), ["config.dictionaries.sae: k=500 must be in 1..n_features"]),
+        (
+            lambda c: c["dictionaries"]["sae"].update(batch_topk_threshold="calibrated"),
+            ["config.dictionaries.sae: batch_topk_threshold='calibrated' needs batch_topk: true"],
+        ),
+        (lambda c: c["dictionaries"]["itda"].update(cos_threshold=0), ["config.dictionaries.itda: cos_threshold 0"]),
         (lambda c: c["steering"].update(strengths=0.8), ["config.steering.strengths: 0.8 is not of type 'array'"]),
         (lambda c: c["interp"].update(n_pos="five"), ["config.interp.n_pos: 'five' is not of type 'integer'"]),
         (lambda c: c.update(world={"train_step": 5}), ["config.world: unknown key 'train_step'", "train_steps"]),

@@ -332,3 +332,68 @@ def test_batch_topk_trains_k_per_token_on_average():
     assert len(set(sae.threshold.tolist())) == 1  # trained, one threshold for every latent
     assert 1.5 <= float(l0.mean()) <= 2.5, float(l0.mean())
     assert int(l0.max()) > 2 and int(l0.min()) < 2
+
+
+def test_calibrated_threshold_keeps_k_per_token_counting_the_max_k_cap():
+    """Known answer: 4 tokens offer 4 + 2 + 0 + 3 positive activations; k 2 x 4 tokens = 8 kept, so the
+    threshold is the 9th largest candidate. A token's latents beyond its max_k largest do not count."""
+    sae = _batch_topk_sae().eval()  # latent i reads dimension i % 4, signed: the negative half stays off here
+    x = torch.tensor([[4.0, 3.0, 2.0, 1.5], [0.5, 0.4, 0.0, 0.0], [0.0] * 4, [0.3, 0.2, 0.1, 0.0]])
+    theta = sae.calibrate_threshold(x)
+    assert theta == pytest.approx(0.1) and sae.threshold.tolist() == pytest.approx([0.1] * 8)
+    assert sorted(sae.encode(x).values[sae.encode(x).values > 0].tolist()) == pytest.approx(
+        [0.2, 0.3, 0.4, 0.5, 1.5, 2.0, 3.0, 4.0]
+    )
+    capped = _batch_topk_sae().eval()
+    capped.max_k = 2  # candidates 4, 3 | 0.5, 0.4 | 0, 0 | 0.3, 0.2: fewer than 8 positive, so 0 keeps them all
+    assert capped.calibrate_threshold(x) == 0.0 and int((capped.encode(x).values > 0).sum()) == 6
+    with pytest.raises(ValueError, match="only a BatchTopK SAE has a threshold"):
+        tiny_sae().calibrate_threshold(x)
+
+
+@pytest.mark.parametrize("max_k", [4, 8, 32])
+def test_calibrated_threshold_gives_exactly_k_on_its_sample(max_k):
+    """Continuous activations (no ties): after calibrating on x, x's tokens keep k each on average,
+    whether max_k binds some tokens or none, computed in chunks or at once."""
+    torch.manual_seed(0)
+    sae = TopKSAE(16, 64, 4, batch_topk=True, max_k=max_k)
+    sae.init_weights(torch.zeros(16), torch.Generator().manual_seed(1))
+    x = torch.randn(300, 16) * torch.rand(300, 1) * 3  # busy and quiet tokens
+    theta = sae.eval().calibrate_threshold(x, max_elements=64 * 7)  # 7 tokens per chunk
+    assert int((sae.encode(x).values > 0).sum()) == 4 * 300
+    assert sae.calibrate_threshold(x) == theta
+
+
+def test_training_with_a_calibrated_threshold_keeps_k_where_the_moving_average_lags():
+    """A short run: the moving average of the batches' smallest kept activation ends above what keeps
+    k per token (activations shrink as training goes), so held-out tokens keep fewer; calibrated
+    after training, they keep k on average. Both train the same weights."""
+    p = planted(d=16, n_atoms=24, k=4, seed=3)
+    held_out = p.sample(4000, 1)
+
+    def fit(how):
+        cfg = SAEConfig(
+            n_features=64,
+            k=4,
+            batch_size=64,
+            tokens=64 * 60,
+            batch_topk=True,
+            lr=3e-3,
+            batch_topk_threshold=how,
+            init_tokens=4000,
+        )
+        return train_sae(p.factory(4000, batch=200), 16, cfg, progress=False)
+
+    lagging, calibrated = fit("moving_average"), fit("calibrated")
+    torch.testing.assert_close(lagging.W_enc, calibrated.W_enc)
+    l0 = {
+        name: float((s.encode(held_out).values > 0).sum(1).float().mean())
+        for name, s in [("moving_average", lagging), ("calibrated", calibrated)]
+    }
+    assert abs(l0["calibrated"] - 4) < 0.5 < abs(l0["moving_average"] - 4), l0  # 3.92 and 2.04 here
+    assert calibrated.build_info["batch_topk_threshold"] == "calibrated"
+    assert calibrated.build_info["threshold"] == pytest.approx(float(calibrated.threshold[0]))
+    with pytest.raises(ValueError, match="batch_topk_threshold='calibrated' needs batch_topk: true"):
+        SAEConfig(n_features=64, k=4, batch_topk_threshold="calibrated")
+    with pytest.raises(ValueError, match="moving_average"):
+        SAEConfig(n_features=64, k=4, batch_topk=True, batch_topk_threshold="ema")

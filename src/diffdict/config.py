@@ -346,9 +346,15 @@ def _check_dictionaries(config: dict) -> list[str]:
             )
         # types and choices of the kind's settings, from its settings class (the one definition)
         known = {k: v for k, v in d.items() if k in kinds[kind]}
-        errors += [
+        typed = [
             m.replace("config", f"config.dictionaries.{name}", 1) for m in _schema_messages(known, kind_schema(kind))
         ]
+        errors += typed
+        if not typed:  # the rules between settings (k <= n_features, ...) before any job runs, not in it
+            try:
+                _kind(kind).settings(**{**kinds[kind], **known})
+            except (TypeError, ValueError) as e:
+                errors.append(f"config.dictionaries.{name}: {e}")
         for s in d.get("sites", []):
             if s not in config["sites"]:
                 errors.append(

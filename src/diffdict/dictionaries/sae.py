@@ -8,7 +8,8 @@ padding in `SparseCodes`).
 BatchTopK (Bussmann et al. 2024, "BatchTopK Sparse Autoencoders"): training keeps the k*B largest
 activations of a batch of B tokens, so a token may use more latents than another (up to ``max_k``
 each, the candidates a token offers; the kernels carry only the kept ones, as ragged codes); an
-exponential moving average of the smallest kept activation becomes ``threshold``, and inference
+exponential moving average of the smallest kept activation becomes ``threshold`` (or, calibrated
+after training, the value that keeps k per token on a sample: ``calibrate_threshold``), and inference
 keeps, of the latents above it, a token's largest ``max_k`` (SAELens saves the same SAE as a
 JumpReLU with that threshold). Only the threshold, not the batch, then decides a token's codes, as
 the paper and SAELens do. The threshold is held per latent: training keeps the entries equal, a
@@ -122,6 +123,26 @@ class TopKSAE(Dictionary):
         kept = v[v > 0]
         if kept.numel():
             self.threshold.lerp_(kept.min().float(), rate)
+
+    @torch.no_grad()
+    def calibrate_threshold(self, x: torch.Tensor, max_elements: int = 2**26) -> float:
+        """BatchTopK: set every latent's threshold so that the tokens of ``x`` keep k latents each on
+        average at inference, counting a token's latents above it up to its ``max_k`` largest: the
+        (k N + 1)-th largest of the N tokens' top-``max_k`` activations (0 if fewer are positive).
+        One value for every latent, as training keeps it (per-latent thresholds, as a JumpReLU read from
+        SAELens brings, are replaced). Pre-activations are computed ``max_elements`` at a time. Returns it."""
+        if not self.batch_topk:
+            raise ValueError("calibrate_threshold: only a BatchTopK SAE has a threshold (batch_topk=True)")
+        rows = max(1, max_elements // self.n_features)
+        tops = []
+        for part in x.split(rows):
+            pre = preactivations(part.to(self.W_enc.dtype) - self.b_dec, self.W_enc, self.b_enc)
+            tops.append(row_topk(pre, self.max_k)[0].float().flatten())
+        v = torch.cat(tops)
+        keep = self.k * len(x)  # every candidate counts when keep >= v.numel(): no threshold but 0
+        theta = float(v.kthvalue(v.numel() - keep).values.clamp_min(0)) if keep < v.numel() else 0.0
+        self.threshold.fill_(theta)
+        return theta
 
     def decode_sparse(
         self, values: torch.Tensor, index: torch.Tensor, bias: bool = True, pattern: SparsePattern | None = None

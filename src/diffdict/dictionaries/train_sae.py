@@ -16,7 +16,9 @@
   reconstruct the residual error, normalised by the error's variance (``auxk_normalizer``;
   0 when nothing is dead).
 * ``batch_topk``: the batch, not each token, keeps k latents per token on average; the threshold
-  that inference applies instead is a moving average of the smallest activation kept (`TopKSAE`).
+  that inference applies instead is a moving average of the smallest activation kept (`TopKSAE`),
+  or with ``batch_topk_threshold: calibrated`` the value that keeps k per token on the init sample
+  once trained.
 * Before each step the decoder gradient's component parallel to each row is removed; after
   it the rows are renormalised.
 * Checkpoints (model, optimiser, step, data position, dead counters, RNG, log rows) go to
@@ -53,6 +55,7 @@ LOG_COLUMNS = ("step", "tokens", "loss", "fvu", "auxk", "l0", "dead_fraction", "
 Normalize = Literal["robust", "scalar", "dim", "none"]
 AuxkNormalizer = Literal["residual", "total"]
 AuxkGrad = Literal["all", "latents", "decoder"]
+BatchTopkThreshold = Literal["moving_average", "calibrated"]
 ROBUST_LIMIT = 10.0  # `robust`: the largest std a dimension keeps, in units of the median std
 
 
@@ -103,7 +106,17 @@ class SAEConfig:
         "BatchTopK: the most latents one token may keep (the candidates per token, and the width of its codes); "
         "null: 4 x k",
     )
-    init_tokens: int = setting(16384, "sample for the normalisation statistics and the geometric-median b_dec")
+    batch_topk_threshold: BatchTopkThreshold = setting(
+        "moving_average",
+        "BatchTopK: the threshold inference applies. moving_average: of the smallest activation each training "
+        "batch kept (the paper's, SAELens'; a run of a few hundred steps ends with it lagging, fewer than k "
+        "active per token); calibrated: after training, the value that keeps k per token on average on the "
+        "init_tokens sample (benchmarks/results/batch_topk_threshold.md)",
+        inert="moving_average",
+    )
+    init_tokens: int = setting(
+        16384, "sample for the normalisation statistics, the geometric-median b_dec and a calibrated threshold"
+    )
     encoder_init_norm: float = setting(
         1.0,
         "norm of the encoder's initial rows (W_enc = norm x W_dec^T); sparsify's nn.Linear init gives about "
@@ -125,11 +138,16 @@ class SAEConfig:
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
-        check_literals(self)  # normalize, auxk_normalizer, auxk_grad, init_distribution
+        check_literals(self)  # normalize, auxk_normalizer, auxk_grad, init_distribution, batch_topk_threshold
         if not 0 < self.k <= self.n_features:
             raise ValueError(f"k={self.k} must be in 1..n_features={self.n_features}")
         if self.max_k is not None and not self.k <= self.max_k <= self.n_features:
             raise ValueError(f"max_k={self.max_k} must be in k={self.k}..n_features={self.n_features}")
+        if self.batch_topk_threshold != "moving_average" and not self.batch_topk:
+            raise ValueError(
+                f"batch_topk_threshold={self.batch_topk_threshold!r} needs batch_topk: true (a TopK SAE has no "
+                "threshold: it keeps k latents per token by construction)"
+            )
         if not self.encoder_init_norm > 0:
             raise ValueError(f"encoder_init_norm={self.encoder_init_norm} must be > 0")
 
@@ -365,6 +383,8 @@ def train_sae(
     if log_path is not None:
         write_log(log_path, rows)
     sae.eval()
+    if sae.batch_topk and cfg.batch_topk_threshold == "calibrated":  # same pre-activations in both spaces
+        sae.calibrate_threshold((init.to(device) - mean) / scale)
     out = sae.fold_normalisation(mean, scale)
     out.build_info = {
         "steps": step,
@@ -373,6 +393,8 @@ def train_sae(
         "final_fvu": rows[-1]["fvu"] if rows else None,
         "dead_fraction": rows[-1]["dead_fraction"] if rows else None,
     }
+    if sae.batch_topk:
+        out.build_info |= {"threshold": float(out.threshold[0]), "batch_topk_threshold": cfg.batch_topk_threshold}
     return out
 
 
