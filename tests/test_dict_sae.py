@@ -160,7 +160,7 @@ def test_recovers_planted_atoms():
     assert fvu < 0.2
 
 
-def _run(p, ckpt, log_every=5, batch_topk=False, **kw):
+def _run(p, ckpt, log_every=5, batch_topk=False, threshold="moving_average", **kw):
     cfg = SAEConfig(
         n_features=48,
         k=2,
@@ -173,20 +173,26 @@ def _run(p, ckpt, log_every=5, batch_topk=False, **kw):
         k_aux=8,
         lr_warmup_steps=5,
         batch_topk=batch_topk,
+        batch_topk_threshold=threshold,
     )
     return train_sae(p.factory(1000, batch=100), 16, cfg, checkpoint_dir=ckpt, progress=False, **kw)
 
 
-@pytest.mark.parametrize("batch_topk", [False, True])
-def test_resume_after_interruption_gives_identical_weights(tmp_path, batch_topk):
+@pytest.mark.parametrize(
+    "batch_topk, threshold", [(False, "moving_average"), (True, "moving_average"), (True, "calibrated")]
+)
+def test_resume_after_interruption_gives_identical_weights(tmp_path, batch_topk, threshold):
     p = planted(d=16, n_atoms=24, k=2, seed=3)
-    straight = _run(p, tmp_path / "a", log_path=tmp_path / "a.csv", batch_topk=batch_topk)
+    run = dict(batch_topk=batch_topk, threshold=threshold)
+    straight = _run(p, tmp_path / "a", log_path=tmp_path / "a.csv", **run)
     with pytest.raises(TrainingInterrupted):
-        _run(p, tmp_path / "b", stop_after=17, batch_topk=batch_topk)  # killed after step 17; last checkpoint at 10
+        _run(p, tmp_path / "b", stop_after=17, **run)  # killed after step 17; last checkpoint at 10
     ck = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
     assert ck["step"] == 10 and ck["epoch"] == 0 and ck["offset"] == 640
     assert ("threshold" in ck["model"]) == batch_topk  # BatchTopK's threshold resumes with the weights
-    resumed = _run(p, tmp_path / "b", log_path=tmp_path / "b.csv", batch_topk=batch_topk)
+    # a setting at its inert default is not in the signature: checkpoints from before it existed resume
+    assert ("batch_topk_threshold" in ck["signature"]["cfg"]) == (threshold != "moving_average")
+    resumed = _run(p, tmp_path / "b", log_path=tmp_path / "b.csv", **run)
     for name, v in straight.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[name]), name
     assert (tmp_path / "a.csv").read_text().splitlines()[0].startswith("step,tokens,loss,fvu")

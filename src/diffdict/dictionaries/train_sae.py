@@ -42,7 +42,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
-from ..settings import check_literals, setting
+from ..settings import check_literals, inert_at_default, setting
 from .data import BatchesFactory, rebatch, sample
 from .kernels import SparsePattern
 from .kinds import FitInputs, Kind, register
@@ -269,8 +269,10 @@ def train_sae(
     device = torch.device(device)
     ckpt_path = Path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir else None
     init = sample(factory, cfg.init_tokens, site).x
-    # the data's fingerprint too: a checkpoint of other activations (a changed split) must not resume
-    signature = {"cfg": asdict(cfg), "d_model": d_model, "site": site, "data": _fingerprint(init)}
+    # the data's fingerprint too: a checkpoint of other activations (a changed split) must not resume;
+    # settings at their inert default left out, as in a job's params: a checkpoint from before one existed resumes
+    cfg_sig = inert_at_default(type(cfg), asdict(cfg))
+    signature = {"cfg": cfg_sig, "d_model": d_model, "site": site, "data": _fingerprint(init)}
     signature["cfg"].pop("checkpoint_every"), signature["cfg"].pop("log_every")
 
     sae = TopKSAE(d_model, cfg.n_features, cfg.k, cfg.batch_topk, cfg.max_k).to(device)
