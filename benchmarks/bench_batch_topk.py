@@ -7,7 +7,9 @@ in training and learn a threshold (a moving average of the smallest kept activat
 are scored as they infer, by that threshold: diffdict's `encode`, and SAELens' own inference model
 (`save_inference_model`, a JumpReLU, read back with `SAE.load_from_disk`). Reported beside FVU: the mean active
 latents per held-out token (the threshold lags on a run this short, so it is not k). Third, in the same rounds:
-diffdict's TopK SAE on the same settings (`speed_vs_topk`: what the batch selection costs).
+diffdict's TopK SAE on the same settings (`speed_vs_topk`: what the batch selection costs). Fourth, diffdict's
+BatchTopK with `batch_topk_threshold: calibrated` (the threshold set once trained so that k are active per token),
+which scores BatchTopK at the sparsity asked for, beside TopK's.
 
     .venv-bench/bin/python benchmarks/bench_batch_topk.py --rounds 3   # writes benchmarks/results/bench_batch_topk.*
 """
@@ -49,10 +51,10 @@ def active(encode, test) -> float:
     return float(sum(int((encode(test[a : a + 4096]) > 0).sum()) for a in range(0, len(test), 4096)) / len(test))
 
 
-def run_diffdict(train, test, a, batch_topk=True):
+def run_diffdict(train, test, a, **settings):
     steps = []
     cb = lambda step, row: steps.append(a.batch / row["tokens_per_s"])  # noqa: E731
-    cfg = diffdict_config(a, batch_topk=batch_topk)
+    cfg = diffdict_config(a, **settings)
     sae, wall, cpu_s = timed(
         lambda: train_sae(lambda e: batches(train, 4096, e), train.shape[1], cfg, progress=False, callback=cb)
     )
@@ -89,7 +91,7 @@ def run_saelens(train, test, a):
 def main():
     ap = parser()
     ap.set_defaults(
-        only=["diffdict_batch_topk", "saelens_batch_topk", "diffdict_topk"],
+        only=["diffdict_batch_topk", "saelens_batch_topk", "diffdict_topk", "diffdict_batch_topk_calibrated"],
         out=str(ROOT / "benchmarks/results/bench_batch_topk"),
     )
     a = ap.parse_args()
@@ -97,9 +99,12 @@ def main():
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # pay the one-off torch._dynamo import before timing
     train, test, desc = make_data(a)
     runners = {
-        "diffdict_batch_topk": run_diffdict,
+        "diffdict_batch_topk": lambda train, test, a: run_diffdict(train, test, a, batch_topk=True),
         "saelens_batch_topk": run_saelens,
-        "diffdict_topk": lambda train, test, a: run_diffdict(train, test, a, batch_topk=False),
+        "diffdict_topk": lambda train, test, a: run_diffdict(train, test, a),
+        "diffdict_batch_topk_calibrated": lambda train, test, a: run_diffdict(
+            train, test, a, batch_topk=True, batch_topk_threshold="calibrated"
+        ),
     }
     runs = {name: [] for name in a.only}
     for rnd in range(a.rounds):  # interleaved: drift in a shared machine's speed hits both
