@@ -168,6 +168,15 @@ def test_init_runs_differ_from_their_base_only_in_the_init(default, repo, base, 
             ["config.dictionaries.sae: batch_topk_threshold='calibrated' needs batch_topk: true"],
         ),
         (lambda c: c["dictionaries"]["itda"].update(cos_threshold=0), ["config.dictionaries.itda: cos_threshold 0"]),
+        # an interp split too small for any feature to be explained and judged
+        (
+            lambda c: c["prompts"]["splits"].update(interp=31),  # the default judges 8 + 8 held-out images
+            ["config.prompts.splits.interp: 31 images can explain no feature", "valid: interp >= 32"],
+        ),
+        (lambda c: c["interp"].update(n_pos=200), ["splits.interp: 384 images", "n_pos + interp.n_neg = 200 + 8"]),
+        (lambda c: c["interp"].update(explain_fraction=1.0), ["config.interp.explain_fraction: 1.0 is greater than"]),
+        (lambda c: c["sites"]["double1_img"].update(steps=[1, 1]), ["steps: [1, 1] has non-unique elements"]),
+        (lambda c: c["steering"].update(strengths=[]), ["config.steering.strengths: [] should be non-empty"]),
         (lambda c: c["steering"].update(strengths=0.8), ["config.steering.strengths: 0.8 is not of type 'array'"]),
         (lambda c: c["interp"].update(n_pos="five"), ["config.interp.n_pos: 'five' is not of type 'integer'"]),
         (lambda c: c.update(world={"train_step": 5}), ["config.world: unknown key 'train_step'", "train_steps"]),

@@ -123,3 +123,21 @@ def test_a_value_rounding_onto_its_threshold_shows_another_digit():
     assert (
         value_text(dict(check="core_token_auroc", value=0.89996, lo=np.nan, hi=np.nan, threshold=CORE_MIN)) == "0.89996"
     )
+
+
+def test_a_run_that_judged_no_feature_fails_its_interpretability_check_and_says_why(tmp_path):
+    """The interp stage ran but no feature was eligible: its summary keeps its header through CSV (the
+    workflow reads it back), and the checks show one failing interpretability row with the reason
+    instead of dropping the check; the figure says the same in words."""
+    from diffdict.plots import plot_interp_scores
+
+    empty = compare_to_baseline(pd.DataFrame(columns=["site", "dict", "kind", "feature", "balanced_accuracy"]))
+    assert empty.empty and {"site", "dict", "metric", "mean", "diff_vs_random", "diff_lo"} <= set(empty.columns)
+    empty.to_csv(tmp_path / "interp_summary.csv", index=False)
+    c = checks([0.95, 0.96, 0.97], [0.60] * 3, interp=pd.read_csv(tmp_path / "interp_summary.csv"))
+    row = c.loc["interp_vs_random"]
+    assert not row["passed"] and np.isnan(row["value"]) and "none was eligible" in row["detail"]
+    assert "2 of 3 checks pass." in markdown(c.reset_index())  # core and margin pass; interpretability cannot
+    assert "interp_vs_random" not in checks([0.95] * 3, [0.60] * 3).index  # no interp stage given: no check
+    png, _ = plot_interp_scores(empty, tmp_path / "interp_scores.png")
+    assert png.exists()

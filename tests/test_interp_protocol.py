@@ -10,7 +10,14 @@ from diffdict.interp.backends.annotation import AnnotationBackend
 from diffdict.interp.backends.local_vlm import TransformersBackend
 from diffdict.interp.backends.prompts import ParseError, parse_explanation, parse_score
 from diffdict.interp.codes import CodeTable
-from diffdict.interp.protocol import FeatureTask, LeakError, build_tasks, eligibility, split_images
+from diffdict.interp.protocol import (
+    FeatureTask,
+    LeakError,
+    build_tasks,
+    eligibility,
+    min_interp_images,
+    split_images,
+)
 from diffdict.interp.scoring import (
     auroc,
     balanced_accuracy,
@@ -147,6 +154,33 @@ def test_eligibility_names_why_a_feature_is_left_out():
     assert why.loc[1, "n_neg_heldout"] == 0 and why.loc[2, "n_pos_explain"] + why.loc[2, "n_pos_heldout"] == 2
     assert [t.feature for t in tasks] == [0]
     assert (info["n_eligible"], info["n_ineligible_rare"], info["n_ineligible_dense"]) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("cfg, n", [({}, 20), ({"explain_fraction": 0.9}, 96), ({"n_pos": 2, "n_neg": 3}, 10)])
+def test_min_interp_images_is_the_fewest_with_which_a_feature_can_be_judged(cfg, n):
+    """Known answers (the split rounds as `split_images`: 95 images at 0.9 hold out only 9), checked
+    against the protocol itself: with n images the best possible feature (on every explanation image
+    and exactly n_pos held-out ones) is eligible; with n - 1 no feature is."""
+    assert min_interp_images(cfg) == n
+    c = {**CFG, "n_explain": 5, "n_pos": 5, "n_neg": 5, "min_active_tokens": 1, **cfg}
+    for size, eligible in ((n, True), (n - 1, False)):
+        pids = np.arange(size) + 1000
+        explain, held = split_images(pids, c.get("explain_fraction", 0.5), c["seed"])
+        on = set(explain) | set(held[: c["n_pos"]])
+        T = GRID[0] * GRID[1]
+        val = torch.tensor([[1.0 if p in on else 0.0] for p in pids for _ in range(T)])
+        codes = CodeTable(
+            torch.zeros(size * T, 1, dtype=torch.int32),
+            val,
+            torch.from_numpy(np.repeat(pids, T)),
+            torch.zeros(size * T, dtype=torch.int16),
+            torch.arange(T).repeat(size).int(),
+            1,
+            GRID,
+        )
+        st = feature_statistics(codes)
+        tasks, info = build_tasks(st.features, st.images, pids, c)
+        assert (info["n_eligible"] == 1) == eligible, (size, info)
 
 
 def test_quantile_positives_span_the_activation_range():

@@ -407,6 +407,23 @@ def _check_pretrained(config: dict) -> list[str]:
     return errors
 
 
+def _check_interp_images(config: dict, interp: dict) -> list[str]:
+    """The interp split must be large enough for any feature to be explained and judged."""
+    from .interp.protocol import DEFAULTS, min_interp_images
+
+    c = {**DEFAULTS, **{k: v for k, v in interp.items() if k in DEFAULTS}}
+    have, need = config["prompts"]["splits"]["interp"], min_interp_images(c)
+    if have >= need:
+        return []
+    return [
+        f"config.prompts.splits.interp: {have} images can explain no feature: the explainer needs "
+        f"interp.n_explain = {c['n_explain']} images of the explanation subset (interp.explain_fraction = "
+        f"{c['explain_fraction']} of the split) and the judge interp.n_pos + interp.n_neg = {c['n_pos']} + "
+        f"{c['n_neg']} held-out ones (the rest); valid: interp >= "
+        f"{need}, or lower those counts"
+    ]
+
+
 def _check_stage_options(config: dict) -> list[str]:
     """interp / steering keys against the stages' own defaults (their single source of truth)."""
     from .interp.run import InterpSettings
@@ -439,6 +456,8 @@ def _check_stage_options(config: dict) -> list[str]:
             resolve(value)
         except ValueError as e:
             errors.append(f"config.{section}: {e}")
+    if not any(e.startswith("config.interp") for e in errors):  # its counts are typed and valid
+        errors += _check_interp_images(config, interp)
     split = config["steering"].get("split", "test")
     if split not in config["prompts"]["splits"]:
         errors.append(

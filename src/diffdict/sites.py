@@ -30,7 +30,7 @@ class SiteSettings:
         "resid", "resid: the block's output; mlp: the feed-forward hidden activation after GELU (neurons)"
     )
     steps: list[int] = setting(
-        [0], "denoising steps read (0-based)", minItems=1, items={"type": "integer", "minimum": 0}
+        [0], "denoising steps read (0-based)", minItems=1, uniqueItems=True, items={"type": "integer", "minimum": 0}
     )
     tokens_per_image: int | None = setting(
         None, "tokens kept per image and step in the train split (seeded); null: all", minimum=1

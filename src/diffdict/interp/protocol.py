@@ -45,14 +45,21 @@ class ProtocolSettings:
 
     seed: int = setting(0, "seed of the image split, the feature sample and the negatives")
     n_features: int = setting(50, "features sampled (seeded) among the eligible ones")
-    explain_fraction: float = setting(0.5, "share of the interp images the explainer may see; the rest are held out")
+    explain_fraction: float = setting(
+        0.5,
+        "share of the interp images the explainer may see; the rest are held out",
+        exclusiveMinimum=0,
+        exclusiveMaximum=1,
+    )
     min_active_tokens: int = setting(6, "eligible: fires on at least this many tokens")
     min_active_per_image: int = setting(1, "an image is a positive when this many of its tokens fire")
-    n_explain: int = setting(5, "top explanation-subset images shown to the explainer (and needed to be eligible)")
+    n_explain: int = setting(
+        5, "top explanation-subset images shown to the explainer (and needed to be eligible)", minimum=1
+    )
     n_explain_neg: int = setting(10, "non-activating explanation-subset images shown to the explainer")
     n_mid: int = setting(3, "mid-quantile images on the feature's card")
-    n_pos: int = setting(5, "held-out positives the judge scores (and needed to be eligible)")
-    n_neg: int = setting(5, "held-out negatives the judge scores (and needed to be eligible)")
+    n_pos: int = setting(5, "held-out positives the judge scores (and needed to be eligible)", minimum=1)
+    n_neg: int = setting(5, "held-out negatives the judge scores (and needed to be eligible)", minimum=1)
     positives: Positives = setting("top", "top: the top held-out images (the paper); quantiles: one per stratum")
     negatives: Negatives = setting(
         "random", "random non-activating images, other features' top images (the paper's), or half of each"
@@ -60,6 +67,20 @@ class ProtocolSettings:
 
 
 DEFAULTS = defaults(ProtocolSettings)
+
+
+def min_interp_images(cfg: dict) -> int:
+    """The fewest interpretation images with which any feature can be eligible (step 2): the
+    explanation subset (`split_images`) must hold ``n_explain`` images and the held-out subset
+    ``n_pos`` + ``n_neg``. Fewer, and the stage can explain nothing, whatever the dictionary."""
+    c = {**DEFAULTS, **{k: v for k, v in cfg.items() if k in DEFAULTS}}
+    f, held = c["explain_fraction"], c["n_pos"] + c["n_neg"]
+    if not 0 < f < 1:
+        raise ValueError(f"interp.explain_fraction must be in (0, 1), got {f}")
+    n = max(1, c["n_explain"] + held)
+    while not (round(f * n) >= c["n_explain"] and n - round(f * n) >= held):  # the split's own rounding
+        n += 1
+    return n
 
 
 class LeakError(AssertionError):

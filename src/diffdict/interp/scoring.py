@@ -213,6 +213,12 @@ def compare_to_baseline(
                         "separated": bool(np.isfinite(diff[1]) and (diff[1] > 0 or diff[2] < 0)),
                     }
                 )
+    if not rows:  # nothing judged anywhere: keep the header, so readers get an empty table, not an empty file
+        fixed = ["dict", "kind", "metric", "n_features", "replicates", "replicate_means", "mean", "lo", "hi"]
+        extra = [*_failures(table), *(LEFT_OUT.values() if run_summaries is not None else [])]
+        return pd.DataFrame(
+            columns=[*keys, *fixed, *extra, "baseline", f"diff_vs_{baseline}", "diff_lo", "diff_hi", "separated"]
+        )
     return pd.DataFrame(rows)
 
 

@@ -80,7 +80,9 @@ def ground_truth_checks(
 
 
 def _interp_rows(interp_summary: pd.DataFrame | None, site: str, d: str, baseline: str) -> list[dict]:
-    if interp_summary is None or interp_summary.empty:
+    """The interpretability checks of `d` at `site`; where the stage ran but judged nothing of `d` or of the
+    null there (no eligible feature), one check that fails and says so, instead of none."""
+    if interp_summary is None:
         return []
     g = interp_summary[interp_summary["site"] == site]
     rows = []
@@ -95,6 +97,9 @@ def _interp_rows(interp_summary: pd.DataFrame | None, site: str, d: str, baselin
         rows.append(
             _row(site, d, name, diff, 0.0, lo > 0, lo=lo, hi=hi, null=base.iloc[0]["mean"], detail=detail)
         )  # fmt: skip
+    if not rows:
+        why = f"no feature of {d} or {baseline} judged here: none was eligible (interp_runs.csv counts why)"
+        rows.append(_row(site, d, f"interp_vs_{baseline}", np.nan, 0.0, False, detail=why))
     return rows
 
 

@@ -18,13 +18,16 @@ import numpy as np
 import pandas as pd
 
 from ..interp.scoring import compare_to_baseline
-from .style import apply_style, dict_order, dict_palette, kind_of, require, save_figure, site_order
+from .style import apply_style, dict_order, dict_palette, kind_of, message_figure, require, save_figure, site_order
 
 SCORES = {"balanced_accuracy": "balanced accuracy (image)", "token_f1": "F1 (token judge)"}
 
 
 def plot_interp_scores(df: pd.DataFrame, out: str | os.PathLike, scores=tuple(SCORES)):
-    require(df, ["site", "dict"], "interpretability scores")
+    require(df, ["site", "dict"], "interpretability scores", allow_empty=True)
+    if df.empty:  # a valid run whose dictionaries offered no explainable feature: say so, in the figure
+        why = "no feature of any dictionary was eligible to be explained and judged"
+        return message_figure(out, "Interpretability", f"Nothing to plot: {why} (interp_runs.csv counts why).")
     scores = [s for s in scores if s in df.columns and df[s].notna().any()]
     if not scores:
         require(df, ["balanced_accuracy"], "interpretability scores")

@@ -38,7 +38,9 @@ class SteeringSettings:
     features: int | list[int] = setting(4, "a number: the top-n explained features by `score`; a list: these")
     score: str = setting("balanced_accuracy", "the interp score that ranks features")
     match: str | None = setting(None, "regex on explanations: steer only matching features (e.g. ^color=)")
-    strengths: list[float] = setting([-0.8, 0.0, 0.4, 0.8, 1.6], "x the site's mean token norm (paper: 0.8)")
+    strengths: list[float] = setting(
+        [-0.8, 0.0, 0.4, 0.8, 1.6], "x the site's mean token norm (paper: 0.8)", minItems=1, uniqueItems=True
+    )
     prompts: int = setting(4, "prompts per feature, sampled (seeded) from the split")
     steps: list[int] | None = setting(None, "denoising steps to steer; null: all (the paper)")
     streams: list[str] | None = setting(None, "img and/or txt tokens; null: the site's own stream")
