@@ -112,15 +112,15 @@ class RandomDirections(Dictionary):
 
 @dataclass
 class RandomConfig:
-    n_features: int = setting(65536, "random unit directions")
-    k: int = setting(64, "largest positive projections kept per token")
+    n_features: int = setting(65536, "random unit directions", minimum=1)
+    k: int = setting(64, "largest positive projections kept per token", minimum=1)
     seed: int = setting(0, "direction seed (replicate r uses seed + r)")
-    init_tokens: int = setting(16384, "sample for the mean and the least-squares scale")
+    init_tokens: int = setting(16384, "sample for the mean and the least-squares scale", minimum=1)
 
 
 @dataclass
 class NeuronsConfig:
-    k: int = setting(64, "largest neuron activations kept per token")
+    k: int = setting(64, "largest neuron activations kept per token", minimum=1)
 
 
 def build_random(

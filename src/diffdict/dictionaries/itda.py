@@ -115,19 +115,21 @@ class ITDA(Dictionary):
 
 @dataclass
 class ITDAConfig:
-    k: int = setting(32, "target L0 of the pursuit (the paper's code)")
+    k: int = setting(32, "target L0 of the pursuit (the paper's code)", minimum=1)
     cos_threshold: float = setting(0.8, "add a token as an atom when cos(x, x_hat) is below this")
-    max_atoms: int = setting(50_000, "dictionary size limit")
-    batch_size: int = setting(256, "tokens per building batch")
-    tokens: int | None = setting(None, "tokens to read while building; null: one pass over the training split")
+    max_atoms: int = setting(50_000, "dictionary size limit", minimum=1)
+    batch_size: int = setting(256, "tokens per building batch", minimum=1)
+    tokens: int | None = setting(
+        None, "tokens to read while building; null: one pass over the training split", minimum=1
+    )
     pursuit: Pursuit = setting("gradient", "sparse pursuit used to encode")
     normalize: Normalize = setting(
         "robust", "input normalisation (train_sae.normalisation_stats); dim: the paper's code"
     )
     dedupe: bool = setting(True, "skip a candidate atom that duplicates one already added")
-    init_tokens: int = setting(16384, "sample for the normalisation statistics")
+    init_tokens: int = setting(16384, "sample for the normalisation statistics", minimum=1)
     seed: int = setting(0, "shuffling seed (replicate r uses seed + r)")
-    log_every: int = setting(10, "batches between train_log.csv rows (not a result)")
+    log_every: int = setting(10, "batches between train_log.csv rows (not a result)", minimum=1)
 
     def __post_init__(self):
         check_literals(self)  # pursuit, normalize

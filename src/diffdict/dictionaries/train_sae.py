@@ -61,21 +61,24 @@ ROBUST_LIMIT = 10.0  # `robust`: the largest std a dimension keeps, in units of 
 
 @dataclass
 class SAEConfig:
-    n_features: int = setting(65536, "latents (the paper's code: 65,536 for d = 3072)")
-    k: int = setting(64, "latents kept per token (TopK)")
-    batch_size: int = setting(1024, "tokens per optimiser step")
-    tokens: int = setting(30_000_000, "training budget in tokens; epochs of the training split repeat as needed")
-    lr: float | None = setting(None, "learning rate; null: 2e-4 / sqrt(n_features / 2**14)")
-    lr_warmup_steps: int = setting(50, "linear warm-up steps")
-    lr_decay_frac: float = setting(0.2, "linear decay to 0 over this final fraction of steps")
+    n_features: int = setting(65536, "latents (the paper's code: 65,536 for d = 3072)", minimum=1)
+    k: int = setting(64, "latents kept per token (TopK)", minimum=1)
+    batch_size: int = setting(1024, "tokens per optimiser step", minimum=1)
+    tokens: int = setting(
+        30_000_000, "training budget in tokens; epochs of the training split repeat as needed", minimum=1
+    )
+    lr: float | None = setting(None, "learning rate; null: 2e-4 / sqrt(n_features / 2**14)", minimum=0)
+    lr_warmup_steps: int = setting(50, "linear warm-up steps", minimum=0)
+    lr_decay_frac: float = setting(0.2, "linear decay to 0 over this final fraction of steps", minimum=0, maximum=1)
     betas: tuple[float, float] = setting((0.9, 0.999), "Adam betas")
     eps: float = setting(6.25e-10, "Adam epsilon")
-    grad_clip: float = setting(1.0, "gradient-norm clip")
-    auxk_coef: float = setting(1 / 32, "weight of the AuxK loss (dead latents predict the residual)")
+    grad_clip: float = setting(1.0, "gradient-norm clip", exclusiveMinimum=0)
+    auxk_coef: float = setting(1 / 32, "weight of the AuxK loss (dead latents predict the residual)", minimum=0)
     k_aux: int = setting(
         64,
         "dead latents used by the AuxK loss (the paper's code); d/2 (Gao et al.'s heuristic, sparsify's) gave a "
         "higher FVU on bench_sae's data (benchmarks/results/sae_gap_kaux.md)",
+        minimum=0,
     )
     auxk_normalizer: AuxkNormalizer = setting(
         "residual",
@@ -91,7 +94,7 @@ class SAEConfig:
         "alive at no higher FVU than all, adopted by a rule fixed before the runs (benchmarks/results/auxk_grad.md)",
     )
     dead_tokens: int | None = setting(
-        None, "tokens without firing after which a latent is dead; null: min(10M, tokens // 10)"
+        None, "tokens without firing after which a latent is dead; null: min(10M, tokens // 10)", minimum=1
     )
     normalize: Normalize = setting(
         "robust", "input normalisation (train_sae.normalisation_stats); dim: the paper's code"
@@ -105,6 +108,7 @@ class SAEConfig:
         None,
         "BatchTopK: the most latents one token may keep (the candidates per token, and the width of its codes); "
         "null: 4 x k",
+        minimum=1,
     )
     batch_topk_threshold: BatchTopkThreshold = setting(
         "moving_average",
@@ -115,7 +119,9 @@ class SAEConfig:
         inert="moving_average",
     )
     init_tokens: int = setting(
-        16384, "sample for the normalisation statistics, the geometric-median b_dec and a calibrated threshold"
+        16384,
+        "sample for the normalisation statistics, the geometric-median b_dec and a calibrated threshold",
+        minimum=1,
     )
     encoder_init_norm: float = setting(
         1.0,
@@ -133,8 +139,10 @@ class SAEConfig:
         "toy, by rules fixed before the runs (benchmarks/results/texture_world/init_distribution.md)",
     )
     seed: int = setting(0, "initialisation and shuffling seed (replicate r uses seed + r)")
-    checkpoint_every: int = setting(500, "steps between checkpoints (not a result: changing it retrains nothing)")
-    log_every: int = setting(50, "steps between train_log.csv rows (not a result)")
+    checkpoint_every: int = setting(
+        500, "steps between checkpoints (not a result: changing it retrains nothing)", minimum=1
+    )
+    log_every: int = setting(50, "steps between train_log.csv rows (not a result)", minimum=1)
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
