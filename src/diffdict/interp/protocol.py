@@ -44,20 +44,20 @@ class ProtocolSettings:
     """The sampling protocol: which features are explained and which images each party sees."""
 
     seed: int = setting(0, "seed of the image split, the feature sample and the negatives")
-    n_features: int = setting(50, "features sampled (seeded) among the eligible ones")
+    n_features: int = setting(50, "features sampled (seeded) among the eligible ones", minimum=1)
     explain_fraction: float = setting(
         0.5,
         "share of the interp images the explainer may see; the rest are held out",
         exclusiveMinimum=0,
         exclusiveMaximum=1,
     )
-    min_active_tokens: int = setting(6, "eligible: fires on at least this many tokens")
-    min_active_per_image: int = setting(1, "an image is a positive when this many of its tokens fire")
+    min_active_tokens: int = setting(6, "eligible: fires on at least this many tokens", minimum=1)
+    min_active_per_image: int = setting(1, "an image is a positive when this many of its tokens fire", minimum=1)
     n_explain: int = setting(
         5, "top explanation-subset images shown to the explainer (and needed to be eligible)", minimum=1
     )
-    n_explain_neg: int = setting(10, "non-activating explanation-subset images shown to the explainer")
-    n_mid: int = setting(3, "mid-quantile images on the feature's card")
+    n_explain_neg: int = setting(10, "non-activating explanation-subset images shown to the explainer", minimum=0)
+    n_mid: int = setting(3, "mid-quantile images on the feature's card", minimum=0)
     n_pos: int = setting(5, "held-out positives the judge scores (and needed to be eligible)", minimum=1)
     n_neg: int = setting(5, "held-out negatives the judge scores (and needed to be eligible)", minimum=1)
     positives: Positives = setting("top", "top: the top held-out images (the paper); quantiles: one per stratum")

@@ -39,19 +39,33 @@ log = logging.getLogger("diffdict.interp")
 class InterpSettings(ProtocolSettings):
     """The `interp` config section less `explainers`: the protocol and how the stage runs it."""
 
-    batch_size: int = setting(4096, "tokens per encode batch")
+    batch_size: int = setting(4096, "tokens per encode batch", minimum=1)
     device: str = setting("cpu", "where the dictionary encodes: cpu | cuda | cuda:N | auto")
     codes_dtype: Literal["float32", "float16"] = setting("float32", "stored code values")
-    quantiles: list[float] = setting([0.5, 0.9, 0.99], "activation quantiles recorded per feature")
-    active_quantile: float = setting(0.5, "a token is active at >= this quantile of the feature's nonzero values")
-    negative_quantile: float = setting(0.0, "an image is negative when its max < this quantile (0: exactly zero)")
-    image_size: int = setting(256, "side of the images sent to the explainer and the judge")
-    card_size: int = setting(160, "side of a card panel")
+    quantiles: list[float] = setting(
+        [0.5, 0.9, 0.99],
+        "activation quantiles recorded per feature",
+        items={"type": "number", "minimum": 0, "maximum": 1},
+    )
+    active_quantile: float = setting(
+        0.5,
+        "a token is active at >= this quantile of the feature's nonzero values",
+        minimum=0,
+        maximum=1,
+    )
+    negative_quantile: float = setting(
+        0.0,
+        "an image is negative when its max < this quantile (0: exactly zero)",
+        minimum=0,
+        maximum=1,
+    )
+    image_size: int = setting(256, "side of the images sent to the explainer and the judge", minimum=8)
+    card_size: int = setting(160, "side of a card panel", minimum=8)
     failure_policy: FailurePolicy = setting(
         "exclude", "a failed explanation or judgement: left out, or scored as wrong"
     )
-    n_boot: int = setting(1000, "bootstrap resamples of the confidence intervals")
-    ci: float = setting(0.95, "confidence level")
+    n_boot: int = setting(1000, "bootstrap resamples of the confidence intervals", minimum=1)
+    ci: float = setting(0.95, "confidence level", exclusiveMinimum=0, exclusiveMaximum=1)
     explainer: dict = setting(
         {"backend": "annotation"}, "the explainer backend's settings (the workflow: one of `explainers`)"
     )

@@ -35,19 +35,24 @@ class SteeringSettings:
 
     split: str = setting("test", "prompts split to steer")
     explainer: str | None = setting(None, "whose explanations pick the features; null: the first configured")
-    features: int | list[int] = setting(4, "a number: the top-n explained features by `score`; a list: these")
+    features: int | list[int] = setting(
+        4,
+        "a number: the top-n explained features by `score`; a list: these",
+        minimum=1,
+        items={"type": "integer", "minimum": 0},
+    )
     score: str = setting("balanced_accuracy", "the interp score that ranks features")
     match: str | None = setting(None, "regex on explanations: steer only matching features (e.g. ^color=)")
     strengths: list[float] = setting(
         [-0.8, 0.0, 0.4, 0.8, 1.6], "x the site's mean token norm (paper: 0.8)", minItems=1, uniqueItems=True
     )
-    prompts: int = setting(4, "prompts per feature, sampled (seeded) from the split")
+    prompts: int = setting(4, "prompts per feature, sampled (seeded) from the split", minimum=1)
     steps: list[int] | None = setting(None, "denoising steps to steer; null: all (the paper)")
     streams: list[str] | None = setting(None, "img and/or txt tokens; null: the site's own stream")
-    border: int = setting(0, "image-token border left unsteered (paper: 4 at 256 px)")
-    batch_size: int = setting(8, "images per generation batch")
+    border: int = setting(0, "image-token border left unsteered (paper: 4 at 256 px)", minimum=0)
+    batch_size: int = setting(8, "images per generation batch", minimum=1)
     seed: int = setting(0, "prompt sample seed")
-    norm_tokens: int = setting(65536, "tokens read from the store to measure the mean token norm")
+    norm_tokens: int = setting(65536, "tokens read from the store to measure the mean token norm", minimum=1)
 
 
 DEFAULTS = defaults(SteeringSettings)
