@@ -30,3 +30,11 @@ def test_export_of_an_inexpressible_kind_is_a_message_not_a_traceback(tmp_path, 
     build("random", {"n_features": 8, "k": 2}, planted(16, 32, 2).factory(100), 16).save(tmp_path / "r.safetensors")
     assert main(["export", str(tmp_path / "r.safetensors"), "--format", "sparsify", "--out", str(tmp_path / "o")]) == 2
     assert "a 'random' dictionary cannot be written as sparsify" in capsys.readouterr().err
+
+
+def test_a_missing_file_is_named_in_one_line(tmp_path, capsys):
+    missing = tmp_path / "nope.yaml"
+    assert main(["check-config", str(missing)]) == 2
+    assert capsys.readouterr().err.strip() == f"diffdict: No such file or directory: {missing}"
+    with pytest.raises(FileNotFoundError):  # --verbose keeps the traceback
+        main(["--verbose", "check-config", str(missing)])

@@ -718,6 +718,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"diffdict: {e}", file=sys.stderr)
         return 2
+    except FileNotFoundError as e:  # a path the user gave: one line naming it (--verbose: the traceback)
+        if args.verbose:
+            raise
+        print(f"diffdict: {f'{e.strerror}: {e.filename}' if e.filename else e}", file=sys.stderr)
+        return 2
     return 0
 
 

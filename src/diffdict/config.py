@@ -419,8 +419,7 @@ def _check_interp_images(config: dict, interp: dict) -> list[str]:
         f"config.prompts.splits.interp: {have} images can explain no feature: the explainer needs "
         f"interp.n_explain = {c['n_explain']} images of the explanation subset (interp.explain_fraction = "
         f"{c['explain_fraction']} of the split) and the judge interp.n_pos + interp.n_neg = {c['n_pos']} + "
-        f"{c['n_neg']} held-out ones (the rest); valid: interp >= "
-        f"{need}, or lower those counts"
+        f"{c['n_neg']} held-out ones (the rest); valid: interp >= {need}, or lower those counts"
     ]
 
 
