@@ -58,6 +58,12 @@ def codes_for(pids, masks, n_random=30, seed=1):
     dense[..., 0] = masks[..., 0].reshape(n, T) * (1 + rng.random((n, T)))
     on = (rng.random((n, 1, n_random)) < 0.5) & (rng.random((n, T, n_random)) < 0.4)
     dense[..., 1:] = on * (1 + rng.random((n, T, n_random)))
+    return code_table(dense, pids)
+
+
+def code_table(dense: np.ndarray, pids) -> CodeTable:
+    """Codes of dense feature values [images, tokens, features] on `GRID` (one step): each token's top 8."""
+    n, T, F = dense.shape
     val, idx = torch.from_numpy(dense.reshape(n * T, F)).topk(min(8, F), dim=-1)
     return CodeTable(
         idx.int(),
@@ -142,11 +148,7 @@ def test_eligibility_names_why_a_feature_is_left_out():
     dense[..., 0] = masks[..., 0].reshape(n, T) * 2.0  # red tokens: eligible
     dense[:, :3, 1] = 1.0  # three tokens of every image
     dense[:2, :, 2] = 1.0  # every token of two images
-    val, idx = torch.from_numpy(dense.reshape(n * T, 3)).topk(3, dim=-1)
-    step = torch.zeros(n * T, dtype=torch.int16)
-    codes = CodeTable(
-        idx.int(), val, torch.from_numpy(np.repeat(pids, T)), step, torch.arange(T).repeat(n).int(), 3, GRID
-    )
+    codes = code_table(dense, pids)
     st = feature_statistics(codes)
     tasks, info = build_tasks(st.features, st.images, codes.prompt_id.numpy(), CFG)
     why = eligibility(st.features, st.images, info["heldout_ids"], CFG)
@@ -166,18 +168,8 @@ def test_min_interp_images_is_the_fewest_with_which_a_feature_can_be_judged(cfg,
     for size, eligible in ((n, True), (n - 1, False)):
         pids = np.arange(size) + 1000
         explain, held = split_images(pids, c.get("explain_fraction", 0.5), c["seed"])
-        on = set(explain) | set(held[: c["n_pos"]])
-        T = GRID[0] * GRID[1]
-        val = torch.tensor([[1.0 if p in on else 0.0] for p in pids for _ in range(T)])
-        codes = CodeTable(
-            torch.zeros(size * T, 1, dtype=torch.int32),
-            val,
-            torch.from_numpy(np.repeat(pids, T)),
-            torch.zeros(size * T, dtype=torch.int16),
-            torch.arange(T).repeat(size).int(),
-            1,
-            GRID,
-        )
+        on = np.isin(pids, np.concatenate([explain, held[: c["n_pos"]]]))
+        codes = code_table(np.repeat(on[:, None, None], GRID[0] * GRID[1], axis=1).astype(np.float32), pids)
         st = feature_statistics(codes)
         tasks, info = build_tasks(st.features, st.images, pids, c)
         assert (info["n_eligible"] == 1) == eligible, (size, info)

@@ -352,7 +352,7 @@ def _check_dictionaries(config: dict) -> list[str]:
         errors += typed
         if not typed:  # the rules between settings (k <= n_features, ...) before any job runs, not in it
             try:
-                _kind(kind).settings(**{**kinds[kind], **known})
+                _kind(kind).settings(**known)
             except (TypeError, ValueError) as e:
                 errors.append(f"config.dictionaries.{name}: {e}")
         for s in d.get("sites", []):

@@ -74,11 +74,9 @@ def min_interp_images(cfg: dict) -> int:
     explanation subset (`split_images`) must hold ``n_explain`` images and the held-out subset
     ``n_pos`` + ``n_neg``. Fewer, and the stage can explain nothing, whatever the dictionary."""
     c = {**DEFAULTS, **{k: v for k, v in cfg.items() if k in DEFAULTS}}
-    f, held = c["explain_fraction"], c["n_pos"] + c["n_neg"]
-    if not 0 < f < 1:
-        raise ValueError(f"interp.explain_fraction must be in (0, 1), got {f}")
+    held = c["n_pos"] + c["n_neg"]
     n = max(1, c["n_explain"] + held)
-    while not (round(f * n) >= c["n_explain"] and n - round(f * n) >= held):  # the split's own rounding
+    while (e := _explain_count(n, c["explain_fraction"])) < c["n_explain"] or n - e < held:  # the split's rounding
         n += 1
     return n
 
@@ -117,13 +115,18 @@ def check_choices(c: dict, choices: dict = CHOICES) -> None:
             raise ValueError(f"interp.{key} '{c[key]}' is not one of {list(valid)}")
 
 
-def split_images(prompt_ids, explain_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split of the unique prompt ids -> (explanation subset, held-out subset), each sorted."""
+def _explain_count(n_images: int, explain_fraction: float) -> int:
+    """How many of `n_images` interp images go to the explanation subset; the rest are held out."""
     if not 0 < explain_fraction < 1:
         raise ValueError(f"interp.explain_fraction must be in (0, 1), got {explain_fraction}")
+    return int(round(explain_fraction * n_images))
+
+
+def split_images(prompt_ids, explain_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of the unique prompt ids -> (explanation subset, held-out subset), each sorted."""
     ids = np.unique(np.asarray(prompt_ids, np.int64))
+    n = _explain_count(len(ids), explain_fraction)
     perm = np.random.default_rng([seed, 1]).permutation(len(ids))
-    n = int(round(explain_fraction * len(ids)))
     return np.sort(ids[perm[:n]]), np.sort(ids[perm[n:]])
 
 
