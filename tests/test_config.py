@@ -179,6 +179,11 @@ def test_init_runs_differ_from_their_base_only_in_the_init(default, repo, base, 
         (lambda c: c["steering"].update(strengths=[]), ["config.steering.strengths: [] should be non-empty"]),
         (lambda c: c["dictionaries"]["sae"].update(batch_size=0), ["dictionaries.sae.batch_size: 0 is less than"]),
         (lambda c: c["dictionaries"]["itda"].update(max_atoms=0), ["dictionaries.itda.max_atoms: 0 is less than"]),
+        # a batch larger than an epoch of the train split (384 images x 2 steps x 32 tokens kept)
+        (
+            lambda c: c["dictionaries"]["itda"].update(batch_size=24577),
+            ["config.dictionaries.itda.batch_size: 24577 tokens per batch", "site 'double1_img' holds 24576"],
+        ),
         (lambda c: c["steering"].update(features=0), ["config.steering.features: 0 is less than the minimum of 1"]),
         (lambda c: c["interp"].update(ci=95), ["config.interp.ci: 95 is greater than or equal to the maximum of 1"]),
         (lambda c: c["steering"].update(strengths=0.8), ["config.steering.strengths: 0.8 is not of type 'array'"]),
@@ -195,6 +200,42 @@ def test_bad_config_names_problem_and_choices(default, mutate, expected):
         dcfg.check(cfg)
     for text in expected:
         assert text in str(e.value), str(e.value)
+
+
+def _epoch_error(cfg) -> str:
+    with pytest.raises(dcfg.ConfigError) as e:
+        dcfg.check(cfg)
+    return str(e.value)
+
+
+def test_training_batch_must_fit_one_epoch_of_the_train_split(default, tmp_path):
+    """An epoch is train images x steps x the tokens each image gives the site: exactly the rows of
+    the site's train store (results/toy: 24,576 at double1_img), so a batch of that size passes and
+    one more token fails, at config time instead of in the training job after every capture."""
+    cfg = copy.deepcopy(default)
+    cfg["dictionaries"]["sae"]["batch_size"] = 384 * 2 * 32
+    dcfg.check(cfg)
+    cfg["prompts"]["splits"]["train"] = 383
+    msg = _epoch_error(cfg)
+    assert "sae.batch_size: 24576 tokens per batch, but one epoch of site 'double1_img' holds 24512" in msg
+    assert "(prompts.splits.train 383 images x 2 steps x 32 tokens); valid: batch_size <= 24512" in msg
+    # without tokens_per_image a site keeps every token of its stream: 64 image tokens of the toy, or
+    # the T5 sequence (model.max_sequence_length) on a text-stream site
+    cfg = copy.deepcopy(default)
+    cfg["sites"] = {"t": {"block": "double", "index": 0, "stream": "txt"}, "i": {"block": "double", "index": 0}}
+    cfg["dictionaries"] = {"sae": {"kind": "topk_sae", "n_features": 64, "k": 4, "batch_size": 384 * 16 + 1}}
+    msg = _epoch_error(cfg)
+    assert "site 't' holds 6144 (prompts.splits.train 384 images x 1 steps x 16 tokens)" in msg
+    assert "site 'i'" not in msg  # 384 x 64 tokens
+    # a toy the workflow has still to train: the token grid of its configured VAE (2x down: 16 x 16)
+    cfg = copy.deepcopy(default)
+    cfg["model"]["path"] = str(tmp_path / "untrained")
+    cfg["world"]["size"] = {"block_out_channels": [16, 32]}
+    cfg["sites"]["double1_img"]["tokens_per_image"] = None
+    cfg["dictionaries"]["sae"]["batch_size"] = 384 * 2 * 256 + 1
+    assert "site 'double1_img' holds 196608 (prompts.splits.train 384 images x 2 steps x 256 tokens)" in _epoch_error(
+        cfg
+    )
 
 
 def test_world_prompts_must_match_the_toys_world(default, repo, tmp_path):

@@ -407,6 +407,50 @@ def _check_pretrained(config: dict) -> list[str]:
     return errors
 
 
+def _tokens_per_image(config: dict, site: dict, info: dict) -> int:
+    """Tokens one image gives a site at one step: its stream's length (the image-token grid or the
+    T5 sequence), or `tokens_per_image` where the train split keeps fewer."""
+    from .model.loading import image_grid
+
+    m = config["model"]
+    if site.get("stream", "img") == "txt":
+        n = m["max_sequence_length"]
+    else:
+        vsf = info.get("vae_scale_factor")
+        if vsf is None:  # no vae/config.json yet: a toy the workflow trains (its builder's VAE) or diffusers' 8
+            from .world.pipeline import VAE_DEFAULTS
+
+            channels = (config.get("world") or {}).get("size", {}).get("block_out_channels")
+            vsf = 2 ** (len(channels or VAE_DEFAULTS["block_out_channels"]) - 1) if m["kind"] == "toy" else 8
+        rows, cols = image_grid(m["height"], m["width"], vsf)
+        n = rows * cols
+    kept = site.get("tokens_per_image")
+    return min(n, kept) if kept else n
+
+
+def _check_training_tokens(config: dict, info: dict) -> list[str]:
+    """A dictionary's batch must fit in one epoch of its sites' train split: otherwise its training
+    job fails after every generation and capture job has run (`dictionaries.data.rebatch`)."""
+    errors = []
+    kinds, n_images = dictionary_kinds(), config["prompts"]["splits"].get("train", 0)
+    for name, d in config["dictionaries"].items():
+        batch = {**kinds.get(d["kind"], {}), **d}.get("batch_size")
+        if batch is None:  # kinds that read no training batches (random, neurons, pretrained)
+            continue
+        for s in dictionary_sites(config, name):
+            site = config["sites"][s]
+            per_image = _tokens_per_image(config, site, info)
+            epoch = n_images * len(site.get("steps", [0])) * per_image
+            if batch > epoch:
+                errors.append(
+                    f"config.dictionaries.{name}.batch_size: {batch} tokens per batch, but one epoch of site '{s}' "
+                    f"holds {epoch} (prompts.splits.train {n_images} images x {len(site.get('steps', [0]))} steps x "
+                    f"{per_image} tokens); valid: batch_size <= {epoch}, or more train prompts, steps or "
+                    "tokens_per_image"
+                )
+    return errors
+
+
 def _check_interp_images(config: dict, interp: dict) -> list[str]:
     """The interp split must be large enough for any feature to be explained and judged."""
     from .interp.protocol import DEFAULTS, min_interp_images
@@ -552,6 +596,8 @@ def check(config: dict, schema_path: str | Path | None = None, check_model: bool
                     for msg in validate_site(site, n_double, n_single, m["num_inference_steps"])
                 ]
             errors += _check_pretrained(config)
+            if not errors:  # the dictionaries and sites are valid: their training batches fit the data
+                errors += _check_training_tokens(config, model_config_info(m, config.get("world")))
     if errors:
         raise ConfigError(_format(errors))
     return config
