@@ -1,91 +1,19 @@
-"""Configuration: load, check against the JSON schema and the model, and answer per-site /
-per-dictionary questions for the workflow.
+"""`check`: every problem of a config, before any job runs.
 
-Checks run before any job: the JSON schema (with messages that name the valid choices, which
-raw jsonschema messages do not), then semantic checks the schema cannot express: block indices
-against the configured model's block counts, steps against the schedule, each dictionary
-kind's hyperparameter names, and which sites a dictionary can be trained on.
-"""
+First the JSON schema, then what a schema cannot express: block indices against the configured
+model's block counts, steps against the schedule, each dictionary kind's settings and the rules
+between them, the sites a dictionary can be trained on, a training batch against the train
+split, the interp split against the protocol's counts, pretrained dictionaries' widths."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
-import math
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from .sites import Site, validate_site
-
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-class ConfigError(ValueError):
-    """A configuration problem; the message names the offending key and the valid choices."""
-
-
-def load_yaml(path: str | Path) -> dict:
-    with open(path) as f:
-        return yaml.safe_load(f) or {}
-
-
-def load_schema(schema_path: str | Path | None = None) -> dict:
-    path = Path(schema_path) if schema_path else SCHEMA_PATH
-    if not path.exists():
-        raise ConfigError(f"config schema not found at {path}")
-    return load_yaml(path)
-
-
-def _where(path) -> str:
-    return "config" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in path)
-
-
-def _schema_messages(config: dict, schema: dict) -> list[str]:
-    import jsonschema
-
-    messages = []
-    validator = jsonschema.Draft202012Validator(schema)
-    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
-        where = _where(err.absolute_path)
-        if err.validator == "additionalProperties":
-            allowed = sorted(err.schema.get("properties", {}))
-            extra = sorted(set(err.instance) - set(allowed))
-            for key in extra:
-                messages.append(f"{where}: unknown key '{key}'; valid keys: {', '.join(allowed)}")
-        elif err.validator == "enum":
-            messages.append(
-                f"{where}: {err.instance!r} is not a valid choice; valid: {', '.join(map(str, err.validator_value))}"
-            )
-        elif err.validator == "required":
-            messages.append(f"{where}: {err.message}")
-        else:
-            messages.append(f"{where}: {err.message}")
-    return messages
-
-
-def apply_defaults(config: dict, schema: dict) -> dict:
-    """Fill schema defaults into a copy of `config` (objects and additionalProperties maps)."""
-    config = copy.deepcopy(config)
-
-    def fill(node: Any, sch: dict) -> None:
-        if not isinstance(node, dict) or sch.get("type") != "object":
-            return
-        for key, sub in sch.get("properties", {}).items():
-            if key not in node and "default" in sub:
-                node[key] = copy.deepcopy(sub["default"])
-            if key in node:
-                fill(node[key], sub)
-        if isinstance(sch.get("additionalProperties"), dict):
-            for key, value in node.items():
-                if key not in sch.get("properties", {}):
-                    fill(value, sch["additionalProperties"])
-
-    fill(config, schema)
-    return config
-
+from ..sites import Site, validate_site
+from .jobs import dictionary_sites, replicate_name
+from .schema import ConfigError, apply_defaults, dictionary_kinds, kind_of, kind_schema, load_schema, schema_messages
 
 # ---- model architecture (for index checks without loading weights) ----------------------
 
@@ -101,221 +29,20 @@ def model_config_info(model_cfg: dict, world_cfg: dict | None = None) -> dict:
 
     A toy model whose folder does not exist yet (the workflow trains it) answers with the
     builder's configuration (``world.size`` overrides included)."""
-    from .model.loading import ModelFolderError, info_from_config, transformer_config_info
+    from ..model.loading import ModelFolderError, info_from_config, transformer_config_info
 
     try:
         info = transformer_config_info(model_cfg["path"])
     except ModelFolderError:
         if model_cfg["kind"] != "toy" or Path(model_cfg["path"]).exists():
             raise
-        from .world.pipeline import transformer_config
+        from ..world.pipeline import transformer_config
 
         size = (world_cfg or {}).get("size", {})
         info = info_from_config(
             transformer_config(**{k: v for k, v in size.items() if k in ("num_layers", "num_single_layers")})
         )
     return info
-
-
-# ---- dictionaries -----------------------------------------------------------------------
-
-
-def _kinds() -> dict:
-    from .dictionaries.kinds import kinds
-
-    return kinds()
-
-
-def dictionary_kinds() -> dict[str, dict]:
-    """kind -> {hyperparameter: default}, from the kind registry (each kind's settings class)."""
-    return {name: k.defaults for name, k in _kinds().items()}
-
-
-def _kind(name: str):
-    return _kinds()[name]
-
-
-def kind_schema(name: str) -> dict:
-    """JSON schema of one kind's settings, generated from its settings class."""
-    from .settings import block_schema
-
-    k = _kind(name)
-    return block_schema(k.settings, k.doc)
-
-
-def dictionaries_schema() -> dict:
-    """JSON schema of a `dictionaries:` entry: the common keys, then each kind's own settings.
-    Generated from the kind registry; `workflow/schemas/dictionaries.schema.yaml` is this, written
-    by `diffdict config --write-schema` (a test fails when it is stale)."""
-    from .dictionaries.kinds import kinds
-
-    common = {
-        "kind": {"enum": list(kinds()), "description": "dictionary kind (diffdict.dictionaries.kinds)"},
-        "sites": {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "sites to train on (default: every site whose place fits the kind)",
-        },
-        "replicates": {
-            "type": "integer",
-            "minimum": 1,
-            "default": 1,
-            "description": "runs with seeds seed, seed+1, ...; interpretation pools their features",
-        },
-    }
-    branches = []
-    for name in kinds():
-        own = kind_schema(name)
-        branches.append(
-            {
-                "if": {"properties": {"kind": {"const": name}}},
-                "then": {
-                    "description": own["description"],
-                    "properties": {**copy.deepcopy(common), **own["properties"]},
-                    "additionalProperties": False,
-                },
-            }
-        )
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "one entry of config.dictionaries",
-        "type": "object",
-        "required": ["kind"],
-        "properties": copy.deepcopy(common),
-        "allOf": branches,
-    }
-
-
-def section_schemas() -> dict[str, dict]:
-    """Generated schemas, by file name under workflow/schemas/: the dictionary kinds, and the
-    `model`, `prompts`, `sites`, `interp` (less `explainers`), `steering` and `world` sections,
-    each from its settings classes."""
-    from .interp.run import InterpSettings
-    from .model.settings import ModelSettings
-    from .prompts import PromptSettings
-    from .settings import block_schema
-    from .sites import SiteSettings
-    from .steering.stage import SteeringSettings
-    from .world.recipe import ToyRecipe
-
-    head = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
-    return {
-        "model.schema.yaml": {**head, "title": "config.model", **block_schema(ModelSettings, "the model section")},
-        "prompts.schema.yaml": {**head, "title": "config.prompts", **block_schema(PromptSettings, "the prompts")},
-        "sites.schema.yaml": {
-            **head,
-            "title": "one entry of config.sites",
-            **block_schema(SiteSettings, "where activations are read, steered and spliced"),
-        },
-        "dictionaries.schema.yaml": dictionaries_schema(),
-        "interp.schema.yaml": {
-            **head,
-            "title": "config.interp, less explainers",
-            **block_schema(InterpSettings, "the interpretation protocol and stage"),
-        },
-        "steering.schema.yaml": {**head, "title": "config.steering", **block_schema(SteeringSettings, "steering")},
-        "world.schema.yaml": {
-            **head,
-            "title": "config.world",
-            **block_schema(ToyRecipe, "the toy model's training recipe (diffdict.world.recipe)"),
-        },
-    }
-
-
-GENERATED = "# Generated from diffdict's settings classes by `diffdict config --write-schema`; do not edit.\n"
-
-
-def schema_text(schema: dict) -> str:
-    return GENERATED + yaml.safe_dump(schema, sort_keys=False, width=110)
-
-
-def write_schemas() -> list[Path]:
-    from .atomic import atomic_path
-
-    out = []
-    for name, schema in section_schemas().items():
-        with atomic_path(SCHEMA_PATH.with_name(name)) as tmp:
-            tmp.write_text(schema_text(schema))
-        out.append(SCHEMA_PATH.with_name(name))
-    return out
-
-
-def dictionary_sites(config: dict, dname: str) -> list[str]:
-    """Sites a dictionary is trained on: its `sites:` list, else every site of fitting place."""
-    d = config["dictionaries"][dname]
-    if "sites" in d:
-        return list(d["sites"])
-    place = _kind(d["kind"]).places[0]
-    return [s for s, sc in config["sites"].items() if sc.get("place", "resid") == place]
-
-
-def replicate_name(dname: str, r: int) -> str:
-    """Replicate r of dictionary `dname`: r = 0 is the dictionary itself."""
-    return dname if r == 0 else f"{dname}-r{r}"
-
-
-def dictionary_instances(config: dict) -> dict[str, tuple[str, int]]:
-    """Every dictionary the workflow trains: name -> (configured dictionary, replicate).
-
-    ``replicates: N`` trains N copies of a dictionary with seeds seed, seed + 1, ...; replicate
-    r > 0 is named ``{name}-r{r}``. The interpretation stage scores every replicate and pools
-    their features, so a method's score includes the spread between training runs rather
-    than one seed's draw; the other stages use replicate 0 only."""
-    return {
-        replicate_name(d, r): (d, r)
-        for d, v in config["dictionaries"].items()
-        for r in range(int(v.get("replicates", 1)))
-    }
-
-
-def instance_config(config: dict, name: str) -> dict:
-    """The hyperparameters of dictionary instance `name` (`dictionary_instances`): its
-    dictionary's, with the replicate's seed and without ``replicates``."""
-    dname, r = dictionary_instances(config)[name]
-    out = {k: v for k, v in config["dictionaries"][dname].items() if k != "replicates"}
-    if r:
-        out["seed"] = out.get("seed", dictionary_kinds()[out["kind"]].get("seed", 0)) + r
-    return out
-
-
-# Settings that change how a dictionary is built but not what it is (logging cadence).
-_NOT_RESULTS = ("log_every", "checkpoint_every")
-
-
-def effective_dictionary(config: dict, name: str) -> dict:
-    """`instance_config` with every default of its kind filled in, less logging cadence and the
-    settings at their inert default (`settings.setting(inert=)`): the params of a training job, so
-    that a changed default retrains what it changes and a new setting that changes nothing does not."""
-    from .settings import inert_at_default
-
-    out = instance_config(config, name)
-    kind = _kinds().get(out["kind"])
-    merged = {**(kind.defaults if kind else {}), **out}
-    merged = inert_at_default(kind.settings, merged) if kind else merged
-    return {k: v for k, v in merged.items() if k not in _NOT_RESULTS or k in out}
-
-
-# Interp settings that say how the protocol runs, not what it computes: not in a job's params.
-_INTERP_RUNTIME = ("explainer", "judge", "cache_dir")
-
-
-def interp_params(config: dict) -> dict:
-    """The interp protocol's settings its jobs depend on: every default filled in (a changed default
-    reruns), less the explainers (changing one does not re-encode or redraw cards), how it runs and
-    the settings at their inert default (as `effective_dictionary`)."""
-    from .interp import run
-    from .settings import inert_at_default
-
-    c = run.resolve_config({k: v for k, v in config["interp"].items() if k != "explainers"})
-    return inert_at_default(run.InterpSettings, {k: v for k, v in c.items() if k not in _INTERP_RUNTIME})
-
-
-def steering_params(config: dict) -> dict:
-    """The steering stage's settings with every default filled in, less those at their inert default."""
-    from .settings import inert_at_default
-    from .steering import stage
-
-    return inert_at_default(stage.SteeringSettings, stage.resolve_config(config["steering"]))
 
 
 def _check_dictionaries(config: dict) -> list[str]:
@@ -327,7 +54,7 @@ def _check_dictionaries(config: dict) -> list[str]:
             errors.append(f"config.dictionaries.{name}.kind: '{kind}' unknown; valid: {', '.join(kinds)}")
             continue
         n_rep = d.get("replicates", 1)
-        if n_rep > 1 and not _kind(kind).seeded:
+        if n_rep > 1 and not kind_of(kind).seeded:
             errors.append(
                 f"config.dictionaries.{name}.replicates: kind '{kind}' has no seed (nothing in how it is built is "
                 f"random), so replicates must be 1, not {n_rep}"
@@ -347,12 +74,12 @@ def _check_dictionaries(config: dict) -> list[str]:
         # types and choices of the kind's settings, from its settings class (the one definition)
         known = {k: v for k, v in d.items() if k in kinds[kind]}
         typed = [
-            m.replace("config", f"config.dictionaries.{name}", 1) for m in _schema_messages(known, kind_schema(kind))
+            m.replace("config", f"config.dictionaries.{name}", 1) for m in schema_messages(known, kind_schema(kind))
         ]
         errors += typed
         if not typed:  # the rules between settings (k <= n_features, ...) before any job runs, not in it
             try:
-                _kind(kind).settings(**known)
+                kind_of(kind).settings(**known)
             except (TypeError, ValueError) as e:
                 errors.append(f"config.dictionaries.{name}: {e}")
         for s in d.get("sites", []):
@@ -362,8 +89,8 @@ def _check_dictionaries(config: dict) -> list[str]:
                 )
                 continue
             place = config["sites"][s].get("place", "resid")
-            if place not in _kind(kind).places:
-                need = "' or '".join(_kind(kind).places)
+            if place not in kind_of(kind).places:
+                need = "' or '".join(kind_of(kind).places)
                 errors.append(
                     f"config.dictionaries.{name}: kind '{kind}' needs a site with place '{need}', "
                     f"but site '{s}' has place '{place}'"
@@ -374,7 +101,7 @@ def _check_dictionaries(config: dict) -> list[str]:
 def _check_pretrained(config: dict) -> list[str]:
     """`pretrained` dictionaries: the file or folder is readable as its format and its d_model is
     the width of every site it is used at (read from the configs alone, before any job runs)."""
-    from .interop import FORMATS, pretrained_shape
+    from ..interop import FORMATS, pretrained_shape
 
     errors = []
     widths = None
@@ -410,7 +137,7 @@ def _check_pretrained(config: dict) -> list[str]:
 def _tokens_per_image(config: dict, site: dict, info: dict) -> int:
     """Tokens one image gives a site at one step: its stream's length (the image-token grid or the
     T5 sequence), or `tokens_per_image` where the train split keeps fewer."""
-    from .model.loading import image_grid
+    from ..model.loading import image_grid
 
     m = config["model"]
     if site.get("stream", "img") == "txt":
@@ -418,7 +145,7 @@ def _tokens_per_image(config: dict, site: dict, info: dict) -> int:
     else:
         vsf = info.get("vae_scale_factor")
         if vsf is None:  # no vae/config.json yet: a toy the workflow trains (its builder's VAE) or diffusers' 8
-            from .world.pipeline import VAE_DEFAULTS
+            from ..world.pipeline import VAE_DEFAULTS
 
             channels = (config.get("world") or {}).get("size", {}).get("block_out_channels")
             vsf = 2 ** (len(channels or VAE_DEFAULTS["block_out_channels"]) - 1) if m["kind"] == "toy" else 8
@@ -453,7 +180,7 @@ def _check_training_tokens(config: dict, info: dict) -> list[str]:
 
 def _check_interp_images(config: dict, interp: dict) -> list[str]:
     """The interp split must be large enough for any feature to be explained and judged."""
-    from .interp.protocol import DEFAULTS, min_interp_images
+    from ..interp.protocol import DEFAULTS, min_interp_images
 
     c = {**DEFAULTS, **{k: v for k, v in interp.items() if k in DEFAULTS}}
     have, need = config["prompts"]["splits"]["interp"], min_interp_images(c)
@@ -469,10 +196,10 @@ def _check_interp_images(config: dict, interp: dict) -> list[str]:
 
 def _check_stage_options(config: dict) -> list[str]:
     """interp / steering keys against the stages' own defaults (their single source of truth)."""
-    from .interp.run import InterpSettings
-    from .interp.run import resolve_config as interp_options
-    from .steering.stage import SteeringSettings
-    from .steering.stage import resolve_config as steering_options
+    from ..interp.run import InterpSettings
+    from ..interp.run import resolve_config as interp_options
+    from ..steering.stage import SteeringSettings
+    from ..steering.stage import resolve_config as steering_options
 
     errors = []
     for section, cls in (("interp", InterpSettings), ("steering", SteeringSettings)):
@@ -515,16 +242,16 @@ def _check_stage_options(config: dict) -> list[str]:
 def _section_messages(value: dict, cls, where: str) -> list[str]:
     """Problems of one section against the schema generated from its settings class, each
     message starting with `where` (``config.interp``, ``config.sites.double1_img``)."""
-    from .settings import block_schema
+    from ..settings import block_schema
 
-    return [m.replace("config", where, 1) for m in _schema_messages(value, block_schema(cls))]
+    return [m.replace("config", where, 1) for m in schema_messages(value, block_schema(cls))]
 
 
 def _typed_section(config: dict, section: str, cls, where: str | None = None) -> list[str]:
     """Check `config[section]` against the schema generated from its settings class and fill in
     the class's defaults (rule params carry the whole section, so leaving a default out of the
     config file reruns nothing)."""
-    from .settings import defaults
+    from ..settings import defaults
 
     value = config.get(section) or {}
     errors = _section_messages(value, cls, where or f"config.{section}")
@@ -553,14 +280,14 @@ def _check_world_textures(config: dict) -> list[str]:
 def check(config: dict, schema_path: str | Path | None = None, check_model: bool = True) -> dict:
     """Validate `config`; return it with defaults filled. Raises ConfigError listing every problem."""
     schema = load_schema(schema_path)
-    errors = _schema_messages(config, schema)
+    errors = schema_messages(config, schema)
     if errors:
         raise ConfigError(_format(errors))
     config = apply_defaults(config, schema)
-    from .model.settings import ModelSettings
-    from .prompts import PromptSettings
-    from .sites import SiteSettings
-    from .world.recipe import ToyRecipe
+    from ..model.settings import ModelSettings
+    from ..prompts import PromptSettings
+    from ..sites import SiteSettings
+    from ..world.recipe import ToyRecipe
 
     errors += _typed_section(config, "model", ModelSettings)
     errors += _typed_section(config, "prompts", PromptSettings)
@@ -606,8 +333,8 @@ def check(config: dict, schema_path: str | Path | None = None, check_model: bool
 def effective_config(config: dict) -> dict:
     """`check`ed config with every default filled in: the schema's, each dictionary's kind's and the
     interp and steering stages' (what `diffdict config --show-defaults` prints)."""
-    from .interp.run import resolve_config as interp_options
-    from .steering.stage import resolve_config as steering_options
+    from ..interp.run import resolve_config as interp_options
+    from ..steering.stage import resolve_config as steering_options
 
     out = check(config)
     out["dictionaries"] = {
@@ -631,19 +358,3 @@ def effective_config(config: dict) -> dict:
 def _format(errors: list[str]) -> str:
     head = "invalid configuration" + (f" ({len(errors)} problems)" if len(errors) > 1 else "")
     return head + ":\n  - " + "\n  - ".join(errors)
-
-
-# ---- derived quantities used by the Snakefile --------------------------------------------
-
-
-def n_shards(config: dict, split: str) -> int:
-    return math.ceil(config["prompts"]["splits"][split] / config["prompts"]["shard_size"])
-
-
-def shard_names(config: dict, split: str) -> list[str]:
-    return [f"{i:03d}" for i in range(n_shards(config, split))]
-
-
-def as_json(obj: Any) -> str:
-    """Canonical JSON for rule params (sorted keys, so equal settings compare equal)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
