@@ -36,12 +36,13 @@ def model_config_info(model_cfg: dict, world_cfg: dict | None = None) -> dict:
     except ModelFolderError:
         if model_cfg["kind"] != "toy" or Path(model_cfg["path"]).exists():
             raise
-        from ..world.pipeline import transformer_config
+        from ..world.pipeline import VAE_DEFAULTS, transformer_config
 
         size = (world_cfg or {}).get("size", {})
         info = info_from_config(
             transformer_config(**{k: v for k, v in size.items() if k in ("num_layers", "num_single_layers")})
         )
+        info["vae_scale_factor"] = 2 ** (len(size.get("block_out_channels", VAE_DEFAULTS["block_out_channels"])) - 1)
     return info
 
 
@@ -143,12 +144,7 @@ def _tokens_per_image(config: dict, site: dict, info: dict) -> int:
     if site.get("stream", "img") == "txt":
         n = m["max_sequence_length"]
     else:
-        vsf = info.get("vae_scale_factor")
-        if vsf is None:  # no vae/config.json yet: a toy the workflow trains (its builder's VAE) or diffusers' 8
-            from ..world.pipeline import VAE_DEFAULTS
-
-            channels = (config.get("world") or {}).get("size", {}).get("block_out_channels")
-            vsf = 2 ** (len(channels or VAE_DEFAULTS["block_out_channels"]) - 1) if m["kind"] == "toy" else 8
+        vsf = info.get("vae_scale_factor", 8)  # diffusers' Flux VAE where a folder has no vae/config.json
         rows, cols = image_grid(m["height"], m["width"], vsf)
         n = rows * cols
     kept = site.get("tokens_per_image")
