@@ -38,3 +38,27 @@ def test_a_missing_file_is_named_in_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"diffdict: No such file or directory: {missing}"
     with pytest.raises(FileNotFoundError):  # --verbose keeps the traceback
         main(["--verbose", "check-config", str(missing)])
+
+
+def test_check_config_layers_files_as_snakemake_does(repo, tmp_path, capsys):
+    """Several files: each over the ones before (nested sections merge, lists are replaced), the
+    merge snakemake applies to several --configfile values; a problem an overlay brings is named."""
+    import yaml
+    from snakemake.utils import update_config
+
+    from diffdict.config import load_layered
+
+    files = [repo / "config/config.yaml", repo / "benchmarks/shapes_world.yaml"]
+    expected = yaml.safe_load(files[0].read_text())
+    update_config(expected, yaml.safe_load(files[1].read_text()))
+    layered = load_layered(files)
+    assert layered == expected
+    assert layered["prompts"]["textures"] is False and layered["prompts"]["shard_size"] == 192  # merged, not replaced
+    assert main(["check-config", *map(str, files)]) == 0
+    assert capsys.readouterr().out.strip() == f"{files[0]} + {files[1]}: valid"
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dictionaries:\n  sae:\n    k: 500\n")
+    assert main(["check-config", *map(str, files), str(bad)]) == 2
+    assert "config.dictionaries.sae: k=500 must be in 1..n_features=128" in capsys.readouterr().err
+    assert main(["check-config", str(files[0])]) == 0  # one file, as before

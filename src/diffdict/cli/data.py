@@ -7,24 +7,25 @@ from pathlib import Path
 from ..cpu_math import CPU_MATHS
 from .args import json_arg, model_and_site, model_arg
 
+LAYERED = "each file over the ones before it, as snakemake merges several --configfile values"
+
 
 def cmd_check_config(a):
-    from ..config import check, load_yaml
+    from ..config import check, load_layered
 
-    cfg = load_yaml(a.config)
-    check(cfg)
-    print(f"{a.config}: valid")
+    check(load_layered(a.configs))
+    print(f"{' + '.join(a.configs)}: valid")
 
 
 def cmd_config(a):
     import yaml
 
-    from ..config import effective_config, load_yaml, write_schemas
+    from ..config import effective_config, load_layered, write_schemas
 
     if a.write_schema:
         print("\n".join(map(str, write_schemas())))
     if a.show_defaults:
-        print(yaml.safe_dump(effective_config(load_yaml(a.configfile)), sort_keys=False), end="")
+        print(yaml.safe_dump(effective_config(load_layered(a.configfile)), sort_keys=False), end="")
 
 
 def cmd_cpu_env(a):
@@ -88,11 +89,11 @@ def cmd_merge(a):
 
 def register(add) -> None:
     """Add this module's subcommands (`add(name, fn, help)` returns the subparser)."""
-    s = add("check-config", cmd_check_config, "validate a config file")
-    s.add_argument("config")
+    s = add("check-config", cmd_check_config, "validate a config file, or several layered in order")
+    s.add_argument("configs", nargs="+", metavar="config", help=LAYERED)
 
     s = add("config", cmd_config, "the effective configuration, every default filled in; the generated schema")
-    s.add_argument("--configfile", default="config/config.yaml")
+    s.add_argument("--configfile", nargs="+", default=["config/config.yaml"], help=LAYERED)
     what = s.add_mutually_exclusive_group(required=True)
     what.add_argument("--show-defaults", action="store_true", help="print the config with every default it leaves out")
     what.add_argument(

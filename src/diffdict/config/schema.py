@@ -22,6 +22,17 @@ def load_yaml(path: str | Path) -> dict:
         return yaml.safe_load(f) or {}
 
 
+def load_layered(paths) -> dict:
+    """Config files merged in order, each over the ones before, as snakemake merges several
+    `--configfile` values (its own `update_config`: nested sections merge, lists are replaced)."""
+    from snakemake.utils import update_config
+
+    config: dict = {}
+    for path in paths:
+        update_config(config, load_yaml(path))
+    return config
+
+
 def load_schema(schema_path: str | Path | None = None) -> dict:
     path = Path(schema_path) if schema_path else SCHEMA_PATH
     if not path.exists():
