@@ -6,7 +6,7 @@ workflow's per-site / per-dictionary questions.
 - `jobs`: what the workflow derives from a checked config: instances, job params, shards
 """
 
-from .check import check, effective_config, model_blocks, model_config_info
+from .check import check, effective_config, model_config_info
 from .jobs import (
     as_json,
     dictionary_instances,
@@ -52,7 +52,6 @@ __all__ = [
     "load_layered",
     "load_schema",
     "load_yaml",
-    "model_blocks",
     "model_config_info",
     "n_shards",
     "replicate_name",

@@ -12,16 +12,10 @@ import json
 from pathlib import Path
 
 from ..sites import Site, validate_site
-from .jobs import dictionary_sites, replicate_name
+from .jobs import dictionary_sites, effective_dictionary, replicate_name
 from .schema import ConfigError, apply_defaults, dictionary_kinds, kind_of, kind_schema, load_schema, schema_messages
 
 # ---- model architecture (for index checks without loading weights) ----------------------
-
-
-def model_blocks(model_cfg: dict, world_cfg: dict | None = None) -> tuple[int, int]:
-    """(n_double, n_single) of the configured model, from its config files only (no weights)."""
-    info = model_config_info(model_cfg, world_cfg)
-    return info["n_double"], info["n_single"]
 
 
 def model_config_info(model_cfg: dict, world_cfg: dict | None = None) -> dict:
@@ -99,13 +93,13 @@ def _check_dictionaries(config: dict) -> list[str]:
     return errors
 
 
-def _check_pretrained(config: dict) -> list[str]:
+def _check_pretrained(config: dict, info: dict) -> list[str]:
     """`pretrained` dictionaries: the file or folder is readable as its format and its d_model is
-    the width of every site it is used at (read from the configs alone, before any job runs)."""
+    the width of every site it is used at (`info`: the model's `model_config_info`)."""
     from ..interop import FORMATS, pretrained_shape
 
     errors = []
-    widths = None
+    widths = {"resid": info["d_model"], "mlp": info["mlp_hidden"]}
     for name, d in config["dictionaries"].items():
         if d["kind"] != "pretrained":
             continue
@@ -122,9 +116,6 @@ def _check_pretrained(config: dict) -> list[str]:
         except (OSError, ValueError, KeyError) as e:
             errors.append(f"{where}: {e}")
             continue
-        if widths is None:
-            info = model_config_info(config["model"], config.get("world"))
-            widths = {"resid": info["d_model"], "mlp": info["mlp_hidden"]}
         for s in dictionary_sites(config, name):
             sc = config["sites"].get(s)
             want = widths[sc.get("place", "resid")] if sc else None
@@ -135,41 +126,38 @@ def _check_pretrained(config: dict) -> list[str]:
     return errors
 
 
-def _tokens_per_image(config: dict, site: dict, info: dict) -> int:
+def _tokens_per_image(model: dict, site: Site, info: dict) -> int:
     """Tokens one image gives a site at one step: its stream's length (the image-token grid or the
     T5 sequence), or `tokens_per_image` where the train split keeps fewer."""
     from ..model.loading import image_grid
 
-    m = config["model"]
-    if site.get("stream", "img") == "txt":
-        n = m["max_sequence_length"]
+    if site.stream == "txt":
+        n = model["max_sequence_length"]
     else:
         vsf = info.get("vae_scale_factor", 8)  # diffusers' Flux VAE where a folder has no vae/config.json
-        rows, cols = image_grid(m["height"], m["width"], vsf)
+        rows, cols = image_grid(model["height"], model["width"], vsf)
         n = rows * cols
-    kept = site.get("tokens_per_image")
-    return min(n, kept) if kept else n
+    return min(n, site.tokens_per_image) if site.tokens_per_image else n
 
 
 def _check_training_tokens(config: dict, info: dict) -> list[str]:
     """A dictionary's batch must fit in one epoch of its sites' train split: otherwise its training
     job fails after every generation and capture job has run (`dictionaries.data.rebatch`)."""
     errors = []
-    kinds, n_images = dictionary_kinds(), config["prompts"]["splits"].get("train", 0)
-    for name, d in config["dictionaries"].items():
-        batch = {**kinds.get(d["kind"], {}), **d}.get("batch_size")
+    n_images = config["prompts"]["splits"].get("train", 0)
+    for name in config["dictionaries"]:
+        batch = effective_dictionary(config, name).get("batch_size")
         if batch is None:  # kinds that read no training batches (random, neurons, pretrained)
             continue
         for s in dictionary_sites(config, name):
-            site = config["sites"][s]
-            per_image = _tokens_per_image(config, site, info)
-            epoch = n_images * len(site.get("steps", [0])) * per_image
+            site = Site.from_config(s, config["sites"][s])
+            per_image, n_steps = _tokens_per_image(config["model"], site, info), len(site.steps)
+            epoch = n_images * n_steps * per_image
             if batch > epoch:
                 errors.append(
                     f"config.dictionaries.{name}.batch_size: {batch} tokens per batch, but one epoch of site '{s}' "
-                    f"holds {epoch} (prompts.splits.train {n_images} images x {len(site.get('steps', [0]))} steps x "
-                    f"{per_image} tokens); valid: batch_size <= {epoch}, or more train prompts, steps or "
-                    "tokens_per_image"
+                    f"holds {epoch} (prompts.splits.train {n_images} images x {n_steps} steps x {per_image} "
+                    f"tokens); valid: batch_size <= {epoch}, or more train prompts, steps or tokens_per_image"
                 )
     return errors
 
@@ -308,7 +296,7 @@ def check(config: dict, schema_path: str | Path | None = None, check_model: bool
         errors += _check_world_textures(config)
     if check_model:
         try:
-            n_double, n_single = model_blocks(m, config.get("world"))
+            info = model_config_info(m, config.get("world"))  # the model's config files only, read once
         except (FileNotFoundError, ValueError) as e:
             errors.append(f"config.model: {e}")
         else:
@@ -316,11 +304,11 @@ def check(config: dict, schema_path: str | Path | None = None, check_model: bool
                 site = Site.from_config(name, sc)
                 errors += [
                     msg.replace(f"site '{name}': ", f"config.sites.{name}: ", 1)
-                    for msg in validate_site(site, n_double, n_single, m["num_inference_steps"])
+                    for msg in validate_site(site, info["n_double"], info["n_single"], m["num_inference_steps"])
                 ]
-            errors += _check_pretrained(config)
+            errors += _check_pretrained(config, info)
             if not errors:  # the dictionaries and sites are valid: their training batches fit the data
-                errors += _check_training_tokens(config, model_config_info(m, config.get("world")))
+                errors += _check_training_tokens(config, info)
     if errors:
         raise ConfigError(_format(errors))
     return config
