@@ -130,21 +130,29 @@ def run(results: Path, site: str, train: Split, interp: Split, separations, geom
             info = {"geometry": "none (null)" if sep == 0 else geo, "target separation": sep}
             info |= describe(x_interp[o].double().numpy(), lab[o].argmax(1), vec[: None if geo == "orthogonal" else 2])
             targets = [(info, planted)] + ([(reference, colour)] if sep == 0 else [])
+            methods = {"sae": SAE, "random": RANDOM}
+            rows += score(site, x_train, x_interp, mi, pids, targets, methods, seeds, summary)
+    return rows
+
+
+def score(site, x_train, x_interp, meta, pids, targets, methods, seeds, summarise) -> list[dict]:
+    """Rows scoring each target (`tag`, (`masks`, `names`)) on `x_interp` as `concepts.csv` scores
+    concepts: the linear probe, and each method's dictionary (name -> settings with `kind`) trained
+    on `x_train` once per seed; `summarise(table, prefix)` turns a recovery table into columns."""
+    rows = []
+    for tag, (masks, names) in targets:
+        probe = probe_recovery(x_interp.numpy(), meta["prompt_id"], meta["token"], masks, names, mask_prompt_ids=pids)
+        rows.append({"site": site, **tag, "method": "linear probe", "seed": 0, **summarise(probe, "probe_")})
+    for method, cfg in methods.items():
+        for seed in seeds:
+            hp = {k: v for k, v in cfg.items() if k != "kind"} | {"seed": seed}
+            batches = batches_of(x_train, hp.get("batch_size", 4096), seed)
+            d = build(cfg["kind"], hp, batches, d_model=x_train.shape[1], progress=False)
+            codes = d.encode(x_interp)
             for tag, (masks, names) in targets:
-                probe = probe_recovery(
-                    x_interp.numpy(), mi["prompt_id"], mi["token"], masks, names, mask_prompt_ids=pids
-                )
-                rows.append({"site": site, **tag, "method": "linear probe", "seed": 0, **summary(probe, "probe_")})
-            for method, cfg in (("sae", SAE), ("random", RANDOM)):
-                for seed in seeds:
-                    hp = {k: v for k, v in cfg.items() if k != "kind"} | {"seed": seed}
-                    batches = batches_of(x_train, hp.get("batch_size", 4096), seed)
-                    d = build(cfg["kind"], hp, batches, d_model=x_train.shape[1], progress=False)
-                    codes = d.encode(x_interp)
-                    for tag, (masks, names) in targets:
-                        tab = concept_recovery(codes, mi["prompt_id"], mi["token"], masks, names, d.n_features, pids)
-                        rows.append({"site": site, **tag, "method": method, "seed": seed, **summary(tab)})
-                        print(rows[-1], flush=True)
+                tab = concept_recovery(codes, meta["prompt_id"], meta["token"], masks, names, d.n_features, pids)
+                rows.append({"site": site, **tag, "method": method, "seed": seed, **summarise(tab, "")})
+                print(rows[-1], flush=True)
     return rows
 
 
