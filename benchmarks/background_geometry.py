@@ -25,8 +25,21 @@ Question and rule, fixed before the first run (2026-12-06, 17:40 UTC):
 If all three hold, the geometry is a sufficient cause and `docs/ground-truth.md` says it was
 tested; if the triangle's middle lags too, the account is refuted and the page says so.
 
+A second question, fixed after the first run and before the second (2026-12-06, 17:55 UTC): is it
+the geometry or TopK's rule? Every dictionary kind of the default run's records scores the
+world's gray alike (double1 0.735-0.746: TopK, BatchTopK, Matryoshka, Matryoshka BatchTopK). If
+the geometry decides, BatchTopK and Matryoshka SAEs (`--dictionary` from the benchmark overlays)
+lose the bent middle as TopK does (>= 0.10 below their ends at each site's own separation: 0.9
+at double1, 1.6 at single1) and find the triangle's (within 0.05 of its ends at separation 1.6).
+
     .venv/bin/python benchmarks/background_geometry.py --results results/toy \\
         --out benchmarks/results/texture_world/background_geometry.md
+    .venv/bin/python benchmarks/background_geometry.py --results results/toy \\
+        --config config/config.yaml benchmarks/batch_topk.yaml --dictionary batchtopk \\
+        --out benchmarks/results/texture_world/background_geometry_batchtopk.md
+    .venv/bin/python benchmarks/background_geometry.py --results results/toy \\
+        --config config/config.yaml benchmarks/matryoshka.yaml --dictionary matryoshka \\
+        --out benchmarks/results/texture_world/background_geometry_matryoshka.md
 """
 
 from __future__ import annotations
@@ -94,7 +107,7 @@ def per_value(tab: pd.DataFrame, prefix: str = "") -> dict:
     return out
 
 
-def run(results, site, train, interp, sae, separations, geometries, seeds) -> list[dict]:
+def run(results, site, train, interp, dictionary, separations, geometries, seeds) -> list[dict]:
     mt_, mi_ = planted_masks(train), planted_masks(interp)
     xt, mt = open_store(results, site, "train")
     xi, mi = open_store(results, site, "interp")
@@ -127,7 +140,8 @@ def run(results, site, train, interp, sae, separations, geometries, seeds) -> li
             info = {"geometry": "none (null)" if sep == 0 else g, "target separation": sep}
             info |= {"separation": pg["separation"], "first-axis share": float(pg["pca_shares"][0])}
             targets = [(info, planted)] + ([(reference, world)] if sep == 0 else [])
-            rows += score(site, x_train, x_interp, mi, pids, targets, {"sae": sae, "random": RANDOM}, seeds, per_value)
+            methods = {dictionary[0]: dictionary[1], "random": RANDOM}
+            rows += score(site, x_train, x_interp, mi, pids, targets, methods, seeds, per_value)
     return rows
 
 
@@ -145,7 +159,8 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=Path("results/toy"))
-    ap.add_argument("--config", type=Path, default=Path("config/config.yaml"), help="its `sae` is trained")
+    ap.add_argument("--config", type=Path, nargs="+", default=[Path("config/config.yaml")], help="layered in order")
+    ap.add_argument("--dictionary", default="sae", help="the config's dictionary to train (default: sae)")
     ap.add_argument("--sites", nargs="+", default=["double1_img", "single1_img"])
     ap.add_argument("--model", type=Path, default=Path("resources/toy-textures"), help="toy model (its annotator)")
     ap.add_argument("--separations", nargs="+", type=float, default=[0.0, 0.9, 1.6])
@@ -154,12 +169,12 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/texture_world/background_geometry.md"))
     a = ap.parse_args()
     torch.set_num_threads(2)
-    sae = effective_dictionary(check(load_layered([a.config])), "sae")
+    settings = effective_dictionary(check(load_layered(a.config)), a.dictionary)
     annotator = Annotator.load(a.model)  # both splits annotated once, for every site
     train, interp = Split(a.results, "train", annotator), Split(a.results, "interp", annotator)
     rows = []
     for site in a.sites:
-        rows += run(a.results, site, train, interp, sae, a.separations, a.geometries, a.seeds)
+        rows += run(a.results, site, train, interp, (a.dictionary, settings), a.separations, a.geometries, a.seeds)
     df = pd.DataFrame(rows)
     write_table(a.out.with_suffix(".csv"), df)
     text = [
@@ -168,8 +183,8 @@ def main():
         f"`python {shlex.join(sys.argv)}`",
         "",
         "Held-out token AUROC of the best feature for each planted value: the middle value's and the",
-        "mean of the two ends', over all tokens and within background tokens; SAE (the default",
-        "config's) and random directions: mean over the seeds (`runs`). `separation` and",
+        "mean of the two ends', over all tokens and within background tokens; the config's",
+        f"`{a.dictionary}` and random directions: mean over the seeds (`runs`). `separation` and",
         "`first-axis share`: measured on the planted interp background tokens (the reference: on the",
         "world's backgrounds, whose middle value is gray). The question and its rule are in the",
         "script's docstring, fixed before the first run.",
