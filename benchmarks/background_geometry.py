@@ -169,7 +169,11 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/texture_world/background_geometry.md"))
     a = ap.parse_args()
     torch.set_num_threads(2)
-    settings = effective_dictionary(check(load_layered(a.config)), a.dictionary)
+    config = check(load_layered(a.config))
+    if a.dictionary not in config["dictionaries"]:
+        files, valid = " + ".join(map(str, a.config)), ", ".join(config["dictionaries"])
+        ap.error(f"--dictionary '{a.dictionary}' is not in {files} (valid: {valid})")
+    settings = effective_dictionary(config, a.dictionary)
     annotator = Annotator.load(a.model)  # both splits annotated once, for every site
     train, interp = Split(a.results, "train", annotator), Split(a.results, "interp", annotator)
     rows = []
