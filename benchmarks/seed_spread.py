@@ -1,0 +1,134 @@
+"""How much does one training run decide the core check? The default SAE trained with many seeds.
+
+The core check asks every run of a site to reach a core token AUROC (colour, shape, background)
+of 0.90. At double1 the default run's three score 0.876 / 0.901 / 0.892, and the lowest one's dark
+background is split among three features where its siblings keep one
+(`benchmarks/results/texture_world/concept_features.md`). This trains the default config's SAE on a
+site's train split with `--seeds` seeds (the benchmarks' own batching, as `concept_sweep.py`, so
+seed s is not the workflow's replicate s) and scores each as `concepts.csv` does (held-out token
+AUROC of the best feature, over all tokens), beside random directions of the same seeds; for each
+run it also reports how much of the dark and light backgrounds' tokens their best feature covers
+(over all interp tokens, `concept_features.concept_rows`).
+
+Question and rule, fixed before the run (2026-12-06, 18:43 UTC): at double1, if a single run
+reaches 0.90 with probability p, three runs all do with p^3. Prediction: p is between 1/3 and
+2/3 (the default's 2 of 3 and the other configs' 0-1 of 3 at double1), so the "every run" check
+passes by seed luck at most ~30 % of the time; and the runs whose best dark feature covers less
+than 60 % of dark tokens are among the lowest third of core scores. Either outcome is recorded.
+
+    .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
+        --out benchmarks/results/texture_world/seed_spread.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from concept_features import concept_rows  # noqa: E402
+from concept_sweep import RANDOM, batches_of, load, summary  # noqa: E402
+
+from diffdict.atomic import write_table, write_text  # noqa: E402
+from diffdict.config import check, effective_dictionary, load_layered  # noqa: E402
+from diffdict.dictionaries import build  # noqa: E402
+from diffdict.metrics.concepts import concept_recovery  # noqa: E402
+
+THRESHOLD = 0.90  # the core check's, issue 14
+
+
+def coverage(codes, n_features: int, masks: np.ndarray, names: list[str], concept: str) -> float:
+    """Share of `concept`'s tokens (`masks` [N, C]) its best feature (by token AUROC) fires on."""
+    z = torch.zeros(len(masks), n_features).scatter_(1, codes.indices.long(), codes.values.float()).numpy()
+    return concept_rows(z, masks[:, names.index(concept)], 1)[0]["coverage"]
+
+
+def run_site(results: Path, site: str, sae: dict, seeds: list[int]) -> list[dict]:
+    xt, _ = load(results / "activations" / site / "train.zarr")
+    xi, mi = load(results / "activations" / site / "interp.zarr")
+    ann = np.load(results / "annotations" / "interp.npz")
+    names = [str(c) for c in ann["concepts"]]
+    row_of = {int(p): i for i, p in enumerate(ann["prompt_id"])}
+    r = np.array([row_of[int(p)] for p in mi["prompt_id"]])
+    per_token = ann["token_masks"].reshape(len(row_of), -1, len(names))[r, mi["token"].to_numpy()]  # [N, C]
+    rows = []
+    for method, cfg in (("sae", sae), ("random", RANDOM)):
+        for seed in seeds:
+            hp = {k: v for k, v in cfg.items() if k != "kind"} | {"seed": seed}
+            d = build(cfg["kind"], hp, batches_of(xt, hp.get("batch_size", 4096), seed), xt.shape[1], progress=False)
+            codes = d.encode(xi)
+            tab = concept_recovery(
+                codes, mi["prompt_id"], mi["token"], ann["token_masks"], names, d.n_features, ann["prompt_id"]
+            )
+            s = summary(tab)
+            row = {"site": site, "method": method, "seed": seed, "core": s["core"], "all": s["all"]}
+            row |= {k: s[k] for k in ("color", "shape", "background")}
+            for bg in ("background=dark", "background=light"):
+                row[f"{bg} best coverage"] = coverage(codes, d.n_features, per_token, names, bg)
+            rows.append(row)
+            print(row, flush=True)
+    return rows
+
+
+def table(df: pd.DataFrame) -> pd.DataFrame:
+    sae = df[df.method == "sae"]
+    out = sae.groupby("site", sort=False).agg(
+        runs=("core", "size"),
+        core_mean=("core", "mean"),
+        core_min=("core", "min"),
+        core_max=("core", "max"),
+        p_run_passes=("core", lambda c: (c >= THRESHOLD).mean()),
+    )
+    out["p_three_pass (p^3)"] = out["p_run_passes"] ** 3
+    out["random core_mean"] = df[df.method == "random"].groupby("site", sort=False)["core"].mean()
+    out["margin (all) mean"] = (
+        sae.groupby("site", sort=False)["all"].mean()
+        - df[df.method == "random"].groupby("site", sort=False)["all"].mean()
+    )
+    return out.reset_index()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results", type=Path, default=Path("results/toy"))
+    ap.add_argument("--config", type=Path, nargs="+", default=[Path("config/config.yaml")], help="layered in order")
+    ap.add_argument("--sites", nargs="+", default=["double1_img", "single1_img"])
+    ap.add_argument("--seeds", type=int, default=12, help="seeds 0 .. N-1")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/texture_world/seed_spread.md"))
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    sae = effective_dictionary(check(load_layered(a.config)), "sae")
+    rows = []
+    for site in a.sites:
+        rows += run_site(a.results, site, sae, list(range(a.seeds)))
+    df = pd.DataFrame(rows)
+    write_table(a.out.with_suffix(".csv"), df)
+    text = [
+        "# The default SAE trained with many seeds: how much one run decides the core check",
+        "",
+        f"`python {shlex.join(sys.argv)}`",
+        "",
+        "Per site: the SAE runs' core token AUROC (colour, shape, background; held-out, as `concepts.csv`),",
+        f"the share of runs reaching {THRESHOLD} and the chance that three independent runs all do (p^3),",
+        "random directions' mean and the mean margin over all concepts. Per run (the CSV and the second",
+        "table): the kinds' means and how much of the dark and light backgrounds their best feature covers.",
+        "",
+        table(df).round(3).to_markdown(index=False),
+        "",
+        df.sort_values(["site", "method", "core"]).round(3).to_markdown(index=False),
+        "",
+    ]
+    write_text(a.out, "\n".join(text))
+    print(a.out.read_text())
+
+
+if __name__ == "__main__":
+    main()
