@@ -37,9 +37,7 @@ from diffdict.world.annotate import Annotator  # noqa: E402
 
 def dense_codes(path: Path, x: torch.Tensor) -> np.ndarray:
     d = load_dictionary(path)
-    codes = d.encode(x)
-    out = torch.zeros(len(x), d.n_features)
-    return out.scatter_(1, codes.indices.long(), codes.values.float()).numpy()
+    return d.encode(x).to_dense(d.n_features).numpy()
 
 
 def concept_rows(z: np.ndarray, y: np.ndarray, top: int) -> list[dict]:

@@ -45,9 +45,9 @@ from diffdict.metrics.concepts import concept_recovery  # noqa: E402
 THRESHOLD = 0.90  # the core check's, issue 14
 
 
-def coverage(codes, n_features: int, masks: np.ndarray, names: list[str], concept: str) -> float:
-    """Share of `concept`'s tokens (`masks` [N, C]) its best feature (by token AUROC) fires on."""
-    z = torch.zeros(len(masks), n_features).scatter_(1, codes.indices.long(), codes.values.float()).numpy()
+def coverage(z: np.ndarray, masks: np.ndarray, names: list[str], concept: str) -> float:
+    """Share of `concept`'s tokens (`masks` [N, C]) its best feature (by token AUROC over codes
+    `z` [N, F]) fires on."""
     return concept_rows(z, masks[:, names.index(concept)], 1)[0]["coverage"]
 
 
@@ -71,8 +71,9 @@ def run_site(results: Path, site: str, sae: dict, seeds: list[int]) -> list[dict
             s = summary(tab)
             row = {"site": site, "method": method, "seed": seed, "core": s["core"], "all": s["all"]}
             row |= {k: s[k] for k in ("color", "shape", "background")}
+            z = codes.to_dense(d.n_features).numpy()
             for bg in ("background=dark", "background=light"):
-                row[f"{bg} best coverage"] = coverage(codes, d.n_features, per_token, names, bg)
+                row[f"{bg} best coverage"] = coverage(z, per_token, names, bg)
             rows.append(row)
             print(row, flush=True)
     return rows
