@@ -45,7 +45,6 @@ at double1, 1.6 at single1) and find the triangle's (within 0.05 of its ends at 
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -59,8 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from concept_geometry import Split, open_store  # noqa: E402
 from concept_separation import score  # noqa: E402
 from concept_sweep import RANDOM  # noqa: E402
+from record import write_record  # noqa: E402
 
-from diffdict.atomic import write_table, write_text  # noqa: E402
 from diffdict.config import check, effective_dictionary, load_layered  # noqa: E402
 from diffdict.metrics.concept_geometry import class_geometry  # noqa: E402
 from diffdict.world.annotate import Annotator  # noqa: E402
@@ -169,35 +168,26 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/texture_world/background_geometry.md"))
     a = ap.parse_args()
     torch.set_num_threads(2)
-    config = check(load_layered(a.config))
-    if a.dictionary not in config["dictionaries"]:
-        files, valid = " + ".join(map(str, a.config)), ", ".join(config["dictionaries"])
-        ap.error(f"--dictionary '{a.dictionary}' is not in {files} (valid: {valid})")
-    settings = effective_dictionary(config, a.dictionary)
+    try:
+        settings = effective_dictionary(check(load_layered(a.config)), a.dictionary)
+    except ValueError as e:
+        ap.error(f"--dictionary: {e}")
     annotator = Annotator.load(a.model)  # both splits annotated once, for every site
     train, interp = Split(a.results, "train", annotator), Split(a.results, "interp", annotator)
     rows = []
     for site in a.sites:
         rows += run(a.results, site, train, interp, (a.dictionary, settings), a.separations, a.geometries, a.seeds)
     df = pd.DataFrame(rows)
-    write_table(a.out.with_suffix(".csv"), df)
-    text = [
-        "# A three-valued concept planted on background tokens: is the middle value lost to its geometry?",
-        "",
-        f"`python {shlex.join(sys.argv)}`",
-        "",
+    about = [
         "Held-out token AUROC of the best feature for each planted value: the middle value's and the",
         "mean of the two ends', over all tokens and within background tokens; the config's",
         f"`{a.dictionary}` and random directions: mean over the seeds (`runs`). `separation` and",
         "`first-axis share`: measured on the planted interp background tokens (the reference: on the",
         "world's backgrounds, whose middle value is gray). The question and its rule are in the",
         "script's docstring, fixed before the first run.",
-        "",
-        table(df).round(3).to_markdown(index=False),
-        "",
     ]
-    write_text(a.out, "\n".join(text))
-    print(a.out.read_text())
+    title = "A three-valued concept planted on background tokens: is the middle value lost to its geometry?"
+    write_record(a.out, title, [*about, "", table(df).round(3).to_markdown(index=False), ""], df)
 
 
 if __name__ == "__main__":

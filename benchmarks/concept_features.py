@@ -16,7 +16,6 @@ covers more; a concept without a feature shows low coverage throughout.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -28,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from concept_geometry import Split, open_store  # noqa: E402
+from record import write_record  # noqa: E402
 
-from diffdict.atomic import write_table, write_text  # noqa: E402
 from diffdict.dictionaries.base import load_dictionary  # noqa: E402
 from diffdict.interp.scoring import auroc  # noqa: E402
 from diffdict.world.annotate import Annotator  # noqa: E402
@@ -87,21 +86,13 @@ def main():
                 y = masks[:, list(interp.names).index(concept)]
                 rows += [{"site": site, "dict": name, "concept": concept, **r} for r in concept_rows(z, y, a.top)]
     df = pd.DataFrame(rows)
-    write_table(a.out.with_suffix(".csv"), df)
-    text = [
-        "# Which features carry a concept: the top features per run, their coverage and union",
-        "",
-        f"`python {shlex.join(sys.argv)}`",
-        "",
+    about = [
         "Token AUROC over all interp tokens (a diagnostic; `concepts.csv` holds the held-out score);",
         "coverage: share of the concept's tokens the feature fires on; false positives: share of the",
         "other tokens; union: the top features together.",
-        "",
-        df.round(3).to_markdown(index=False),
-        "",
     ]
-    write_text(a.out, "\n".join(text))
-    print(a.out.read_text())
+    title = "Which features carry a concept: the top features per run, their coverage and union"
+    write_record(a.out, title, [*about, "", df.round(3).to_markdown(index=False), ""], df)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,6 @@ in the header of `benchmarks/sweep_sites.yaml` captures them.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -55,8 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from concept_sweep import RANDOM, SAE, batches_of, summary  # noqa: E402
+from record import write_record  # noqa: E402
 
-from diffdict.atomic import write_text  # noqa: E402
 from diffdict.dictionaries import build, load_dictionary  # noqa: E402
 from diffdict.metrics.concept_geometry import (  # noqa: E402
     class_geometry,
@@ -471,10 +470,6 @@ def main():
     var = variance_table(a.results, a.sites, interp)
     geo, align = geometry_table(a.results, a.sites, interp)
     parts = [
-        "# How the shapes world's sites encode its concepts",
-        "",
-        f"`python {shlex.join(sys.argv)}`",
-        "",
         "## 1. What explains the object tokens' variance (R², interp split)",
         "",
         var.round(3).to_markdown(),
@@ -510,8 +505,7 @@ def main():
             agg.to_markdown(),
             "",
         ]
-    write_text(a.out, "\n".join(parts))
-    print(a.out.read_text())
+    write_record(a.out, "How the shapes world's sites encode its concepts", parts)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ concept's geometry changes; separation 0 is the null (labels carry nothing).
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -37,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from concept_geometry import Split, open_store  # noqa: E402
 from concept_sweep import RANDOM, SAE, batches_of, summary  # noqa: E402
+from record import write_record  # noqa: E402
 
-from diffdict.atomic import atomic_path, write_table, write_text  # noqa: E402
+from diffdict.atomic import atomic_path  # noqa: E402
 from diffdict.dictionaries import build  # noqa: E402
 from diffdict.metrics.concept_geometry import class_geometry, class_plane, variance_share  # noqa: E402
 from diffdict.metrics.concepts import concept_recovery, probe_recovery  # noqa: E402
@@ -233,23 +233,15 @@ def main():
     for site in a.sites:
         rows += run(a.results, site, train, interp, a.separations, a.geometries, a.seeds)
     df = pd.DataFrame(rows)
-    write_table(a.out.with_suffix(".csv"), df)
     figure(df, a.out.with_suffix(".png"))
-    text = [
-        "# Concepts planted in the toy's activations: when does the SAE find them?",
-        "",
-        f"`python {shlex.join(sys.argv)}`",
-        "",
+    about = [
         "Held-out token AUROC of the best feature for a planted six-valued concept (mean over its",
         "values), over all tokens and within object tokens; SAE and random directions: mean over the",
         "seeds (`runs`). `separation`: measured on the planted interp object tokens; `variance share`:",
         "share of their variance in the label vectors' span.",
-        "",
-        table(df).round(3).to_markdown(index=False),
-        "",
     ]
-    write_text(a.out, "\n".join(text))
-    print(a.out.read_text())
+    title = "Concepts planted in the toy's activations: when does the SAE find them?"
+    write_record(a.out, title, [*about, "", table(df).round(3).to_markdown(index=False), ""], df)
 
 
 if __name__ == "__main__":

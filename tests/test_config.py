@@ -270,6 +270,8 @@ def test_replicates_are_instances_with_consecutive_seeds(default):
     assert dcfg.instance_config(cfg, "sae")["seed"] == 5 and dcfg.instance_config(cfg, "sae-r2")["seed"] == 7
     assert dcfg.instance_config(cfg, "random-r1")["seed"] == 1  # the kind's default seed 0, plus 1
     assert "replicates" not in dcfg.instance_config(cfg, "sae")
+    with pytest.raises(ValueError, match=r"no dictionary 'sae-r3' in the config \(valid: .*sae-r2.*random-r1"):
+        dcfg.effective_dictionary(cfg, "sae-r3")
 
 
 def test_missing_model_folder_names_the_fix(default):

@@ -41,7 +41,10 @@ def dictionary_instances(config: dict) -> dict[str, tuple[str, int]]:
 def instance_config(config: dict, name: str) -> dict:
     """The hyperparameters of dictionary instance `name` (`dictionary_instances`): its
     dictionary's, with the replicate's seed and without ``replicates``."""
-    dname, r = dictionary_instances(config)[name]
+    instances = dictionary_instances(config)
+    if name not in instances:
+        raise ValueError(f"no dictionary '{name}' in the config (valid: {', '.join(instances)})")
+    dname, r = instances[name]
     out = {k: v for k, v in config["dictionaries"][dname].items() if k != "replicates"}
     if r:
         out["seed"] = out.get("seed", dictionary_kinds()[out["kind"]].get("seed", 0)) + r
