@@ -8,6 +8,7 @@ import torch
 from diffdict.dictionaries.base import SparseCodes
 from diffdict.metrics.concept_summary import summarize_concepts
 from diffdict.metrics.concepts import (
+    _as_tensor,
     best_f1_threshold,
     concept_recovery,
     probe_recovery,
@@ -55,6 +56,22 @@ def test_feature_equal_to_concept_mask_is_perfect_and_random_is_chance():
     r = concept_recovery(rnd, pid, tok, masks, ["c0", "c1"], n_features=42, mask_prompt_ids=np.arange(100, 160))
     assert (r["token_auroc"] - 0.5).abs().max() < 0.08
     assert (r["selection_token_auroc"] >= r["token_auroc"] - 0.03).all()  # selection flatters
+
+
+def test_read_only_inputs_are_copied_writable_ones_shared_and_results_equal():
+    # zarr's and pandas' views can be read-only; torch would warn and alias memory it may not write
+    rng, masks, pid, tok, flat = world(n_img=20)
+    ro = tok.copy()
+    ro.flags.writeable = False
+    assert not np.shares_memory(_as_tensor(ro).numpy(), ro)
+    assert np.shares_memory(_as_tensor(tok).numpy(), tok)  # no copy where none is needed
+    codes = SparseCodes(torch.zeros(len(pid), 1, dtype=torch.long), torch.tensor(flat[:, :1], dtype=torch.float32))
+    args = dict(n_features=1, mask_prompt_ids=np.arange(100, 120))
+    ro_masks = masks.copy()
+    ro_masks.flags.writeable = False
+    a = concept_recovery(codes, pid, tok, masks, ["c0", "c1"], **args)
+    b = concept_recovery(codes, pd.Series(pid), ro, ro_masks, ["c0", "c1"], **args)
+    pd.testing.assert_frame_equal(a, b)
 
 
 def test_token_auroc_matrix_matches_bruteforce_with_ties_and_negatives():

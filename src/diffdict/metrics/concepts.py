@@ -88,8 +88,10 @@ def _scatter_rows(
 
 
 def _as_tensor(x, dtype=None) -> torch.Tensor:
-    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-    return t.to(dtype) if dtype is not None else t
+    if not isinstance(x, torch.Tensor):
+        a = np.asarray(x)  # a pandas column's or zarr's view may be read-only: torch warns, so copy those
+        x = torch.as_tensor(a if a.flags.writeable else a.copy())
+    return x.to(dtype) if dtype is not None else x
 
 
 def _row_masks(token_masks, prompt_ids, tokens, mask_prompt_ids=None) -> torch.Tensor:
