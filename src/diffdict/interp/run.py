@@ -24,7 +24,7 @@ from ..devices import resolve_device
 from ..filenames import feature_file
 from ..settings import defaults, resolve, setting
 from . import render
-from .backends import Example, make_backend, split_judge
+from .backends import Example, Usage, make_backend, split_judge
 from .cards import card_pairs, make_card
 from .codes import CodeTable, encode_batches, store_batches
 from .images import ShardImages
@@ -214,10 +214,7 @@ def explain_and_score(features_dir, shard_paths, out_dir, cfg: dict | None = Non
                 "score": j.score if j.ok else np.nan,
                 "ok": j.ok,
                 "error": j.error,
-                "tokens": j.usage.tokens,
-                "cost": j.usage.cost,
-                "requests": j.usage.requests,
-                "cached": j.usage.cached,
+                **j.usage.row(),
             }
             for r, j in zip(rows, judged)
         ],
@@ -229,10 +226,7 @@ def explain_and_score(features_dir, shard_paths, out_dir, cfg: dict | None = Non
             "score",
             "ok",
             "error",
-            "tokens",
-            "cost",
-            "requests",
-            "cached",
+            *Usage.COLUMNS,
         ],
     )
     et = pd.DataFrame(
@@ -244,10 +238,7 @@ def explain_and_score(features_dir, shard_paths, out_dir, cfg: dict | None = Non
                 "ok": e.ok,
                 "error": e.error,
                 "explain_prompt_ids": t.explain,
-                "tokens": e.usage.tokens,
-                "cost": e.usage.cost,
-                "requests": e.usage.requests,
-                "cached": e.usage.cached,
+                **e.usage.row(),
             }
             for t, e in zip(tasks, expl)
         ],
@@ -258,10 +249,7 @@ def explain_and_score(features_dir, shard_paths, out_dir, cfg: dict | None = Non
             "ok",
             "error",
             "explain_prompt_ids",
-            "tokens",
-            "cost",
-            "requests",
-            "cached",
+            *Usage.COLUMNS,
         ],
     )
     scores = feature_scores(jt, et, c["failure_policy"])

@@ -26,6 +26,7 @@ class Usage:
     cost: float = 0.0  # nominal cost of the responses (cache hits included)
     requests: int = 0  # HTTP/generation calls actually made (retries included)
     cached: int = 0  # answers served from the cache
+    COLUMNS: ClassVar[tuple[str, ...]] = ("tokens", "cost", "requests", "cached")  # what result tables keep
 
     def __add__(self, o: Usage) -> Usage:
         return Usage(*(a + b for a, b in zip(self.astuple(), o.astuple())))
@@ -36,6 +37,10 @@ class Usage:
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    def row(self) -> dict:
+        """Its `COLUMNS` as a result table's row."""
+        return {c: getattr(self, c) for c in self.COLUMNS}
 
 
 @dataclass(eq=False)
