@@ -89,6 +89,16 @@ def build(
     return out
 
 
+def store_batches(store, batch_size: int, seed: int):
+    """The training batches of `train_on_store`: epoch e is a fresh shuffle of the store seeded
+    ``seed + e``; rows come along for error messages."""
+
+    def batches(epoch: int):
+        return store.batches(batch_size, shuffle=True, seed=seed + epoch, with_meta=True)
+
+    return batches
+
+
 def train_on_store(
     settings: dict,
     store,
@@ -117,15 +127,10 @@ def train_on_store(
 
         needs["w_out"] = mlp_out_weight(load_pipeline(model_cfg or {}).transformer, site)
 
-    def batches(epoch: int):  # a fresh shuffle per epoch; rows come along for error messages
-        return store.batches(
-            resolved.get("batch_size", 4096), shuffle=True, seed=resolved.get("seed", 0) + epoch, with_meta=True
-        )
-
     dictionary = build(
         kind.name,
         hp,
-        batches_factory=batches,
+        batches_factory=store_batches(store, resolved.get("batch_size", 4096), resolved.get("seed", 0)),
         d_model=store.d_model,
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
         log_path=Path(log_path) if log_path else None,
