@@ -44,7 +44,7 @@ within 1/6 of the benchmarks' batching's (SAE 0.25, Matryoshka 0.33). Either out
         --config config/config.yaml benchmarks/matryoshka.yaml --dictionary matryoshka \\
         --out benchmarks/results/texture_world/seed_spread_matryoshka.md
     .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
-        --out benchmarks/results/texture_world/seed_spread_workflow.md
+        --config config/config.yaml --dictionary sae --out benchmarks/results/texture_world/seed_spread_workflow.md
     .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
         --config config/config.yaml benchmarks/matryoshka.yaml --dictionary matryoshka \\
         --out benchmarks/results/texture_world/seed_spread_workflow_matryoshka.md
