@@ -35,6 +35,16 @@ workflow's runs' core values within 0.002, for the SAE (0.876 / 0.901 / 0.892) a
 and the batching is not what separates them — over 12 seeds the share of runs at >= 0.90 stays
 within 1/6 of the benchmarks' batching's (SAE 0.25, Matryoshka 0.33). Either outcome is recorded.
 
+Fourth question, fixed before its runs (2026-12-06, 20:56 UTC): what is the mode in which a run
+loses colour and shape (either below 0.90 at double1: Matryoshka 7 of 12, the SAE 1 or 4 of 12,
+BatchTopK none)? Over all tokens a colour or shape concept is scored mostly as foreground (the
+sweep's `object` column), so the hypothesis is a lost foreground detector. Each run now also
+reports `object` (held-out token AUROC of the best feature for "an object covers this token",
+`concept_sweep.OBJECT`) and `shared` (the most concepts sharing one best feature). Prediction, on
+the workflow's batches at double1 for the SAE, Matryoshka and BatchTopK: every run that loses
+colour or shape has a lower `object` score than every run that keeps both, within each method;
+the records written before this question lack the two columns. Either outcome is recorded.
+
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
         --out benchmarks/results/texture_world/seed_spread.md
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
@@ -48,6 +58,9 @@ within 1/6 of the benchmarks' batching's (SAE 0.25, Matryoshka 0.33). Either out
     .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
         --config config/config.yaml benchmarks/matryoshka.yaml --dictionary matryoshka \\
         --out benchmarks/results/texture_world/seed_spread_workflow_matryoshka.md
+    .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
+        --config config/config.yaml benchmarks/batch_topk.yaml --dictionary batchtopk \\
+        --out benchmarks/results/texture_world/seed_spread_workflow_batchtopk.md
 """
 
 from __future__ import annotations
@@ -64,7 +77,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from concept_features import concept_rows  # noqa: E402
-from concept_sweep import RANDOM, batches_of, load, summary  # noqa: E402
+from concept_sweep import RANDOM, batches_of, load, summary, with_object_label  # noqa: E402
 from record import write_record  # noqa: E402
 
 from diffdict.config import check, effective_dictionary, load_layered  # noqa: E402
@@ -90,6 +103,7 @@ def run_site(
     xi, mi = load(results / "activations" / site / "interp.zarr")
     ann = np.load(results / "annotations" / "interp.npz")
     names = [str(c) for c in ann["concepts"]]
+    labels, label_names = with_object_label(ann["token_masks"], names)  # concepts + the object label
     row_of = {int(p): i for i, p in enumerate(ann["prompt_id"])}
     r = np.array([row_of[int(p)] for p in mi["prompt_id"]])
     per_token = ann["token_masks"].reshape(len(row_of), -1, len(names))[r, mi["token"].to_numpy()]  # [N, C]
@@ -102,11 +116,11 @@ def run_site(
             d = build(cfg["kind"], hp, batches or batches_of(xt, batch, seed), xt.shape[1], progress=False)
             codes = d.encode(xi)
             tab = concept_recovery(
-                codes, mi["prompt_id"], mi["token"], ann["token_masks"], names, d.n_features, ann["prompt_id"]
+                codes, mi["prompt_id"], mi["token"], labels, label_names, d.n_features, ann["prompt_id"]
             )
             s = summary(tab)
             row = {"site": site, "method": method, "seed": seed, "core": s["core"], "all": s["all"]}
-            row |= {k: s[k] for k in ("color", "shape", "background")}
+            row |= {k: s[k] for k in ("color", "shape", "background", "object", "shared")}
             z = codes.to_dense(d.n_features).numpy()
             for bg in ("background=dark", "background=light"):
                 row[f"{bg} best coverage"] = coverage(z, per_token, names, bg)
