@@ -45,6 +45,15 @@ the workflow's batches at double1 for the SAE, Matryoshka and BatchTopK: every r
 colour or shape has a lower `object` score than every run that keeps both, within each method;
 the records written before this question lack the two columns. Either outcome is recorded.
 
+Fifth question, fixed before its runs (2026-12-06, 21:09 UTC), after the fourth's answer (every run
+that loses colour or shape has the lower `object` score: SAE 0.767-0.949 against 0.978-0.981,
+Matryoshka 0.717-0.908 against 0.975-0.981, BatchTopK 0.981-0.982 in every run and no run lost):
+do those runs also lose the colours and shapes themselves, or only the foreground detector that
+the all-token score reads? Each run now also reports `kind_color` and `kind_shape` (within the
+concept's kind: the object tokens of the other colours or shapes as negatives). Prediction: the
+runs that lose colour or shape over all tokens score within 0.03 of the other runs' mean within
+the kind (the mode is the foreground detector alone). Either outcome is recorded.
+
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
         --out benchmarks/results/texture_world/seed_spread.md
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
@@ -120,7 +129,7 @@ def run_site(
             )
             s = summary(tab)
             row = {"site": site, "method": method, "seed": seed, "core": s["core"], "all": s["all"]}
-            row |= {k: s[k] for k in ("color", "shape", "background", "object", "shared")}
+            row |= {k: s[k] for k in ("color", "shape", "background", "object", "shared", "kind_color", "kind_shape")}
             z = codes.to_dense(d.n_features).numpy()
             for bg in ("background=dark", "background=light"):
                 row[f"{bg} best coverage"] = coverage(z, per_token, names, bg)
