@@ -168,8 +168,9 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/texture_world/background_geometry.md"))
     a = ap.parse_args()
     torch.set_num_threads(2)
-    try:
-        settings = effective_dictionary(check(load_layered(a.config)), a.dictionary)
+    config = check(load_layered(a.config))
+    try:  # an unknown name, refused with the valid ones
+        settings = effective_dictionary(config, a.dictionary)
     except ValueError as e:
         ap.error(f"--dictionary: {e}")
     annotator = Annotator.load(a.model)  # both splits annotated once, for every site

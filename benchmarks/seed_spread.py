@@ -121,8 +121,12 @@ def run_site(
         for seed in seeds:
             hp = {k: v for k, v in cfg.items() if k != "kind"} | {"seed": seed}
             batch = hp.get("batch_size", 4096)
-            batches = store_batches(ActivationStore.open(train), batch, seed) if workflow_batches else None
-            d = build(cfg["kind"], hp, batches or batches_of(xt, batch, seed), xt.shape[1], progress=False)
+            batches = (
+                store_batches(ActivationStore.open(train), batch, seed)
+                if workflow_batches
+                else batches_of(xt, batch, seed)
+            )
+            d = build(cfg["kind"], hp, batches, xt.shape[1], progress=False)
             codes = d.encode(xi)
             tab = concept_recovery(
                 codes, mi["prompt_id"], mi["token"], labels, label_names, d.n_features, ann["prompt_id"]
@@ -171,8 +175,9 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/texture_world/seed_spread.md"))
     a = ap.parse_args()
     torch.set_num_threads(2)
-    try:
-        dictionary = (a.dictionary, effective_dictionary(check(load_layered(a.config)), a.dictionary))
+    config = check(load_layered(a.config))
+    try:  # an unknown name, refused with the valid ones
+        dictionary = (a.dictionary, effective_dictionary(config, a.dictionary))
     except ValueError as e:
         ap.error(f"--dictionary: {e}")
     rows = []
