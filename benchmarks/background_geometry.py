@@ -55,12 +55,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import config_dictionary  # noqa: E402
 from concept_geometry import Split, open_store  # noqa: E402
 from concept_separation import score  # noqa: E402
 from concept_sweep import RANDOM  # noqa: E402
 from record import write_record  # noqa: E402
 
-from diffdict.config import check, effective_dictionary, load_layered  # noqa: E402
 from diffdict.metrics.concept_geometry import class_geometry  # noqa: E402
 from diffdict.world.annotate import Annotator  # noqa: E402
 
@@ -158,8 +158,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=Path("results/toy"))
-    ap.add_argument("--config", type=Path, nargs="+", default=[Path("config/config.yaml")], help="layered in order")
-    ap.add_argument("--dictionary", default="sae", help="the config's dictionary to train (default: sae)")
+    config_dictionary.add_arguments(ap)
     ap.add_argument("--sites", nargs="+", default=["double1_img", "single1_img"])
     ap.add_argument("--model", type=Path, default=Path("resources/toy-textures"), help="toy model (its annotator)")
     ap.add_argument("--separations", nargs="+", type=float, default=[0.0, 0.9, 1.6])
@@ -168,16 +167,12 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/texture_world/background_geometry.md"))
     a = ap.parse_args()
     torch.set_num_threads(2)
-    config = check(load_layered(a.config))
-    try:  # an unknown name, refused with the valid ones
-        settings = effective_dictionary(config, a.dictionary)
-    except ValueError as e:
-        ap.error(f"--dictionary: {e}")
+    dictionary = config_dictionary.resolve(ap, a)
     annotator = Annotator.load(a.model)  # both splits annotated once, for every site
     train, interp = Split(a.results, "train", annotator), Split(a.results, "interp", annotator)
     rows = []
     for site in a.sites:
-        rows += run(a.results, site, train, interp, (a.dictionary, settings), a.separations, a.geometries, a.seeds)
+        rows += run(a.results, site, train, interp, dictionary, a.separations, a.geometries, a.seeds)
     df = pd.DataFrame(rows)
     about = [
         "Held-out token AUROC of the best feature for each planted value: the middle value's and the",

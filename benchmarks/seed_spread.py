@@ -85,13 +85,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import config_dictionary  # noqa: E402
 from concept_features import concept_rows  # noqa: E402
 from concept_sweep import RANDOM, batches_of, load, summary, with_object_label  # noqa: E402
 from record import write_record  # noqa: E402
 
-from diffdict.config import check, effective_dictionary, load_layered  # noqa: E402
 from diffdict.dictionaries import build  # noqa: E402
-from diffdict.dictionaries.factory import store_batches  # noqa: E402
+from diffdict.dictionaries.factory import training_batches  # noqa: E402
 from diffdict.metrics.concepts import concept_recovery  # noqa: E402
 from diffdict.store import ActivationStore  # noqa: E402
 
@@ -122,7 +122,7 @@ def run_site(
             hp = {k: v for k, v in cfg.items() if k != "kind"} | {"seed": seed}
             batch = hp.get("batch_size", 4096)
             batches = (
-                store_batches(ActivationStore.open(train), batch, seed)
+                training_batches(ActivationStore.open(train), batch, seed)
                 if workflow_batches
                 else batches_of(xt, batch, seed)
             )
@@ -163,8 +163,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=Path("results/toy"))
-    ap.add_argument("--config", type=Path, nargs="+", default=[Path("config/config.yaml")], help="layered in order")
-    ap.add_argument("--dictionary", default="sae", help="the config's dictionary to train (default: sae)")
+    config_dictionary.add_arguments(ap)
     ap.add_argument("--sites", nargs="+", default=["double1_img", "single1_img"])
     ap.add_argument("--seeds", type=int, default=12, help="seeds 0 .. N-1")
     ap.add_argument(
@@ -175,11 +174,7 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/texture_world/seed_spread.md"))
     a = ap.parse_args()
     torch.set_num_threads(2)
-    config = check(load_layered(a.config))
-    try:  # an unknown name, refused with the valid ones
-        dictionary = (a.dictionary, effective_dictionary(config, a.dictionary))
-    except ValueError as e:
-        ap.error(f"--dictionary: {e}")
+    dictionary = config_dictionary.resolve(ap, a)
     rows = []
     for site in a.sites:
         rows += run_site(a.results, site, dictionary, list(range(a.seeds)), a.workflow_batches)

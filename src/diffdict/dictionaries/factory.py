@@ -89,7 +89,7 @@ def build(
     return out
 
 
-def store_batches(store, batch_size: int, seed: int):
+def training_batches(store, batch_size: int, seed: int):
     """The training batches of `train_on_store`: epoch e is a fresh shuffle of the store seeded
     ``seed + e``; rows come along for error messages."""
 
@@ -130,7 +130,7 @@ def train_on_store(
     dictionary = build(
         kind.name,
         hp,
-        batches_factory=store_batches(store, resolved.get("batch_size", 4096), resolved.get("seed", 0)),
+        batches_factory=training_batches(store, resolved.get("batch_size", 4096), resolved.get("seed", 0)),
         d_model=store.d_model,
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
         log_path=Path(log_path) if log_path else None,
