@@ -54,6 +54,19 @@ concept's kind: the object tokens of the other colours or shapes as negatives). 
 runs that lose colour or shape over all tokens score within 0.03 of the other runs' mean within
 the kind (the mode is the foreground detector alone). Either outcome is recorded.
 
+Sixth question, fixed before its runs (2026-12-06, 23:03 UTC), after the fifth's answer (the runs
+that lose colour or shape keep them within the kind; what they lose is the foreground feature):
+where did the foreground go — is it split among features along one concept, or missing? Each run
+now also reports, for its best `object` feature (by token AUROC over all interp tokens, a
+diagnostic): `obj coverage` (share of object tokens it fires on), `obj union3` (the top three
+object features together) and, per kind, `obj spread <kind>` (max - min of its coverage over the
+kind's values; a background value is the image's, for the object tokens on it), with `obj split
+by` the kind of largest spread. Prediction, on the workflow's batches at double1: in every SAE and
+Matryoshka run with `object` < 0.95 the best object feature is split along one kind (largest
+spread >= 0.4), that kind is background in most of them, and the top three cover >= 0.9 of object
+tokens (split, not missing); in every run with `object` >= 0.97 (BatchTopK's all) every spread is
+< 0.2. Either outcome is recorded.
+
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
         --out benchmarks/results/texture_world/seed_spread.md
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
@@ -94,6 +107,7 @@ from diffdict.dictionaries import build  # noqa: E402
 from diffdict.dictionaries.factory import training_batches  # noqa: E402
 from diffdict.metrics.concepts import concept_recovery  # noqa: E402
 from diffdict.store import ActivationStore  # noqa: E402
+from diffdict.world.scene import concept_kind  # noqa: E402
 
 THRESHOLD = 0.90  # the core check's, issue 14
 
@@ -102,6 +116,25 @@ def coverage(z: np.ndarray, masks: np.ndarray, names: list[str], concept: str) -
     """Share of `concept`'s tokens (`masks` [N, C]) its best feature (by token AUROC over codes
     `z` [N, F]) fires on."""
     return concept_rows(z, masks[:, names.index(concept)], 1)[0]["coverage"]
+
+
+def object_split(z: np.ndarray, per_token: np.ndarray, per_image: np.ndarray, names: list[str], top: int = 3) -> dict:
+    """Where a run's foreground feature fires: the best `object` feature's coverage of object tokens,
+    the top `top` features' union, and per kind the spread (max - min) of its coverage over the
+    kind's values (`per_token` masks [N, C]; `per_image` [N, C]: the token's image has the concept,
+    which places object tokens on their image's background)."""
+    kinds = concept_kind(pd.Series(names)).to_numpy()
+    obj = per_token[:, kinds != "background"].any(1)
+    rows = concept_rows(z, obj, top)
+    on = z[:, rows[0]["feature"]] > 0
+    out = {"obj coverage": rows[0]["coverage"], "obj union3": rows[0][f"union of top {top}, coverage"]}
+    for kind in dict.fromkeys(kinds):
+        values = (per_image if kind == "background" else per_token)[:, kinds == kind] & obj[:, None]
+        cov = [on[v].mean() for v in values.T if v.sum() >= 20]  # values with too few tokens say nothing
+        out[f"obj spread {kind}"] = max(cov) - min(cov) if len(cov) > 1 else np.nan
+    spreads = {k.removeprefix("obj spread "): v for k, v in out.items() if k.startswith("obj spread")}
+    out["obj split by"] = max(spreads, key=lambda k: np.nan_to_num(spreads[k], nan=-1))
+    return out
 
 
 def run_site(
@@ -115,7 +148,9 @@ def run_site(
     labels, label_names = with_object_label(ann["token_masks"], names)  # concepts + the object label
     row_of = {int(p): i for i, p in enumerate(ann["prompt_id"])}
     r = np.array([row_of[int(p)] for p in mi["prompt_id"]])
-    per_token = ann["token_masks"].reshape(len(row_of), -1, len(names))[r, mi["token"].to_numpy()]  # [N, C]
+    by_image = ann["token_masks"].reshape(len(row_of), -1, len(names))
+    per_token = by_image[r, mi["token"].to_numpy()]  # [N, C]
+    per_image = by_image.any(1)[r]  # [N, C]: the token's image has the concept
     rows = []
     for method, cfg in (dictionary, ("random", RANDOM)):
         for seed in seeds:
@@ -137,6 +172,7 @@ def run_site(
             z = codes.to_dense(d.n_features).numpy()
             for bg in ("background=dark", "background=light"):
                 row[f"{bg} best coverage"] = coverage(z, per_token, names, bg)
+            row |= object_split(z, per_token, per_image, names)
             rows.append(row)
             print(row, flush=True)
     return rows
