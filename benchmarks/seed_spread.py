@@ -67,6 +67,19 @@ spread >= 0.4), that kind is background in most of them, and the top three cover
 tokens (split, not missing); in every run with `object` >= 0.97 (BatchTopK's all) every spread is
 < 0.2. Either outcome is recorded.
 
+Seventh question, fixed before its runs (2026-12-06, 23:09 UTC), after the sixth's answer for the
+SAE (its prediction failed: in the four runs with `object` < 0.95 the best object feature fires on
+0.59-0.92 of object tokens, its coverage spreads by at most 0.21 over any concept's values
+(background's the largest in three), and the top three cover 0.77-0.94 — neither split along a
+concept nor wholly missing): which object tokens does it miss? Two candidates outside the concepts:
+the capture step (the site pools two denoising steps; a one-step foreground feature covers about
+half) and the token's place on the object (edge tokens, which the object covers in part, against
+interior ones it covers >= 95 %, `concept_geometry.INTERIOR`). Each run now also reports `obj spread
+step` and `obj spread interior`. Prediction, on the workflow's batches at double1: in every SAE and
+Matryoshka run with `object` < 0.95 the spread over steps is >= 0.3 and larger than the spread
+between edge and interior tokens; in every run with `object` >= 0.97 both are < 0.1. Either outcome
+is recorded.
+
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
         --out benchmarks/results/texture_world/seed_spread.md
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
@@ -100,6 +113,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import config_dictionary  # noqa: E402
 from concept_features import concept_rows  # noqa: E402
+from concept_geometry import INTERIOR, Split  # noqa: E402
 from concept_sweep import RANDOM, batches_of, load, summary, with_object_label  # noqa: E402
 from record import write_record  # noqa: E402
 
@@ -107,6 +121,7 @@ from diffdict.dictionaries import build  # noqa: E402
 from diffdict.dictionaries.factory import training_batches  # noqa: E402
 from diffdict.metrics.concepts import concept_recovery  # noqa: E402
 from diffdict.store import ActivationStore  # noqa: E402
+from diffdict.world.annotate import Annotator  # noqa: E402
 from diffdict.world.scene import concept_kind  # noqa: E402
 
 THRESHOLD = 0.90  # the core check's, issue 14
@@ -118,27 +133,40 @@ def coverage(z: np.ndarray, masks: np.ndarray, names: list[str], concept: str) -
     return concept_rows(z, masks[:, names.index(concept)], 1)[0]["coverage"]
 
 
-def object_split(z: np.ndarray, per_token: np.ndarray, per_image: np.ndarray, names: list[str], top: int = 3) -> dict:
+def object_split(
+    z: np.ndarray,
+    per_token: np.ndarray,
+    per_image: np.ndarray,
+    names: list[str],
+    groups: dict[str, np.ndarray] | None = None,
+    top: int = 3,
+) -> dict:
     """Where a run's foreground feature fires: the best `object` feature's coverage of object tokens,
-    the top `top` features' union, and per kind the spread (max - min) of its coverage over the
-    kind's values (`per_token` masks [N, C]; `per_image` [N, C]: the token's image has the concept,
-    which places object tokens on their image's background)."""
+    the top `top` features' union, and the spread (max - min) of its coverage over each kind's values
+    (`per_token` masks [N, C]; `per_image` [N, C]: the token's image has the concept, which places
+    object tokens on their image's background) and over each of `groups`' per-token labels [N]."""
     kinds = concept_kind(pd.Series(names)).to_numpy()
     obj = per_token[:, kinds != "background"].any(1)
     rows = concept_rows(z, obj, top)
     on = z[:, rows[0]["feature"]] > 0
     out = {"obj coverage": rows[0]["coverage"], "obj union3": rows[0][f"union of top {top}, coverage"]}
-    for kind in dict.fromkeys(kinds):
-        values = (per_image if kind == "background" else per_token)[:, kinds == kind] & obj[:, None]
-        cov = [on[v].mean() for v in values.T if v.sum() >= 20]  # values with too few tokens say nothing
-        out[f"obj spread {kind}"] = max(cov) - min(cov) if len(cov) > 1 else np.nan
+    parts = {kind: (per_image if kind == "background" else per_token)[:, kinds == kind] for kind in kinds}
+    parts |= {name: label[:, None] == np.unique(label) for name, label in (groups or {}).items()}
+    for name, values in parts.items():
+        cov = [on[v].mean() for v in (values & obj[:, None]).T if v.sum() >= 20]  # a few tokens say nothing
+        out[f"obj spread {name}"] = max(cov) - min(cov) if len(cov) > 1 else np.nan
     spreads = {k.removeprefix("obj spread "): v for k, v in out.items() if k.startswith("obj spread")}
     out["obj split by"] = max(spreads, key=lambda k: np.nan_to_num(spreads[k], nan=-1))
     return out
 
 
 def run_site(
-    results: Path, site: str, dictionary: tuple[str, dict], seeds: list[int], workflow_batches: bool = False
+    results: Path,
+    site: str,
+    dictionary: tuple[str, dict],
+    seeds: list[int],
+    split: Split,
+    workflow_batches: bool = False,
 ) -> list[dict]:
     train = results / "activations" / site / "train.zarr"
     xt, _ = load(train)
@@ -151,6 +179,8 @@ def run_site(
     by_image = ann["token_masks"].reshape(len(row_of), -1, len(names))
     per_token = by_image[r, mi["token"].to_numpy()]  # [N, C]
     per_image = by_image.any(1)[r]  # [N, C]: the token's image has the concept
+    rs, step, t = split.rows(mi)
+    groups = {"step": step, "interior": split.coverage[rs, t] >= INTERIOR}
     rows = []
     for method, cfg in (dictionary, ("random", RANDOM)):
         for seed in seeds:
@@ -172,7 +202,7 @@ def run_site(
             z = codes.to_dense(d.n_features).numpy()
             for bg in ("background=dark", "background=light"):
                 row[f"{bg} best coverage"] = coverage(z, per_token, names, bg)
-            row |= object_split(z, per_token, per_image, names)
+            row |= object_split(z, per_token, per_image, names, groups)
             rows.append(row)
             print(row, flush=True)
     return rows
@@ -201,6 +231,7 @@ def main():
     ap.add_argument("--results", type=Path, default=Path("results/toy"))
     config_dictionary.add_arguments(ap)
     ap.add_argument("--sites", nargs="+", default=["double1_img", "single1_img"])
+    ap.add_argument("--model", type=Path, default=Path("resources/toy-textures"), help="toy model (its annotator)")
     ap.add_argument("--seeds", type=int, default=12, help="seeds 0 .. N-1")
     ap.add_argument(
         "--workflow-batches",
@@ -211,9 +242,10 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(2)
     dictionary = config_dictionary.resolve(ap, a)
+    split = Split(a.results, "interp", Annotator.load(a.model))
     rows = []
     for site in a.sites:
-        rows += run_site(a.results, site, dictionary, list(range(a.seeds)), a.workflow_batches)
+        rows += run_site(a.results, site, dictionary, list(range(a.seeds)), split, a.workflow_batches)
     df = pd.DataFrame(rows)
     about = [
         "Per site: the SAE runs' core token AUROC (colour, shape, background; held-out, as `concepts.csv`),",
