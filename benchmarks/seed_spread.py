@@ -97,6 +97,14 @@ store; half the tokens). Prediction, at double1 with 12 seeds: at each step the 
 and shape on either batching) and at most 2 for the SAE (pooled: 4 of 12 on the workflow's
 batches). Either outcome is recorded.
 
+Ninth question, fixed before its runs (2026-12-06, 23:35 UTC): is BatchTopK's foreground feature,
+kept in all its 12 runs, bought by the larger budget it gives object tokens? An ad hoc count on its
+seed 0 (workflow's batches, double1, not recorded): 12.8 and 9.6 active latents per object token at
+steps 0 and 1, 9.1 and 6.0 per background token (average k 8). If the budget is the reason, the
+TopK SAE with k 12 (about what BatchTopK gives object tokens) or 16 keeps it too. Prediction, on
+the workflow's batches at double1 (`benchmarks/sae_k12.yaml`, `sae_k16.yaml`): at most 1 of 12 runs
+with `object` < 0.95 at each k (k 8: 4 of 12). Either outcome is recorded.
+
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
         --out benchmarks/results/texture_world/seed_spread.md
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
@@ -123,6 +131,12 @@ batches). Either outcome is recorded.
         --out benchmarks/results/texture_world/seed_spread_step0.md
     .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --step 1 \\
         --out benchmarks/results/texture_world/seed_spread_step1.md
+    .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
+        --config config/config.yaml benchmarks/sae_k12.yaml --dictionary sae \\
+        --out benchmarks/results/texture_world/seed_spread_workflow_k12.md
+    .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
+        --config config/config.yaml benchmarks/sae_k16.yaml --dictionary sae \\
+        --out benchmarks/results/texture_world/seed_spread_workflow_k16.md
 """
 
 from __future__ import annotations
