@@ -105,6 +105,13 @@ TopK SAE with k 12 (about what BatchTopK gives object tokens) or 16 keeps it too
 the workflow's batches at double1 (`benchmarks/sae_k12.yaml`, `sae_k16.yaml`): at most 1 of 12 runs
 with `object` < 0.95 at each k (k 8: 4 of 12). Either outcome is recorded.
 
+Tenth question, fixed before its runs (2026-12-06, 23:47 UTC), after the ninth's answer (held: k 12
+loses the foreground in none of 12 runs at double1, k 16 in one; k 12 passes double1's core check in
+7 of 12): does k 12 help at single1, where no setting has a foreground feature (`concept_sweep.md`)
+and the core check fails on shape and background? Prediction, on the workflow's batches at single1
+for k 8 and k 12: no run reaches 0.90 at either k, and k 12's mean core and mean margin over all
+concepts are within 0.03 of k 8's. Either outcome is recorded.
+
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
         --out benchmarks/results/texture_world/seed_spread.md
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
@@ -137,6 +144,12 @@ with `object` < 0.95 at each k (k 8: 4 of 12). Either outcome is recorded.
     .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
         --config config/config.yaml benchmarks/sae_k16.yaml --dictionary sae \\
         --out benchmarks/results/texture_world/seed_spread_workflow_k16.md
+    .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites single1_img --workflow-batches \\
+        --config config/config.yaml --dictionary sae \\
+        --out benchmarks/results/texture_world/seed_spread_workflow_single1.md
+    .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites single1_img --workflow-batches \\
+        --config config/config.yaml benchmarks/sae_k12.yaml --dictionary sae \\
+        --out benchmarks/results/texture_world/seed_spread_workflow_k12_single1.md
 """
 
 from __future__ import annotations
