@@ -112,6 +112,13 @@ and the core check fails on shape and background? Prediction, on the workflow's 
 for k 8 and k 12: no run reaches 0.90 at either k, and k 12's mean core and mean margin over all
 concepts are within 0.03 of k 8's. Either outcome is recorded.
 
+Eleventh question, fixed before its runs (2026-12-07, 00:05 UTC), after the tenth's answer: k 12's
+margins are measured against random directions at k 8 (`concept_sweep.RANDOM`, the workflow's
+`random` entry). Does the baseline's own k move them? `--random-k 12` gives random directions the
+SAE's k. Prediction, on the workflow's batches at double1 with the SAE at k 12: random directions'
+mean over all concepts at k 12 is within 0.03 of theirs at k 8 (0.790 over the same 12 seeds), so the
+margin stays between 0.09 and 0.15. Either outcome is recorded.
+
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
         --out benchmarks/results/texture_world/seed_spread.md
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
@@ -150,6 +157,9 @@ concepts are within 0.03 of k 8's. Either outcome is recorded.
     .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites single1_img --workflow-batches \\
         --config config/config.yaml benchmarks/sae_k12.yaml --dictionary sae \\
         --out benchmarks/results/texture_world/seed_spread_workflow_k12_single1.md
+    .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
+        --config config/config.yaml benchmarks/sae_k12.yaml --dictionary sae --random-k 12 \\
+        --out benchmarks/results/texture_world/seed_spread_workflow_k12_random_k12.md
 """
 
 from __future__ import annotations
@@ -222,6 +232,7 @@ def run_site(
     split: Split,
     workflow_batches: bool = False,
     step: int | None = None,
+    random: dict = RANDOM,
 ) -> list[dict]:
     train = results / "activations" / site / "train.zarr"
     xt, mt = load(train)
@@ -241,7 +252,7 @@ def run_site(
     rs, step, t = split.rows(mi)
     groups = {"step": step, "interior": split.coverage[rs, t] >= INTERIOR}
     rows = []
-    for method, cfg in (dictionary, ("random", RANDOM)):
+    for method, cfg in (dictionary, ("random", random)):
         for seed in seeds:
             hp = {k: v for k, v in cfg.items() if k != "kind"} | {"seed": seed}
             batch = hp.get("batch_size", 4096)
@@ -298,6 +309,7 @@ def main():
         help="train_on_store's batches (seed s is then the workflow's replicate s), not concept_sweep's",
     )
     ap.add_argument("--step", type=int, help="train and score on this capture step alone (default: all, pooled)")
+    ap.add_argument("--random-k", type=int, default=RANDOM["k"], help="random directions' k (default: the workflow's)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/texture_world/seed_spread.md"))
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -307,7 +319,16 @@ def main():
     split = Split(a.results, "interp", Annotator.load(a.model))
     rows = []
     for site in a.sites:
-        rows += run_site(a.results, site, dictionary, list(range(a.seeds)), split, a.workflow_batches, a.step)
+        rows += run_site(
+            a.results,
+            site,
+            dictionary,
+            list(range(a.seeds)),
+            split,
+            a.workflow_batches,
+            a.step,
+            RANDOM | {"k": a.random_k},
+        )
     df = pd.DataFrame(rows)
     about = [
         "Per site: the SAE runs' core token AUROC (colour, shape, background; held-out, as `concepts.csv`),",
