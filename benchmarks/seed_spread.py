@@ -249,8 +249,8 @@ def run_site(
     by_image = ann["token_masks"].reshape(len(row_of), -1, len(names))
     per_token = by_image[r, mi["token"].to_numpy()]  # [N, C]
     per_image = by_image.any(1)[r]  # [N, C]: the token's image has the concept
-    rs, step, t = split.rows(mi)
-    groups = {"step": step, "interior": split.coverage[rs, t] >= INTERIOR}
+    rs, steps, t = split.rows(mi)
+    groups = {"step": steps, "interior": split.coverage[rs, t] >= INTERIOR}
     rows = []
     for method, cfg in (dictionary, ("random", random)):
         for seed in seeds:
