@@ -213,7 +213,7 @@ def object_split(
     obj = per_token[:, kinds != "background"].any(1)
     rows = concept_rows(z, obj, top)
     on = z[:, rows[0]["feature"]] > 0
-    out = {"obj coverage": rows[0]["coverage"], "obj union3": rows[0][f"union of top {top}, coverage"]}
+    out = {"obj coverage": rows[0]["coverage"], f"obj union{top}": rows[0][f"union of top {top}, coverage"]}
     parts = {kind: (per_image if kind == "background" else per_token)[:, kinds == kind] for kind in kinds}
     parts |= {name: label[:, None] == np.unique(label) for name, label in (groups or {}).items()}
     for name, values in parts.items():
@@ -244,12 +244,9 @@ def run_site(
     ann = np.load(results / "annotations" / "interp.npz")
     names = [str(c) for c in ann["concepts"]]
     labels, label_names = with_object_label(ann["token_masks"], names)  # concepts + the object label
-    row_of = {int(p): i for i, p in enumerate(ann["prompt_id"])}
-    r = np.array([row_of[int(p)] for p in mi["prompt_id"]])
-    by_image = ann["token_masks"].reshape(len(row_of), -1, len(names))
-    per_token = by_image[r, mi["token"].to_numpy()]  # [N, C]
-    per_image = by_image.any(1)[r]  # [N, C]: the token's image has the concept
     rs, steps, t = split.rows(mi)
+    per_token = split.token_masks(mi)  # [N, C], the same annotator's masks as `ann`'s
+    per_image = split.masks.any(1)[rs]  # [N, C]: the token's image has the concept
     groups = {"step": steps, "interior": split.coverage[rs, t] >= INTERIOR}
     rows = []
     for method, cfg in (dictionary, ("random", random)):
