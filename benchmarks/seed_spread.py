@@ -237,6 +237,8 @@ def run_site(
     train = results / "activations" / site / "train.zarr"
     xt, mt = load(train)
     xi, mi = load(results / "activations" / site / "interp.zarr")
+    if step is not None and step not in set(mt["step"]):
+        raise SystemExit(f"--step {step}: {site} captured steps {sorted(set(mt['step']))}")
     if step is not None:  # one capture step: its rows of both splits
         xt = xt[torch.from_numpy(mt["step"].to_numpy() == step)]
         keep = mi["step"].to_numpy() == step
