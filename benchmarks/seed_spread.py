@@ -329,16 +329,38 @@ def main():
             RANDOM | {"k": a.random_k},
         )
     df = pd.DataFrame(rows)
-    about = [
-        "Per site: the SAE runs' core token AUROC (colour, shape, background; held-out, as `concepts.csv`),",
-        f"the share of runs reaching {THRESHOLD} and the chance that three independent runs all do (p^3),",
-        "random directions' mean and the mean margin over all concepts. Per run (the CSV and the second",
-        "table): the kinds' means and how much of the dark and light backgrounds their best feature covers.",
-    ]
     runs = df.sort_values(["site", "method", "core"]).round(3).to_markdown(index=False)
-    who = "The default SAE" if a.dictionary == "sae" else f"The config's `{a.dictionary}`"
-    title = f"{who} trained with many seeds: how much one run decides the core check"
-    write_record(a.out, title, [*about, "", table(df).round(3).to_markdown(index=False), "", runs, ""], df)
+    body = [*about(df, a.dictionary, a.random_k), "", table(df).round(3).to_markdown(index=False), "", runs, ""]
+    write_record(a.out, title(a.dictionary, a.config), body, df)
+
+
+def title(dictionary: str, configs: list[Path]) -> str:
+    if dictionary == "sae" and [str(c) for c in configs] == ["config/config.yaml"]:
+        who = "The default SAE"
+    else:
+        who = f"`{dictionary}` of {' + '.join(f'`{c}`' for c in configs)}"
+    return f"{who} trained with many seeds: how much one run decides the core check"
+
+
+def about(df: pd.DataFrame, dictionary: str, random_k: int) -> list[str]:
+    """The record's key to its columns (those `df` has: records from before the object columns lack them)."""
+    lines = [
+        f"Per site: `{dictionary}`'s core token AUROC (colour, shape, background; held-out, as `concepts.csv`),",
+        f"the share of runs reaching {THRESHOLD} and the chance that three independent runs all do (p^3),",
+        f"random directions' (k {random_k}) mean and the mean margin over all concepts. Per run (the CSV and the",
+        "second table): the kinds' means and how much of the dark and light backgrounds their best feature covers",
+    ]
+    if "obj coverage" not in df.columns:
+        return [*lines[:-1], lines[-1] + "."]
+    return [
+        *lines[:-1],
+        lines[-1] + ";",
+        '`object` scores the concept-free label "an object covers this token", `shared` counts the concepts',
+        "whose best feature is one and the same, `kind_*` are within the kind; where the best `object` feature",
+        "fires: its share of object tokens (`obj coverage`), the top three's union (`obj union3`), the spread",
+        "(max - min) of its coverage over each kind's values, the capture steps and edge against interior",
+        "tokens (`obj spread *`, values with >= 20 object tokens), and the largest of those (`obj split by`).",
+    ]
 
 
 if __name__ == "__main__":

@@ -2,13 +2,14 @@
 
 import copy
 import subprocess
-import sys
 
 import pytest
 import yaml
 from snakemake.utils import update_config
 
 from diffdict import config as dcfg
+
+from workflow_utils import snakemake_command
 
 
 @pytest.fixture(scope="module")
@@ -295,22 +296,7 @@ def test_snakemake_refuses_bad_config_before_running(repo, tmp_path, cli_env, de
     cfg["model"]["path"] = str(repo / cfg["model"]["path"])
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
     r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(repo / "Snakefile"),
-            "-d",
-            str(tmp_path),
-            "--configfile",
-            str(tmp_path / "bad.yaml"),
-            "--workflow-profile",
-            "none",
-            "-n",
-            "--cores",
-            "1",
-        ],
+        snakemake_command("-n", "--cores", "1", workdir=tmp_path, configfile=tmp_path / "bad.yaml"),
         capture_output=True,
         text=True,
         env=cli_env,

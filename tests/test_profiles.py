@@ -1,29 +1,17 @@
 """Profiles name real rules, and model rules get their GPU resources from the Flux configs."""
 
 import subprocess
-import sys
 
 import pytest
 import yaml
 
-from workflow_utils import REPO
+from workflow_utils import REPO, snakemake_command
 
 
 @pytest.fixture(scope="module")
 def rules(cli_env) -> set[str]:
     r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "-d",
-            str(REPO),
-            "--workflow-profile",
-            "none",
-            "--list-rules",
-        ],
+        snakemake_command("--list-rules", workdir=REPO),
         capture_output=True,
         text=True,
         env=cli_env,

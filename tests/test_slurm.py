@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 
 import pandas as pd
@@ -18,7 +17,7 @@ import yaml
 
 from diffdict import cpu_math
 
-from workflow_utils import REPO, dictionary_devices, minimal_config
+from workflow_utils import REPO, dictionary_devices, minimal_config, snakemake_command
 
 pytestmark = pytest.mark.slow
 SETUP = "scripts/slurm-single-node.sh"
@@ -78,12 +77,7 @@ def test_toy_run_through_real_slurm(tmp_path, cli_env):
 
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
     # The README's command with the adapted profile; only the polling is made faster for a tiny DAG.
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
+    cmd = snakemake_command(
         "--profile",
         str(tmp_path / "profile"),
         "results/figures/",
@@ -95,7 +89,8 @@ def test_toy_run_through_real_slurm(tmp_path, cli_env):
         "2",
         "--seconds-between-status-checks",
         "2",
-    ]
+        profile=None,  # the workflow profile is read as a user's run reads it
+    )
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=cli_env, timeout=1800)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-8000:]

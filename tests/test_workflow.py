@@ -10,7 +10,7 @@ import pytest
 
 from diffdict import cpu_math
 
-from workflow_utils import dictionary_devices, planned_jobs, small_config, snakemake
+from workflow_utils import dictionary_devices, planned_jobs, small_config, snakemake, snakemake_command
 
 pytestmark = pytest.mark.slow
 
@@ -189,12 +189,9 @@ def test_killed_training_leaves_no_output_and_resumes(run, cli_env):
     import os
     import signal
     import subprocess
-    import sys
     import time
 
     import yaml
-
-    from workflow_utils import REPO
 
     workdir, cfg = run
     cfg = copy.deepcopy(cfg)
@@ -207,22 +204,7 @@ def test_killed_training_leaves_no_output_and_resumes(run, cli_env):
     target = "results/toy/dictionaries/double1_img/sae_long/dictionary.safetensors"
     ckpt = workdir / "results/toy/checkpoints/double1_img/sae_long/checkpoint.pt"
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--workflow-profile",
-        "none",
-        "--cores",
-        "1",
-        target,
-    ]
+    cmd = snakemake_command("--cores", "1", target, workdir=workdir, configfile=workdir / "config.yaml")
     proc = subprocess.Popen(
         cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -268,28 +250,13 @@ def test_kill_at_any_moment_then_the_readme_command(run, tmp_path, cli_env):
     import os
     import signal
     import subprocess
-    import sys
     import time
 
     import yaml
 
-    from workflow_utils import REPO
-
     ref_dir, cfg = run
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    base = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(tmp_path),
-        "--configfile",
-        str(tmp_path / "config.yaml"),
-        "--cores",
-        "2",
-    ]
+    base = snakemake_command("--cores", "2", workdir=tmp_path, configfile=tmp_path / "config.yaml", profile=None)
     command = [*base, "results/figures/"]  # "the same command", every time
     logs = tmp_path / "results/toy/logs"
 

@@ -49,27 +49,27 @@ def minimal_config() -> dict:
     return cfg
 
 
+def snakemake_command(
+    *args: str, workdir: Path | None = None, configfile: Path | None = None, profile: str | None = "none"
+) -> list[str]:
+    """`python -m snakemake` on the repository's Snakefile, then `args`. `profile` is the workflow
+    profile: "none" keeps profiles/default's settings out of a test; None reads it as a user's run does."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+    if workdir is not None:
+        cmd += ["-d", str(workdir)]
+    if configfile is not None:
+        cmd += ["--configfile", str(configfile)]
+    if profile is not None:
+        cmd += ["--workflow-profile", profile]
+    return [*cmd, *args]
+
+
 def snakemake(
     workdir: Path, cfg: dict, *args: str, env: dict, check: bool = True, timeout: float = 900
 ) -> subprocess.CompletedProcess:
     cfg_path = workdir / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(cfg_path),
-        "--workflow-profile",
-        "none",
-        "--cores",
-        "2",
-        *args,
-    ]
+    cmd = snakemake_command("--cores", "2", *args, workdir=workdir, configfile=cfg_path)
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     if check and r.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted(workdir.rglob("*.log"))[-5:])
