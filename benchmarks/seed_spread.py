@@ -119,6 +119,15 @@ SAE's k. Prediction, on the workflow's batches at double1 with the SAE at k 12: 
 mean over all concepts at k 12 is within 0.03 of theirs at k 8 (0.790 over the same 12 seeds), so the
 margin stays between 0.09 and 0.15. Either outcome is recorded.
 
+Twelfth question, fixed before its runs (2026-12-07, 01:45 UTC), after the eleventh's answer (failed
+narrowly: random directions gain 0.035 from k 8 to 12, so k 12's margin over random directions of its
+own k is 0.086 against k 8's 0.088): is the margin over random directions of the same k flat in k, so
+that no k buys the margin check (>= 0.15) on this world? Prediction, on the workflow's batches at
+double1 with `--random-k` equal to the SAE's k: at k 16 and k 24 (`benchmarks/sae_k16.yaml`,
+`sae_k24.yaml`) the mean margin over all concepts is within 0.03 of 0.087 (between 0.057 and 0.117);
+at k 4 (`sae_k4.yaml`), where the foreground feature splits (`concept_sweep.md`), it is below k 8's
+(under 0.088). Either outcome is recorded.
+
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
         --out benchmarks/results/texture_world/seed_spread.md
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
@@ -160,6 +169,15 @@ margin stays between 0.09 and 0.15. Either outcome is recorded.
     .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
         --config config/config.yaml benchmarks/sae_k12.yaml --dictionary sae --random-k 12 \\
         --out benchmarks/results/texture_world/seed_spread_workflow_k12_random_k12.md
+    .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
+        --config config/config.yaml benchmarks/sae_k4.yaml --dictionary sae --random-k 4 \\
+        --out benchmarks/results/texture_world/seed_spread_workflow_k4_random_k4.md
+    .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
+        --config config/config.yaml benchmarks/sae_k16.yaml --dictionary sae --random-k 16 \\
+        --out benchmarks/results/texture_world/seed_spread_workflow_k16_random_k16.md
+    .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
+        --config config/config.yaml benchmarks/sae_k24.yaml --dictionary sae --random-k 24 \\
+        --out benchmarks/results/texture_world/seed_spread_workflow_k24_random_k24.md
 """
 
 from __future__ import annotations
