@@ -1,0 +1,82 @@
+"""seed_spread's records side by side: the SAE against random directions of the same k, as k moves.
+
+Reads `seed_spread.py` CSV records (`label=path`, one per setting) and writes one row per record: the
+SAE's and random directions' means over the seeds (all concepts, the core check's kinds, the concept-free
+`object` label, colour and shape within their kind), the margin over all concepts with a 95 % bootstrap
+CI (SAE and random seeds resampled independently), the seeds whose own margin (SAE seed s minus random
+seed s) reaches issue 14's 0.15, the runs passing the core check and the runs that lose the foreground
+feature (`object` < 0.95). Seconds; nothing is trained. seed_spread's twelfth question reads it:
+
+    .venv/bin/python benchmarks/seed_spread_curve.py \\
+        --records "k 4=benchmarks/results/texture_world/seed_spread_workflow_k4_random_k4.csv" \\
+        "k 8=benchmarks/results/texture_world/seed_spread_workflow.csv" \\
+        "k 12=benchmarks/results/texture_world/seed_spread_workflow_k12_random_k12.csv" \\
+        "k 16=benchmarks/results/texture_world/seed_spread_workflow_k16_random_k16.csv" \\
+        "k 24=benchmarks/results/texture_world/seed_spread_workflow_k24_random_k24.csv" \\
+        --out benchmarks/results/texture_world/seed_spread_k_curve.md
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from record import write_record
+
+MARGIN = 0.15  # issue 14's margin over random directions, all concepts
+CORE = 0.90  # its core check, per run
+LOST = 0.95  # below this the run's best "object" feature has split (seed_spread's fourth question)
+MEANS = ("all", "core", "object", "kind_color", "kind_shape")
+
+
+def margin_ci(sae: np.ndarray, rnd: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    d = rng.choice(sae, (n_boot, len(sae))).mean(1) - rng.choice(rnd, (n_boot, len(rnd))).mean(1)
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def row(label: str, df: pd.DataFrame) -> dict:
+    sae = df[df.method != "random"].set_index("seed").sort_index()
+    rnd = df[df.method == "random"].set_index("seed").sort_index()
+    if sae.empty or rnd.empty:
+        raise SystemExit(f"{label}: a seed_spread record needs the dictionary's rows and random directions'")
+    out = {"setting": label, "runs": len(sae)}
+    for col in MEANS:
+        out[f"{col} (dict)"] = sae[col].mean()
+        out[f"{col} (random)"] = rnd[col].mean()
+    lo, hi = margin_ci(sae["all"].to_numpy(), rnd["all"].to_numpy())
+    paired = (sae["all"] - rnd["all"]).dropna()
+    out |= {
+        "margin (all)": sae["all"].mean() - rnd["all"].mean(),
+        "margin CI": f"[{lo:+.3f}, {hi:+.3f}]",
+        f"seeds with margin >= {MARGIN}": int((paired >= MARGIN).sum()),
+        f"runs core >= {CORE}": int((sae["core"] >= CORE).sum()),
+        f"runs object < {LOST}": int((sae["object"] < LOST).sum()),
+    }
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--records", nargs="+", required=True, help="label=path of a seed_spread CSV, in order")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/texture_world/seed_spread_k_curve.md"))
+    a = ap.parse_args()
+    pairs = [r.split("=", 1) for r in a.records]
+    if bad := [r for r, p in zip(a.records, pairs) if len(p) != 2 or not Path(p[1]).is_file()]:
+        ap.error(f"--records: each must be label=path of an existing CSV: {bad}")
+    df = pd.DataFrame([row(label, pd.read_csv(path)) for label, path in pairs])
+    about = [
+        "Each row: one seed_spread record (its seeds' runs of the dictionary and of random directions at the",
+        "k the record names). Means over the seeds; the margin's 95 % CI resamples the dictionary's and random",
+        f"directions' seeds independently. Issue 14 asks a margin >= {MARGIN} and every run's core >= {CORE}.",
+        "Records: " + ", ".join(f"{label} `{path}`" for label, path in pairs) + ".",
+    ]
+    title = "seed_spread's records side by side: the dictionary against random directions"
+    write_record(a.out, title, [*about, "", df.round(3).to_markdown(index=False), ""], df)
+
+
+if __name__ == "__main__":
+    main()
