@@ -1,6 +1,6 @@
 """seed_spread's records side by side: the SAE against random directions of the same k, as k moves.
 
-Reads `seed_spread.py` CSV records (`label=path`, one per setting) and writes one row per record: the
+Reads `seed_spread.py` CSV records (`label=path`, one per setting) and writes one row per record and site: the
 SAE's and random directions' means over the seeds (all concepts, the core check's kinds, the concept-free
 `object` label, colour and shape within their kind), the margin over all concepts with a 95 % bootstrap
 CI (SAE and random seeds resampled independently), the seeds whose own margin (SAE seed s minus random
@@ -38,13 +38,13 @@ def margin_ci(sae: np.ndarray, rnd: np.ndarray, n_boot: int = 10_000, seed: int 
     return float(lo), float(hi)
 
 
-def row(label: str, df: pd.DataFrame) -> dict:
+def row(label: str, site: str, df: pd.DataFrame) -> dict:
     sae = df[df.method != "random"].set_index("seed").sort_index()
     rnd = df[df.method == "random"].set_index("seed").sort_index()
     if sae.empty or rnd.empty:
-        raise SystemExit(f"{label}: a seed_spread record needs the dictionary's rows and random directions'")
-    out = {"setting": label, "runs": len(sae)}
-    for col in MEANS:
+        raise SystemExit(f"{label}, {site}: a seed_spread record needs the dictionary's rows and random directions'")
+    out = {"setting": label, "site": site, "runs": len(sae)}
+    for col in (c for c in MEANS if c in df.columns):  # records from before seed_spread's fourth question lack some
         out[f"{col} (dict)"] = sae[col].mean()
         out[f"{col} (random)"] = rnd[col].mean()
     lo, hi = margin_ci(sae["all"].to_numpy(), rnd["all"].to_numpy())
@@ -54,8 +54,9 @@ def row(label: str, df: pd.DataFrame) -> dict:
         "margin CI": f"[{lo:+.3f}, {hi:+.3f}]",
         f"seeds with margin >= {MARGIN}": int((paired >= MARGIN).sum()),
         f"runs core >= {CORE}": int((sae["core"] >= CORE).sum()),
-        f"runs object < {LOST}": int((sae["object"] < LOST).sum()),
     }
+    if "object" in df.columns:
+        out[f"runs object < {LOST}"] = int((sae["object"] < LOST).sum())
     return out
 
 
@@ -67,9 +68,10 @@ def main():
     pairs = [r.split("=", 1) for r in a.records]
     if bad := [r for r, p in zip(a.records, pairs) if len(p) != 2 or not Path(p[1]).is_file()]:
         ap.error(f"--records: each must be label=path of an existing CSV: {bad}")
-    df = pd.DataFrame([row(label, pd.read_csv(path)) for label, path in pairs])
+    records = [(label, pd.read_csv(path)) for label, path in pairs]
+    df = pd.DataFrame([row(label, site, r[r.site == site]) for label, r in records for site in r.site.unique()])
     about = [
-        "Each row: one seed_spread record (its seeds' runs of the dictionary and of random directions at the",
+        "Each row: one site of a seed_spread record (its seeds' runs of the dictionary and of random directions at the",
         "k the record names). Means over the seeds; the margin's 95 % CI resamples the dictionary's and random",
         f"directions' seeds independently. Issue 14 asks a margin >= {MARGIN} and every run's core >= {CORE}.",
         "Records: " + ", ".join(f"{label} `{path}`" for label, path in pairs) + ".",
