@@ -128,6 +128,17 @@ double1 with `--random-k` equal to the SAE's k: at k 16 and k 24 (`benchmarks/sa
 at k 4 (`sae_k4.yaml`), where the foreground feature splits (`concept_sweep.md`), it is below k 8's
 (under 0.088). Either outcome is recorded.
 
+Thirteenth question, fixed before its runs (2026-12-07, 02:28 UTC), after the twelfth's answer (the TopK
+SAE's margin over random directions of its own k peaks at k 8-12, +0.088 / +0.086, and falls on both
+sides; random directions score 0.722 at k 4 and climb with k): BatchTopK, the closest to the margin
+check (+0.123 at mean k 8 on the workflow's batches), spends its budget where tokens need it. Does a
+smaller mean budget, where random directions are weaker, let it keep its foreground feature and so
+widen its margin to 0.15? Prediction, on the workflow's batches at double1 with `--random-k` equal to
+its mean k (`benchmarks/batch_topk_k{4,6,12}.yaml`: `batch_topk.yaml`'s entry with another k): its
+margin peaks at mean k 8 as the TopK SAE's does: at k 4 and 6 below 0.123, with at least 6 of 12 runs
+losing the foreground feature (`object` < 0.95) at k 4; at k 12 below 0.123; at no k 0.15 or more.
+Either outcome is recorded.
+
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
         --out benchmarks/results/texture_world/seed_spread.md
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
@@ -178,6 +189,15 @@ at k 4 (`sae_k4.yaml`), where the foreground feature splits (`concept_sweep.md`)
     .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
         --config config/config.yaml benchmarks/sae_k24.yaml --dictionary sae --random-k 24 \\
         --out benchmarks/results/texture_world/seed_spread_workflow_k24_random_k24.md
+    .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
+        --config config/config.yaml benchmarks/batch_topk_k4.yaml --dictionary batchtopk --random-k 4 \\
+        --out benchmarks/results/texture_world/seed_spread_workflow_batchtopk_k4_random_k4.md
+    .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
+        --config config/config.yaml benchmarks/batch_topk_k6.yaml --dictionary batchtopk --random-k 6 \\
+        --out benchmarks/results/texture_world/seed_spread_workflow_batchtopk_k6_random_k6.md
+    .venv/bin/python benchmarks/seed_spread.py --results results/toy --sites double1_img --workflow-batches \\
+        --config config/config.yaml benchmarks/batch_topk_k12.yaml --dictionary batchtopk --random-k 12 \\
+        --out benchmarks/results/texture_world/seed_spread_workflow_batchtopk_k12_random_k12.md
 """
 
 from __future__ import annotations
