@@ -139,6 +139,17 @@ margin peaks at mean k 8 as the TopK SAE's does: at k 4 and 6 below 0.123, with 
 losing the foreground feature (`object` < 0.95) at k 4; at k 12 below 0.123; at no k 0.15 or more.
 Either outcome is recorded.
 
+Fourteenth question, fixed before its run (2026-12-07, 02:38 UTC), after the thirteenth's k-4 answer
+(failed: at mean k 4 BatchTopK keeps its foreground feature in 11 of 12 runs, scores 0.900 over all
+concepts against random directions' 0.722 at k 4, margin +0.178, 9 of 12 seeds at 0.15 or more; core
+0.862-0.897, no run at 0.90): what do the workflow's eight checks say with BatchTopK at mean k 4 and
+random directions at k 4 (`benchmarks/batch_topk_k4.yaml` + `random_k4.yaml`, from a copy of the
+default run; `batch_topk_k4_checks.md`)? Known before the run, as seeds 0-2 are the workflow's
+replicates: double1's margin passes (about +0.18) and its core check fails (0.888). Predicted: at single1
+the margin passes too (random directions lose as much at k 4 there) and the core check fails (BatchTopK
+reached 0.90 there in no run at k 8); the image question separates at both sites, the token question at
+neither (BatchTopK at k 8: the same). Either outcome is recorded.
+
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
         --out benchmarks/results/texture_world/seed_spread.md
     .venv/bin/python benchmarks/seed_spread.py --results results/toy \\
