@@ -14,6 +14,15 @@ feature (`object` < 0.95). Seconds; nothing is trained. seed_spread's twelfth qu
         "k 16=benchmarks/results/texture_world/seed_spread_workflow_k16_random_k16.csv" \\
         "k 24=benchmarks/results/texture_world/seed_spread_workflow_k24_random_k24.csv" \\
         --out benchmarks/results/texture_world/seed_spread_k_curve.md
+
+and its thirteenth, for BatchTopK:
+
+    .venv/bin/python benchmarks/seed_spread_curve.py \\
+        --records "BatchTopK, k 4=benchmarks/results/texture_world/seed_spread_workflow_batchtopk_k4_random_k4.csv" \\
+        "BatchTopK, k 6=benchmarks/results/texture_world/seed_spread_workflow_batchtopk_k6_random_k6.csv" \\
+        "BatchTopK, k 8=benchmarks/results/texture_world/seed_spread_workflow_batchtopk.csv" \\
+        "BatchTopK, k 12=benchmarks/results/texture_world/seed_spread_workflow_batchtopk_k12_random_k12.csv" \\
+        --out benchmarks/results/texture_world/seed_spread_batchtopk_k_curve.md
 """
 
 from __future__ import annotations
