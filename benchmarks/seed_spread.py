@@ -286,9 +286,9 @@ def run_site(
     train = results / "activations" / site / "train.zarr"
     xt, mt = load(train)
     xi, mi = load(results / "activations" / site / "interp.zarr")
-    if step is not None and step not in set(mt["step"]):
-        raise SystemExit(f"--step {step}: {site} captured steps {sorted(set(mt['step']))}")
     if step is not None:  # one capture step: its rows of both splits
+        if step not in set(mt["step"]):
+            raise SystemExit(f"--step {step}: {site} captured steps {sorted(set(mt['step']))}")
         xt = xt[torch.from_numpy(mt["step"].to_numpy() == step)]
         keep = mi["step"].to_numpy() == step
         xi, mi = xi[torch.from_numpy(keep)], mi[keep].reset_index(drop=True)
@@ -393,23 +393,22 @@ def title(dictionary: str, configs: list[Path]) -> str:
 
 def about(df: pd.DataFrame, dictionary: str, random_k: int) -> list[str]:
     """The record's key to its columns (those `df` has: records from before the object columns lack them)."""
+    objects = "obj coverage" in df.columns
     lines = [
         f"Per site: `{dictionary}`'s core token AUROC (colour, shape, background; held-out, as `concepts.csv`),",
         f"the share of runs reaching {THRESHOLD} and the chance that three independent runs all do (p^3),",
         f"random directions' (k {random_k}) mean and the mean margin over all concepts. Per run (the CSV and the",
-        "second table): the kinds' means and how much of the dark and light backgrounds their best feature covers",
+        "second table): the kinds' means and how much of the dark and light backgrounds their best feature covers"
+        + (";" if objects else "."),
     ]
-    if "obj coverage" not in df.columns:
-        return [*lines[:-1], lines[-1] + "."]
-    return [
-        *lines[:-1],
-        lines[-1] + ";",
+    key = [
         '`object` scores the concept-free label "an object covers this token", `shared` counts the concepts',
         "whose best feature is one and the same, `kind_*` are within the kind; where the best `object` feature",
         "fires: its share of object tokens (`obj coverage`), the top three's union (`obj union3`), the spread",
         "(max - min) of its coverage over each kind's values, the capture steps and edge against interior",
         "tokens (`obj spread *`, values with >= 20 object tokens), and the largest of those (`obj split by`).",
     ]
+    return [*lines, *key] if objects else lines
 
 
 if __name__ == "__main__":

@@ -28,23 +28,22 @@ and its thirteenth, for BatchTopK:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from record import write_record
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from record import write_record  # noqa: E402
+
+from diffdict.bootstrap import hierarchical_ci  # noqa: E402
 
 MARGIN = 0.15  # issue 14's margin over random directions, all concepts
 CORE = 0.90  # its core check, per run
 LOST = 0.95  # below this the run's best "object" feature has split (seed_spread's fourth question)
 MEANS = ("all", "core", "object", "kind_color", "kind_shape")
-
-
-def margin_ci(sae: np.ndarray, rnd: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    d = rng.choice(sae, (n_boot, len(sae))).mean(1) - rng.choice(rnd, (n_boot, len(rnd))).mean(1)
-    lo, hi = np.percentile(d, [2.5, 97.5])
-    return float(lo), float(hi)
 
 
 def row(label: str, site: str, df: pd.DataFrame) -> dict:
@@ -56,10 +55,11 @@ def row(label: str, site: str, df: pd.DataFrame) -> dict:
     for col in (c for c in MEANS if c in df.columns):  # records from before seed_spread's fourth question lack some
         out[f"{col} (dict)"] = sae[col].mean()
         out[f"{col} (random)"] = rnd[col].mean()
-    lo, hi = margin_ci(sae["all"].to_numpy(), rnd["all"].to_numpy())
+    # each seed a run of one unit: the hierarchical bootstrap then resamples the two methods' seeds independently
+    margin, lo, hi = hierarchical_ci(*([np.array([v]) for v in m["all"]] for m in (sae, rnd)), n_boot=10_000)
     paired = (sae["all"] - rnd["all"]).dropna()
     out |= {
-        "margin (all)": sae["all"].mean() - rnd["all"].mean(),
+        "margin (all)": margin,
         "margin CI": f"[{lo:+.3f}, {hi:+.3f}]",
         f"seeds with margin >= {MARGIN}": int((paired >= MARGIN).sum()),
         f"runs core >= {CORE}": int((sae["core"] >= CORE).sum()),
