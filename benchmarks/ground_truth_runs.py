@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from diffdict.atomic import write_table, write_text  # noqa: E402
 from diffdict.dictionaries.base import read_metadata  # noqa: E402
-from diffdict.metrics.ground_truth import RULE, rule_of, value_text  # noqa: E402
+from diffdict.metrics.ground_truth import RULE, budget_text, off_budget, rule_of, value_text  # noqa: E402
 
 
 def run_spec(spec: str) -> tuple[str, Path]:
@@ -66,6 +66,8 @@ def markdown(df: pd.DataFrame, runs: dict[str, Path], cmd: str) -> str:
         "",
         "Each cell: the check's value [CI] in that run (`tables/ground_truth.csv`), **bold** where it fails",
         "(for the core check the lowest training run, listed in the run's table). `passed`: runs passing.",
+        "A comparison with random directions where the dictionary keeps more latents per token than they do",
+        "fails whatever its value and shows both budgets (dictionary / random).",
         "",
         "| site | dictionary | check | threshold | " + " | ".join(runs) + " | passed |",
         "|" + "---|" * (len(runs) + 5),
@@ -77,7 +79,10 @@ def markdown(df: pd.DataFrame, runs: dict[str, Path], cmd: str) -> str:
             if r not in g.index:
                 cells.append("")
                 continue
-            text = value_text(g.loc[r])
+            row = g.loc[r]
+            text = value_text(row)
+            if off_budget(row):
+                text += f" (not at one budget: {budget_text(row)})"
             cells.append(text if g.loc[r, "passed"] else f"**{text}**")
         passed = f"{int(g['passed'].sum())} of {len(g)}"
         out.append(f"| {site} | {d} | {check} | {RULE[rule_of(check)]} | " + " | ".join(cells) + f" | {passed} |")

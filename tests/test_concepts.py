@@ -177,6 +177,24 @@ def test_summary_counts_concepts_that_share_their_best_feature():
     assert np.isnan(summarize_concepts(t.drop(columns="feature"), n_boot=100)["shared_best_feature"]).all()
 
 
+def test_every_row_carries_the_budget_its_scores_were_reached_with():
+    """``l0``: the codes' mean active latents per token (padding, value 0, is not a latent)."""
+    rng, masks, pid, tok, flat = world()
+    n = len(pid)
+    idx = torch.tensor(rng.integers(0, 16, (n, 4)))
+    val = torch.tensor(rng.random((n, 4)) + 0.1, dtype=torch.float32)
+    val[::2, 3] = 0.0  # every other token keeps 3 latents
+    df = concept_recovery(SparseCodes(idx, val), pid, tok, masks, ["c0", "c1"], n_features=16,
+                          mask_prompt_ids=np.arange(100, 140))  # fmt: skip
+    np.testing.assert_allclose(df["l0"], 3.5)
+    t = _table({"sae": ("topk_sae", 0.9), "rnd": ("random", 0.7)})
+    t["l0"] = np.where(t["dict"] == "sae", 8.0 + t["replicate"], 4.0)  # runs at 8, 9, 10 latents
+    s = summarize_concepts(t, n_boot=100).set_index(["dict", "metric"])
+    assert s.loc[("sae", "token_auroc"), "l0"] == pytest.approx(9.0)
+    assert s.loc[("rnd", "token_auroc"), "l0"] == pytest.approx(4.0)
+    assert np.isnan(summarize_concepts(t.drop(columns="l0"), n_boot=100)["l0"]).all()
+
+
 def test_a_foreground_feature_passes_all_tokens_but_not_within_its_kind():
     """Feature 0 fires on every object token, feature 1 on red objects only: over all tokens
     both look good for color=red; among object tokens only feature 1 tells red from blue."""

@@ -6,7 +6,7 @@ import pytest
 
 from diffdict.interp.scoring import compare_to_baseline
 from diffdict.metrics.concept_summary import summarize_concepts
-from diffdict.metrics.ground_truth import CORE_MIN, MARGIN_MIN, ground_truth_checks, markdown
+from diffdict.metrics.ground_truth import BUDGET_SLACK, CORE_MIN, MARGIN_MIN, ground_truth_checks, markdown
 
 CORE = ["color=red", "color=blue", "shape=circle", "shape=square", "background=light", "background=dark"]
 OTHER = ["size=small", "position=left", "texture=striped"]
@@ -26,12 +26,15 @@ def concept_rows(site, d, kind, per_run, probe=0.97, other=None):
     return rows
 
 
-def checks(sae_runs, random_runs, sae_other=None, interp=None):
+def checks(sae_runs, random_runs, sae_other=None, interp=None, budgets=None):
+    """The checks of one SAE against random directions; `budgets`: their latents per token (`l0`)."""
     table = pd.DataFrame(
         concept_rows("double1_img", "sae", "topk_sae", sae_runs, other=sae_other)
         + concept_rows("double1_img", "random", "random", random_runs)
         + concept_rows("double1_mlp", "neurons", "neurons", [0.99])
     )
+    if budgets is not None:
+        table["l0"] = table["dict"].map({"sae": budgets[0], "random": budgets[1], "neurons": 8.0})
     return ground_truth_checks(table, summarize_concepts(table, n_boot=500), interp).set_index("check")
 
 
@@ -96,6 +99,31 @@ def test_interpretability_says_how_many_latents_were_not_judged():
         interp[col] = interp["dict"].map({d: c[i] for d, c in counts.items()})
     detail = checks([0.95] * 3, [0.6] * 3, interp=interp).loc["interp_balanced_accuracy_vs_random", "detail"]
     assert detail.endswith("not judged 99 of 384 latents, random 6 of 384")
+
+
+def test_a_comparison_passes_only_at_one_budget():
+    """Random directions find concepts better with every latent a token keeps: a dictionary that keeps
+    more than its null fails every comparison with it (and says why), not the core check."""
+    interp = interp_summary(0.85, 0.75)
+    fair = checks([0.95] * 3, [0.6] * 3, interp=interp, budgets=(8.0, 8.0))
+    assert fair["passed"].all() and (fair["l0"] == 8.0).all() and (fair["null_l0"] == 8.0).all()
+    unfair = checks([0.95] * 3, [0.6] * 3, interp=interp, budgets=(8.0, 4.0))
+    assert unfair.loc["core_token_auroc", "passed"]
+    for check in ("margin_vs_random", "interp_balanced_accuracy_vs_random"):
+        assert not unfair.loc[check, "passed"]
+        assert unfair.loc[check, "value"] == pytest.approx(fair.loc[check, "value"])  # the number stands
+        assert "not at one budget: sae keeps 8.00 latents per token, random 4.00" in unfair.loc[check, "detail"]
+    assert "not at one budget" not in unfair.loc["core_token_auroc", "detail"]
+    # a learnt threshold's few per cent over its mean k, and a more generous null, are fair
+    assert checks([0.95] * 3, [0.6] * 3, budgets=(4.0 * (1 + BUDGET_SLACK) - 1e-6, 4.0))["passed"].all()
+    assert checks([0.95] * 3, [0.6] * 3, budgets=(4.0, 8.0))["passed"].all()
+    assert not checks([0.95] * 3, [0.6] * 3, budgets=(4.0 * (1 + BUDGET_SLACK) + 1e-3, 4.0)).loc[
+        "margin_vs_random", "passed"
+    ]
+    # a table without budgets (before they were recorded) is judged as before, with empty budget columns
+    old = checks([0.95] * 3, [0.6] * 3)
+    assert old["passed"].all() and old["l0"].isna().all()
+    assert "8.0 / 4.0" in markdown(unfair.reset_index()) and "latents per token" in markdown(old.reset_index())
 
 
 def test_markdown_shows_every_check_with_its_null():

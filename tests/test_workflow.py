@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -153,6 +154,8 @@ def test_ground_truth_tables_carry_their_nulls(run):
     assert set(checks["site"]) == set(summary.loc[summary["kind"] == "random", "site"])
     assert {"core_token_auroc", "margin_vs_random", "interp_token_f1_vs_random (annotation)"} <= set(checks["check"])
     assert checks["null"].notna().all() and checks["passed"].dtype == bool
+    # every comparison is at one budget: the SAE and random directions keep the config's k per token
+    assert checks["l0"].notna().all() and np.allclose(checks["l0"], checks["null_l0"], rtol=0.02)
     assert "checks pass" in (workdir / "results/figures/ground_truth.md").read_text()
     assert "Ground-truth checks" in (workdir / "results/report/index.html").read_text()
 

@@ -10,6 +10,8 @@ the linear-probe ceiling (``probe``, ``core_probe``).
 ``shared_best_feature``: the most concepts whose chosen feature is one and the same (mean over
 runs). A feature that is best for many concepts at once answers "is an object here", not "which
 concept": over all tokens a foreground detector scores well for every object concept.
+``l0``: the mean active latents per token the scores were reached with (mean over runs; NaN for a
+table without the column), so that a comparison with random directions can be held at one budget.
 """
 
 from __future__ import annotations
@@ -58,6 +60,13 @@ def with_probe_columns(table: pd.DataFrame, probes: dict[str, pd.DataFrame]) -> 
 METRICS = ("token_auroc", "kind_token_auroc", "token_f1", "image_auroc")
 # The column holding the feature each metric scores (the others score the all-token choice).
 FEATURE_COLUMN = {"kind_token_auroc": "kind_feature"}
+
+
+def budget(h: pd.DataFrame) -> float:
+    """Mean over runs of each run's active latents per token (``l0``); NaN without the column."""
+    if "l0" not in h.columns or h["l0"].isna().all():
+        return np.nan
+    return float(np.nanmean([r["l0"].mean() for r in _by_run(h)]))
 
 
 def shared_best_feature(h: pd.DataFrame, metric: str = "token_auroc") -> float:
@@ -126,6 +135,7 @@ def summarize_concepts(
                         "probe": float(probe.reindex(concepts).mean()) if probe is not None else np.nan,
                         "core_probe": float(probe.reindex(core).mean()) if probe is not None and core else np.nan,
                         "shared_best_feature": shared_best_feature(h, metric),
+                        "l0": budget(h),
                     }
                 )
     return pd.DataFrame(rows)

@@ -21,6 +21,9 @@ can come out either way ("Evaluation that can fail", DESIGN.md):
   tell red objects from objects of other colours.
 * Probe ceiling (`probe_recovery`): a logistic regression per concept on the site's dense
   activations of the selection half, scored on the report half the same way.
+* ``l0``: the codes' mean active latents per token, the budget every score above was reached with
+  (the same on every row of a run): a comparison between methods holds only at one budget, since
+  random directions find the concepts better the more latents a token keeps (`ground_truth`).
 
 Rows are (image, step, token): a token captured at two steps counts twice, with the same mask.
 The all-features AUROC is exact (Mann-Whitney with average ranks) and vectorised over features
@@ -55,6 +58,7 @@ RESULT_COLUMNS = (
     "n_pos_images",
     "n_images",
     "n_kind_tokens",
+    "l0",
 )
 PROBE_COLUMNS = (
     "concept",
@@ -270,6 +274,7 @@ def concept_recovery(
     kind_best = _kind_best(rows, feats, vals, masks, sel, universe, concept_names, n_features)
 
     ss, rs = sel.numpy(), ~sel.numpy()
+    l0 = float(codes.l0.double().mean()) if n else np.nan
     out = []
     for j in range(c):
         score = _feature_values(rows, feats, vals, int(best[j]), n)
@@ -288,6 +293,7 @@ def concept_recovery(
                 "kind_token_auroc": auroc(y_all[u, j], kscore[u]),
                 **_counts(y_all[rs, j], rep_img),
                 "n_kind_tokens": int(u.sum()),
+                "l0": l0,
             }
         )
     return pd.DataFrame(out, columns=list(RESULT_COLUMNS))

@@ -122,16 +122,17 @@ def _browser_table(browsers: Sequence[Browser], base: Path) -> str:
 
 def _checks_table(checks: pd.DataFrame) -> str:
     """The ground-truth checks, one row each: value [CI] against threshold, null and ceiling."""
-    from ..metrics.ground_truth import LEGEND, NO_CHECKS, RULE, number, rule_of, value_text
+    from ..metrics.ground_truth import LEGEND, NO_CHECKS, RULE, budget_text, number, rule_of, value_text
 
     if checks.empty:
         return f'<p class="none">{html.escape(NO_CHECKS)}</p>'
     head = "".join(f"<th>{h}</th>" for h in ("site", "dictionary", "check", "value [CI]", "threshold",
-                                               "null (random)", "ceiling (probe)", "passed"))  # fmt: skip
+                                               "null (random)", "ceiling (probe)",
+                                               "latents per token (dictionary / random)", "passed"))  # fmt: skip
     rows = []
     for _, r in checks.iterrows():
         cells = (r["site"], r["dict"], r["check"], value_text(r), RULE[rule_of(r["check"])], number(r["null"]),
-                 number(r["ceiling"]))  # fmt: skip
+                 number(r["ceiling"]), budget_text(r))  # fmt: skip
         verdict = '<td class="pass">yes</td>' if r["passed"] else '<td class="fail">no</td>'
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + verdict + "</tr>")
     n_pass = int(checks["passed"].sum())
