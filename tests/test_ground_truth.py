@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from diffdict.budget import BUDGET_SLACK
 from diffdict.interp.scoring import compare_to_baseline
 from diffdict.metrics.concept_summary import summarize_concepts
-from diffdict.metrics.ground_truth import BUDGET_SLACK, CORE_MIN, MARGIN_MIN, ground_truth_checks, markdown
+from diffdict.metrics.ground_truth import CORE_MIN, MARGIN_MIN, ground_truth_checks, markdown
 
 CORE = ["color=red", "color=blue", "shape=circle", "shape=square", "background=light", "background=dark"]
 OTHER = ["size=small", "position=left", "texture=striped"]
@@ -124,6 +125,46 @@ def test_a_comparison_passes_only_at_one_budget():
     old = checks([0.95] * 3, [0.6] * 3)
     assert old["passed"].all() and old["l0"].isna().all()
     assert "8.0 / 4.0" in markdown(unfair.reset_index()) and "latents per token" in markdown(old.reset_index())
+
+
+def test_each_sae_is_checked_against_random_directions_at_its_own_budget():
+    """Two nulls at one site (k 4 and k 8): the k-8 SAE meets the k-8 null, the BatchTopK SAE at mean k
+    4 the k-4 null, in concept recovery and interpretability alike."""
+    table = pd.DataFrame(
+        concept_rows("double1_img", "sae", "topk_sae", [0.95] * 3)
+        + concept_rows("double1_img", "batchtopk", "topk_sae", [0.90] * 3)
+        + concept_rows("double1_img", "random", "random", [0.80] * 3)
+        + concept_rows("double1_img", "random_k4", "random", [0.70] * 3)
+    )
+    budgets = {"sae": 8.0, "batchtopk": 4.03, "random": 8.0, "random_k4": 4.0}
+    table["l0"] = table["dict"].map(budgets)
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame(
+        [dict(site="double1_img", dict=d, kind=k, replicate=r, balanced_accuracy=m + 0.05 * rng.standard_normal())
+         for d, k, m in (("sae", "topk_sae", 0.85), ("batchtopk", "topk_sae", 0.80), ("random", "random", 0.84),
+                         ("random_k4", "random", 0.70))
+         for r in range(3) for _ in range(64)]
+    )  # fmt: skip
+    runs = pd.DataFrame(
+        [dict(site="double1_img", dict=d, replicate=r, l0=v) for d, v in budgets.items() for r in range(3)]
+    )
+    interp = compare_to_baseline(scores, n_boot=300, run_summaries=runs)
+    assert interp.set_index("dict").loc["batchtopk", "baseline"] == "random_k4"
+    c = ground_truth_checks(table, summarize_concepts(table, n_boot=300), interp).set_index(["dict", "check"])
+    sae, btk = c.loc["sae"], c.loc["batchtopk"]
+    assert sae.loc["margin_vs_random", "null"] == pytest.approx(0.80, abs=0.01)
+    assert sae.loc["margin_vs_random", "value"] == pytest.approx(0.15, abs=0.01)
+    assert sae.loc["margin_vs_random", "null_l0"] == 8.0 and "random 0.800" in sae.loc["margin_vs_random", "detail"]
+    assert not sae.loc["interp_balanced_accuracy_vs_random", "passed"]  # 0.85 against 0.84 at its own budget
+    assert btk.loc["margin_vs_random", "null"] == pytest.approx(0.70, abs=0.01)
+    assert btk.loc["margin_vs_random", "null_l0"] == 4.0 and btk.loc["margin_vs_random", "passed"]
+    assert "random_k4 0.700" in btk.loc["margin_vs_random", "detail"]
+    assert btk.loc["interp_balanced_accuracy_vs_random", "passed"]  # 0.80 against 0.70
+    assert btk.loc["interp_balanced_accuracy_vs_random", "null_l0"] == 4.0
+    assert btk.loc["core_token_auroc", "null"] == pytest.approx(0.70, abs=0.01)
+    # without recorded budgets every comparison falls back to the first null, as before
+    plain = ground_truth_checks(table.drop(columns="l0"), summarize_concepts(table.drop(columns="l0"), n_boot=300))
+    assert (plain["null"].dropna().round(2) == 0.80).all()
 
 
 def test_markdown_shows_every_check_with_its_null():

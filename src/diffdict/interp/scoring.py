@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..bootstrap import hierarchical_ci
+from ..budget import matched_null
 
 FailurePolicy = Literal["exclude", "wrong"]
 FAILURE_POLICIES = get_args(FailurePolicy)
@@ -169,9 +170,11 @@ def compare_to_baseline(
     (``collect_interp``), for each column in `scores` present in it: ``mean`` over training
     runs of each run's mean over features, with a hierarchical bootstrap CI (``lo``, ``hi``:
     runs, then features within a run; `diffdict.bootstrap`), and, where the site has a
-    dictionary of kind `baseline`, the difference to it with the CI of the difference;
-    ``separated`` means that CI excludes 0. Sites without the baseline (e.g. an MLP site) get
-    NaN differences. ``replicate_means`` lists each run's mean, so the spread stays visible.
+    dictionary of kind `baseline`, the difference to it with the CI of the difference (with several,
+    to the one at the method's own budget, `diffdict.budget.matched_null`, from the runs' ``l0`` in
+    `run_summaries`; without them, the first); ``separated`` means that CI excludes 0. Sites without
+    the baseline (e.g. an MLP site) get NaN differences. ``replicate_means`` lists each run's mean, so
+    the spread stays visible.
     `run_summaries`: the runs' ``summary.json`` collected (``tables/interp_runs.csv``); with it each row also
     counts, over the runs, the method's ``latents`` and those the protocol left out as ``left_out_dense``
     (firing on too many held-out images to be judged) and ``left_out_rare``, so a score is read
@@ -184,8 +187,10 @@ def compare_to_baseline(
         kinds = g.drop_duplicates("dict").set_index("dict")["kind"] if "kind" in g.columns else {}
         for score in (m for m in scores if m in g.columns):
             runs = {d: _runs(h[score], h.get("replicate")) for d, h in g.groupby("dict", sort=False)}
-            base = next((d for d in runs if kinds.get(d, d) == baseline), None)
+            nulls = [d for d in runs if kinds.get(d, d) == baseline]
+            budgets = {d: _budget(run_summaries, dict(zip(keys, group)), d) for d in runs}
             for d, rs in runs.items():
+                base = d if d in nulls else matched_null(d, nulls, budgets)
                 m, lo, hi = hierarchical_ci(rs, n_boot=n_boot, ci=ci, seed=seed)
                 diff = (
                     hierarchical_ci(rs, runs[base], n_boot=n_boot, ci=ci, seed=seed)
@@ -235,6 +240,16 @@ def _left_out(runs: pd.DataFrame | None, keys: dict, d: str) -> dict:
         h = h[h[k] == v] if k in h.columns else h
     return {col: (int(h[key].sum()) if key in h.columns and h[key].notna().all() and len(h) else np.nan)
             for key, col in LEFT_OUT.items()}  # fmt: skip
+
+
+def _budget(runs: pd.DataFrame | None, keys: dict, d: str) -> float:
+    """The method's mean active latents per token over its runs (their ``l0``); NaN where unrecorded."""
+    if runs is None or "l0" not in runs.columns:
+        return np.nan
+    h = runs[runs["dict"] == d]
+    for k, v in keys.items():
+        h = h[h[k] == v] if k in h.columns else h
+    return float(h["l0"].mean()) if len(h) and h["l0"].notna().all() else np.nan
 
 
 def _failures(h: pd.DataFrame) -> dict:

@@ -11,7 +11,8 @@ the linear-probe ceiling (``probe``, ``core_probe``).
 runs). A feature that is best for many concepts at once answers "is an object here", not "which
 concept": over all tokens a foreground detector scores well for every object concept.
 ``l0``: the mean active latents per token the scores were reached with (mean over runs; NaN for a
-table without the column), so that a comparison with random directions can be held at one budget.
+table without the column). Where a site has several random-direction dictionaries, each method's
+difference is to the one at its own budget (`diffdict.budget.matched_null`), named in ``baseline``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..bootstrap import hierarchical_ci
+from ..budget import matched_null
 from ..world.scene import concept_kind
 
 # Concepts a single token carries: what is at this token (its colour, its shape's part, the
@@ -90,7 +92,8 @@ def summarize_concepts(
         core = core_concepts(concepts)
         kinds = g.drop_duplicates("dict").set_index("dict")["kind"] if "kind" in g.columns else pd.Series(dtype=str)
         per = {d: h for d, h in g.groupby("dict", sort=False)}
-        base = next((d for d in per if kinds.get(d, d) == baseline), None)
+        nulls = [d for d in per if kinds.get(d, d) == baseline]
+        budgets = {d: budget(h) for d, h in per.items()}
         for metric in (m for m in metrics if m in g.columns):
             probe = (
                 g.drop_duplicates("concept").set_index("concept")[f"probe_{metric}"]
@@ -98,6 +101,7 @@ def summarize_concepts(
                 else None
             )
             for d, h in per.items():
+                base = d if d in nulls else matched_null(d, nulls, budgets)
                 runs = _runs(h, metric, concepts)
                 est, lo, hi = hierarchical_ci(runs, paired=True, n_boot=n_boot, ci=ci, seed=seed)
                 c_est, c_lo, c_hi = (
@@ -135,7 +139,7 @@ def summarize_concepts(
                         "probe": float(probe.reindex(concepts).mean()) if probe is not None else np.nan,
                         "core_probe": float(probe.reindex(core).mean()) if probe is not None and core else np.nan,
                         "shared_best_feature": shared_best_feature(h, metric),
-                        "l0": budget(h),
+                        "l0": budgets[d],
                     }
                 )
     return pd.DataFrame(rows)

@@ -15,15 +15,12 @@ random-direction baseline) and trained SAE:
 Every row carries the null (random directions' value) and, for concept recovery, the linear-probe
 ceiling, so a failed check says by how much and against what.
 
-A comparison with random directions holds only at one budget: they find the concepts better the
-more latents a token keeps (token AUROC over all concepts 0.722 at k 4, 0.790 at k 8 on the toy;
-benchmarks/results/texture_world/seed_spread_k_curve.md), so a dictionary that keeps more latents
-per token than its null would pass the margin on the null's weakness. Every row carries both
-budgets (``l0``, ``null_l0``: mean active latents per token on the scored tokens, from
-``concepts_summary.csv``), and a comparison passes only where the dictionary keeps at most
-``1 + BUDGET_SLACK`` times the null's (a BatchTopK SAE's learnt threshold realises its mean k to a
-few per cent: 4.02-4.09 for k 4). A null more generous than the dictionary only makes the check
-harder. Added after stop 48, where a run with random directions at k 4 passed a k-8 SAE's margin.
+A comparison with random directions holds only at one budget (`diffdict.budget`): every row carries
+both budgets (``l0``, ``null_l0``: mean active latents per token on the scored tokens, from
+``concepts_summary.csv``), the null is the random-direction dictionary at the SAE's own budget where
+the site has several, and a comparison passes only where the SAE keeps at most ``1 + BUDGET_SLACK``
+times the null's latents. Added after stop 48, where a run with random directions at k 4 passed a
+k-8 SAE's margin.
 """
 
 from __future__ import annotations
@@ -31,11 +28,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..budget import BUDGET_SLACK, at_one_budget
 from .concept_summary import core_concepts, run_means
 
 CORE_MIN = 0.90  # every SAE run's core token AUROC
 MARGIN_MIN = 0.15  # SAE - random over all concepts (token AUROC)
-BUDGET_SLACK = 0.05  # the most a dictionary's latents per token may exceed its null's, relative
 COLUMNS = (
     "site", "dict", "check", "value", "lo", "hi", "threshold", "null", "ceiling", "l0", "null_l0", "passed", "detail"
 )  # fmt: skip
@@ -47,34 +44,38 @@ def _core_runs(concepts: pd.DataFrame, site: str, d: str) -> list[float]:
     return run_means(g[g["dict"] == d], "token_auroc", core_concepts(sorted(g["concept"].unique())))
 
 
-def _row(site, d, check, value, threshold, passed, lo=np.nan, hi=np.nan, null=np.nan, ceiling=np.nan, detail=""):
-    """A check's row; its budgets (``l0``, ``null_l0``) are filled by `_with_budget`."""
+def _row(
+    site,
+    d,
+    check,
+    value,
+    threshold,
+    passed,
+    lo=np.nan,
+    hi=np.nan,
+    null=np.nan,
+    ceiling=np.nan,
+    budgets=(np.nan, np.nan),
+    detail="",
+):
+    """A check's row; `budgets`: the dictionary's and the null's latents per token."""
     return dict(site=site, dict=d, check=check, value=value, lo=lo, hi=hi, threshold=threshold, null=null,
-                ceiling=ceiling, l0=np.nan, null_l0=np.nan, passed=bool(passed), detail=detail)  # fmt: skip
-
-
-def at_one_budget(l0: float, null_l0: float) -> bool:
-    """Whether a comparison with the null is fair in budget: the dictionary keeps at most
-    ``1 + BUDGET_SLACK`` times the null's latents per token (unknown budgets: not judged, True)."""
-    return not (np.isfinite(l0) and np.isfinite(null_l0) and l0 > null_l0 * (1 + BUDGET_SLACK))
+                ceiling=ceiling, l0=budgets[0], null_l0=budgets[1], passed=bool(passed), detail=detail)  # fmt: skip
 
 
 def off_budget(r) -> bool:
-    """Whether a check's row compares with the null at an unfair budget (`at_one_budget`); the core
+    """Whether a check's row compares with its null at an unfair budget (`at_one_budget`); the core
     check is absolute, and a row without budgets (a table from before they were recorded) is not."""
-    l0, null_l0 = r.get("l0", np.nan), r.get("null_l0", np.nan)
-    return r["check"] != "core_token_auroc" and not at_one_budget(float(l0), float(null_l0))
+    return r["check"] != "core_token_auroc" and not at_one_budget(r.get("l0"), r.get("null_l0"))
 
 
-def _with_budget(row: dict, l0: float, null_l0: float, baseline: str) -> dict:
-    """`row` with both budgets; a comparison with the null fails, and says why, when the
-    dictionary keeps more latents per token than the null (`off_budget`)."""
-    row = {**row, "l0": l0, "null_l0": null_l0}
-    if off_budget(row):
-        why = (f"not at one budget: {row['dict']} keeps {l0:.2f} latents per token, {baseline} {null_l0:.2f} "
-               f"(give {baseline} at least the dictionary's k)")  # fmt: skip
-        row.update(passed=False, detail=f"{row['detail']}; {why}" if row["detail"] else why)
-    return row
+def _judge_budget(row: dict, null: str) -> dict:
+    """`row`, failed with the reason where it compares with the null `null` at an unfair budget."""
+    if not off_budget(row):
+        return row
+    why = (f"not at one budget: {row['dict']} keeps {row['l0']:.2f} latents per token, {null} "
+           f"{row['null_l0']:.2f} (give random directions at least the dictionary's k)")  # fmt: skip
+    return {**row, "passed": False, "detail": f"{row['detail']}; {why}" if row["detail"] else why}
 
 
 def ground_truth_checks(
@@ -87,7 +88,8 @@ def ground_truth_checks(
     """One row per (site, SAE, check): ``value`` against ``threshold``, ``null`` (random
     directions), ``ceiling`` (the probe) and ``passed``. `concepts` is ``tables/concepts.csv``
     (with probe columns), the summaries are ``tables/concepts_summary.csv`` and
-    ``tables/interp_summary.csv``. Sites without the baseline (an MLP site) are not checked.
+    ``tables/interp_summary.csv``. Sites without the baseline (an MLP site) are not checked; with
+    several random-direction dictionaries, each SAE's null is the one its summary row names.
     `sae_kinds`: the kinds checked (default: every kind that trains a TopK SAE)."""
     if sae_kinds is None:
         from ..dictionaries.kinds import sae_kinds as registered
@@ -96,46 +98,52 @@ def ground_truth_checks(
     s = concepts_summary[concepts_summary["metric"] == "token_auroc"]
     rows = []
     for site, g in s.groupby("site", sort=True):
-        base = g[g["kind"] == baseline]
+        base = g[g["kind"] == baseline].set_index("dict", drop=False)
         if base.empty:
             continue
-        null = base.iloc[0]
-        null_l0 = float(null.get("l0", np.nan))
+        budgets = base.get("l0", pd.Series(np.nan, index=base.index)).to_dict()
         for _, r in g[g["kind"].isin(sae_kinds)].iterrows():
+            null = base.loc[r["baseline"]] if r.get("baseline") in base.index else base.iloc[0]
+            l0 = float(r.get("l0", np.nan))
+            at = (l0, budgets[null["dict"]])
             runs = _core_runs(concepts, site, r["dict"])
             lowest = float(np.nanmin(runs)) if np.isfinite(runs).any() else np.nan  # a run without core rows: skipped
             diff, lo, hi = r[f"diff_vs_{baseline}"], r["diff_lo"], r["diff_hi"]
-            mine = [
+            rows += [
                 _row(site, r["dict"], "core_token_auroc", lowest, CORE_MIN, lowest >= CORE_MIN,
-                     null=null["core_mean"], ceiling=r["core_probe"],
+                     null=null["core_mean"], ceiling=r["core_probe"], budgets=at,
                      detail="runs " + " / ".join(f"{v:.3f}" for v in runs)),
-                _row(site, r["dict"], "margin_vs_random", diff, MARGIN_MIN, diff >= MARGIN_MIN and lo > 0,
-                     lo=lo, hi=hi, null=null["mean"], ceiling=r["probe"],
-                     detail=f"{r['dict']} {r['mean']:.3f}, random {null['mean']:.3f}"),
-                *_interp_rows(interp_summary, site, r["dict"], baseline),
+                _judge_budget(_row(site, r["dict"], "margin_vs_random", diff, MARGIN_MIN, diff >= MARGIN_MIN and lo > 0,
+                                   lo=lo, hi=hi, null=null["mean"], ceiling=r["probe"], budgets=at,
+                                   detail=f"{r['dict']} {r['mean']:.3f}, {null['dict']} {null['mean']:.3f}"),
+                              null["dict"]),
+                *_interp_rows(interp_summary, site, r["dict"], baseline, l0, budgets),
             ]  # fmt: skip
-            rows += [_with_budget(row, float(r.get("l0", np.nan)), null_l0, baseline) for row in mine]
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def _interp_rows(interp_summary: pd.DataFrame | None, site: str, d: str, baseline: str) -> list[dict]:
-    """The interpretability checks of `d` at `site`; where the stage ran but judged nothing of `d` or of the
+def _interp_rows(
+    interp_summary: pd.DataFrame | None, site: str, d: str, baseline: str, l0: float, budgets: dict
+) -> list[dict]:
+    """The interpretability checks of `d` at `site`, each against the null its summary row names
+    (`budgets`: the nulls' latents per token); where the stage ran but judged nothing of `d` or of the
     null there (no eligible feature), one check that fails and says so, instead of none."""
     if interp_summary is None:
         return []
     g = interp_summary[interp_summary["site"] == site]
     rows = []
     for (explainer, metric), h in g.groupby([g.get("explainer", pd.Series("", index=g.index)), "metric"]):
-        mine, base = h[h["dict"] == d], h[h["kind"] == baseline]
-        if mine.empty or base.empty:
+        mine, nulls = h[h["dict"] == d], h[h["kind"] == baseline].set_index("dict", drop=False)
+        if mine.empty or nulls.empty:
             continue
         m = mine.iloc[0]
+        null = nulls.loc[m["baseline"]] if m.get("baseline") in nulls.index else nulls.iloc[0]
         diff, lo, hi = m[f"diff_vs_{baseline}"], m["diff_lo"], m["diff_hi"]
         name = f"interp_{metric}_vs_{baseline}" + (f" ({explainer})" if explainer else "")
-        detail = f"{d} {m['mean']:.3f}, random {base.iloc[0]['mean']:.3f}" + _not_judged(m, base.iloc[0])
-        rows.append(
-            _row(site, d, name, diff, 0.0, lo > 0, lo=lo, hi=hi, null=base.iloc[0]["mean"], detail=detail)
-        )  # fmt: skip
+        detail = f"{d} {m['mean']:.3f}, {null['dict']} {null['mean']:.3f}" + _not_judged(m, null)
+        row = _row(site, d, name, diff, 0.0, lo > 0, lo=lo, hi=hi, null=null["mean"],
+                   budgets=(l0, budgets.get(null["dict"], np.nan)), detail=detail)  # fmt: skip
+        rows.append(_judge_budget(row, null["dict"]))
     if not rows:
         why = f"no feature of {d} or {baseline} judged here: none was eligible (interp_runs.csv counts why)"
         rows.append(_row(site, d, f"interp_vs_{baseline}", np.nan, 0.0, False, detail=why))
