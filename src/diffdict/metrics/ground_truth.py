@@ -140,7 +140,7 @@ def _interp_rows(
         null = nulls.loc[m["baseline"]] if m.get("baseline") in nulls.index else nulls.iloc[0]
         diff, lo, hi = m[f"diff_vs_{baseline}"], m["diff_lo"], m["diff_hi"]
         name = f"interp_{metric}_vs_{baseline}" + (f" ({explainer})" if explainer else "")
-        detail = f"{d} {m['mean']:.3f}, {null['dict']} {null['mean']:.3f}" + _not_judged(m, null)
+        detail = f"{d} {m['mean']:.3f}, {null['dict']} {null['mean']:.3f}" + _not_judged(m, null, null["dict"])
         row = _row(site, d, name, diff, 0.0, lo > 0, lo=lo, hi=hi, null=null["mean"],
                    budgets=(l0, budgets.get(null["dict"], np.nan)), detail=detail)  # fmt: skip
         rows.append(_judge_budget(row, null["dict"]))
@@ -150,7 +150,7 @@ def _interp_rows(
     return rows
 
 
-def _not_judged(m, base) -> str:
+def _not_judged(m, base, name: str = "random") -> str:
     """How many latents the detection protocol could not judge, for the SAE and for the null:
     the scores cover only the rest (`interp.scoring.compare_to_baseline`'s ``left_out_*``)."""
 
@@ -159,7 +159,7 @@ def _not_judged(m, base) -> str:
         return None if pd.isna(out) or pd.isna(r.get("latents", np.nan)) else f"{int(out)} of {int(r['latents'])}"
 
     mine, null = n(m), n(base)
-    return f"; not judged {mine} latents, random {null}" if mine and null else ""
+    return f"; not judged {mine} latents, {name} {null}" if mine and null else ""
 
 
 RULE = {
