@@ -62,3 +62,9 @@ def test_check_config_layers_files_as_snakemake_does(repo, tmp_path, capsys):
     assert main(["check-config", *map(str, files), str(bad)]) == 2
     assert "config.dictionaries.sae: k=500 must be in 1..n_features=128" in capsys.readouterr().err
     assert main(["check-config", str(files[0])]) == 0  # one file, as before
+    capsys.readouterr()
+    # valid, but the SAE meets random directions at another budget: said on stderr, still valid
+    assert main(["check-config", str(files[0]), str(repo / "benchmarks/sae_k12.yaml")]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip().endswith("sae_k12.yaml: valid")
+    assert out.err.count("warning: config.dictionaries.sae: k 12 at site") == 2

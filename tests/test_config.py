@@ -290,21 +290,42 @@ def test_shards_cover_split(default):
     assert len(dcfg.shard_names(cfg, "interp")) * size >= n > (len(dcfg.shard_names(cfg, "interp")) - 1) * size
 
 
+def _dry_run(cfg: dict, repo, tmp_path, cli_env) -> subprocess.CompletedProcess:
+    """`snakemake -n` in `tmp_path` with `cfg` (its model path made absolute) as the only config file."""
+    cfg = {**cfg, "model": {**cfg["model"], "path": str(repo / cfg["model"]["path"])}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    cmd = snakemake_command("-n", "--cores", "1", workdir=tmp_path, configfile=tmp_path / "config.yaml")
+    return subprocess.run(cmd, capture_output=True, text=True, env=cli_env)
+
+
 def test_snakemake_refuses_bad_config_before_running(repo, tmp_path, cli_env, default):
     cfg = copy.deepcopy(default)
     cfg["sites"]["double1_img"]["index"] = 999
-    cfg["model"]["path"] = str(repo / cfg["model"]["path"])
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
-    r = subprocess.run(
-        snakemake_command("-n", "--cores", "1", workdir=tmp_path, configfile=tmp_path / "bad.yaml"),
-        capture_output=True,
-        text=True,
-        env=cli_env,
-    )
+    r = _dry_run(cfg, repo, tmp_path, cli_env)
     assert r.returncode != 0
     out = r.stdout + r.stderr
     assert "index 999 does not exist" in out and "valid: 0.." in out
     assert not (tmp_path / "results").exists()
+
+
+def test_a_sae_beside_sparser_random_directions_is_warned_before_any_job(default, repo, tmp_path, cli_env):
+    """Valid, but compared at another budget (`diffdict.budget`): warned by name, site and fix; none where
+    every SAE has random directions at its own k or more (a BatchTopK SAE at mean k 4 beside k 8 is fair)."""
+    assert dcfg.budget_warnings(dcfg.check(default)) == []
+    assert dcfg.budget_warnings(_layered(default, repo, "batch_topk.yaml")) == []
+    assert dcfg.budget_warnings(_layered(default, repo, "batch_topk_k4.yaml")) == []
+    assert dcfg.budget_warnings(_layered(default, repo, "batch_topk_k4.yaml", "random_k4.yaml", "two_nulls.yaml")) == []
+    assert dcfg.budget_warnings(_layered(default, repo, "sae_k12.yaml", "random_k12.yaml")) == []
+    warned = dcfg.budget_warnings(_layered(default, repo, "sae_k12.yaml"))
+    assert [w.split(":")[0] for w in warned] == ["config.dictionaries.sae"] * 2
+    assert "k 12 at site 'double1_img', where random directions keep at most 8 latents per token (random)" in warned[0]
+    assert "single1_img" in warned[1] and "with k 12 beside them" in warned[1]
+    # the workflow says it before planning, and still plans
+    cfg = copy.deepcopy(default)
+    update_config(cfg, yaml.safe_load((repo / "benchmarks" / "sae_k12.yaml").read_text()))
+    r = _dry_run(cfg, repo, tmp_path, cli_env)
+    assert r.returncode == 0, r.stderr
+    assert (r.stdout + r.stderr).count("diffdict: config.dictionaries.sae: k 12 at site") == 2
 
 
 def test_effective_dictionary_fills_defaults_for_the_rerun_trigger():

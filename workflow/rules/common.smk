@@ -4,6 +4,7 @@ import json
 import shlex
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from diffdict import config as dcfg
@@ -23,6 +24,8 @@ try:
 except dcfg.ConfigError as e:
     raise WorkflowError(str(e)) from None
 validate(config, "../schemas/config.schema.yaml")
+for warning in dcfg.budget_warnings(config):  # valid, but compared with random directions at another budget
+    logger.warning(f"diffdict: {warning}")
 
 # model.cpu_math: portable holds every job's math libraries to their AVX2 paths (the jobs inherit
 # this process's environment; a SLURM job's snakemake parses this file again and does the same)

@@ -11,9 +11,13 @@ LAYERED = "each file over the ones before it, as snakemake merges several --conf
 
 
 def cmd_check_config(a):
-    from ..config import check, load_layered
+    import sys
 
-    check(load_layered(a.configs))
+    from ..config import budget_warnings, check, load_layered
+
+    config = check(load_layered(a.configs))
+    for w in budget_warnings(config):
+        print(f"warning: {w}", file=sys.stderr)
     print(f"{' + '.join(a.configs)}: valid")
 
 

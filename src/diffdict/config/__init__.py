@@ -6,7 +6,7 @@ workflow's per-site / per-dictionary questions.
 - `jobs`: what the workflow derives from a checked config: instances, job params, shards
 """
 
-from .check import check, effective_config, model_config_info
+from .check import budget_warnings, check, effective_config, model_config_info
 from .jobs import (
     as_json,
     dictionary_instances,
@@ -39,6 +39,7 @@ __all__ = [
     "ConfigError",
     "apply_defaults",
     "as_json",
+    "budget_warnings",
     "check",
     "dictionaries_schema",
     "dictionary_instances",

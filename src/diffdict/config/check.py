@@ -162,6 +162,31 @@ def _check_training_tokens(config: dict, info: dict) -> list[str]:
     return errors
 
 
+def budget_warnings(config: dict, null_kind: str = "random") -> list[str]:
+    """What a valid `config` will compare at another budget: at each site, an SAE whose k exceeds that of
+    every random-direction dictionary there (`diffdict.budget`: random directions gain with every latent a
+    token keeps, so the tables fail those comparisons, saying why). Warnings, not errors: the run is
+    valid, and a warning before any job runs saves one that would be read against the wrong null."""
+    from ..budget import at_one_budget
+
+    out = []
+    for s in config["sites"]:
+        here = {n: effective_dictionary(config, n) for n in config["dictionaries"] if s in dictionary_sites(config, n)}
+        nulls = {n: d["k"] for n, d in here.items() if d["kind"] == null_kind}
+        if not nulls:
+            continue
+        top = max(nulls.values())
+        for n, d in here.items():
+            if kind_of(d["kind"]).sae and not at_one_budget(d["k"], top):
+                out.append(
+                    f"config.dictionaries.{n}: k {d['k']} at site '{s}', where random directions keep at most {top} "
+                    f"latents per token ({', '.join(sorted(nulls))}): its comparisons with them are not at one "
+                    f"budget, and the ground-truth checks fail them; add a `kind: {null_kind}` dictionary with "
+                    f"k {d['k']} beside them (each method meets the one at its own budget: benchmarks/two_nulls.yaml)"
+                )
+    return out
+
+
 def _check_interp_images(config: dict, interp: dict) -> list[str]:
     """The interp split must be large enough for any feature to be explained and judged."""
     from ..interp.protocol import DEFAULTS, min_interp_images
