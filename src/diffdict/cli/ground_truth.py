@@ -15,7 +15,6 @@ def cmd_annotate(a):
 
 def cmd_concept_recovery(a):
     from ..atomic import write_table
-    from ..dictionaries import SparseCodes
     from ..interp.codes import CodeTable
     from ..metrics.annotations import read_annotations
     from ..metrics.concepts import concept_recovery
@@ -23,7 +22,7 @@ def cmd_concept_recovery(a):
     codes = CodeTable.load(a.codes)
     ann = read_annotations(a.annotations)
     table = concept_recovery(
-        SparseCodes(codes.indices.long(), codes.values.float()),
+        codes.sparse(),
         codes.prompt_id,
         codes.token,
         ann.masks,

@@ -170,8 +170,9 @@ def budget_warnings(config: dict, null_kind: str = "random") -> list[str]:
     from ..budget import at_one_budget
 
     out = []
+    resolved = {n: effective_dictionary(config, n) for n in config["dictionaries"]}
     for s in config["sites"]:
-        here = {n: effective_dictionary(config, n) for n in config["dictionaries"] if s in dictionary_sites(config, n)}
+        here = {n: d for n, d in resolved.items() if s in dictionary_sites(config, n)}
         nulls = {n: d["k"] for n, d in here.items() if d["kind"] == null_kind}
         if not nulls:
             continue

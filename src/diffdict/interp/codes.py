@@ -50,6 +50,12 @@ class CodeTable:
     def __len__(self) -> int:
         return self.indices.shape[0]
 
+    def sparse(self):
+        """The codes as `SparseCodes` (int64 indices, float32 values), without the row metadata."""
+        from ..dictionaries.base import SparseCodes
+
+        return SparseCodes(self.indices.long(), self.values.float())
+
     def save(self, path) -> None:
         meta = {**self.meta, "n_features": self.n_features, "grid": list(self.grid), "k": int(self.indices.shape[1])}
         tensors = {

@@ -270,7 +270,7 @@ def explain_and_score(features_dir, shard_paths, out_dir, cfg: dict | None = Non
             "failure_policy": c["failure_policy"],
             "dictionary_kind": codes.meta.get("dictionary_kind"),
             "site": codes.meta.get("site"),
-            "l0": float((codes.values != 0).sum(-1).double().mean()) if len(codes) else None,  # diffdict.budget
+            "l0": float(codes.sparse().l0.double().mean()) if len(codes) else None,  # diffdict.budget
             **{
                 k: info.get(k)  # None in a tasks.json written before the key existed
                 for k in (

@@ -231,13 +231,19 @@ def compare_to_baseline(
 LEFT_OUT = {"n_features_total": "latents", "n_ineligible_dense": "left_out_dense", "n_ineligible_rare": "left_out_rare"}
 
 
+def _runs_of(runs: pd.DataFrame, keys: dict, d: str) -> pd.DataFrame:
+    """The run summaries of method `d` in the group `keys` (site[, explainer]; a key the table lacks is skipped)."""
+    h = runs[runs["dict"] == d]
+    for k, v in keys.items():
+        h = h[h[k] == v] if k in h.columns else h
+    return h
+
+
 def _left_out(runs: pd.DataFrame | None, keys: dict, d: str) -> dict:
     """The method's latents over its runs and how many the protocol left out, and why."""
     if runs is None:
         return {}
-    h = runs[runs["dict"] == d]
-    for k, v in keys.items():
-        h = h[h[k] == v] if k in h.columns else h
+    h = _runs_of(runs, keys, d)
     return {col: (int(h[key].sum()) if key in h.columns and h[key].notna().all() and len(h) else np.nan)
             for key, col in LEFT_OUT.items()}  # fmt: skip
 
@@ -246,9 +252,7 @@ def _budget(runs: pd.DataFrame | None, keys: dict, d: str) -> float:
     """The method's mean active latents per token over its runs (their ``l0``); NaN where unrecorded."""
     if runs is None or "l0" not in runs.columns:
         return np.nan
-    h = runs[runs["dict"] == d]
-    for k, v in keys.items():
-        h = h[h[k] == v] if k in h.columns else h
+    h = _runs_of(runs, keys, d)
     return float(h["l0"].mean()) if len(h) and h["l0"].notna().all() else np.nan
 
 
